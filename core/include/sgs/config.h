@@ -1,0 +1,42 @@
+// One JSON file per experiment, validated against the declared schemas of the
+// chosen plugins. The resolved config (defaults filled in) is what gets logged.
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <string>
+#include <vector>
+
+namespace sgs {
+
+// A plugin slot of the config: {"name": ..., <that plugin's keys>}.
+struct Slot {
+  const char* key;           // "optimizer"
+  const char* kind;          // registry kind, "optimizer"
+  const char* default_name;  // nullptr when the slot is required
+};
+
+// The slots of a run config, in order.
+const std::vector<Slot>& config_slots();
+
+// The run's own (top-level, non-slot) keys: seed, epochs, batch_size, ...
+const Schema& run_schema();
+
+// Reads and parses a JSON file; throws ConfigError naming the file.
+Json read_json_file(const std::string& path);
+
+// Applies one "a.b=value" override to the raw config; the value is typed by
+// the schema of the key it names. Throws ConfigError.
+void apply_override(Json& raw, const std::string& assignment);
+
+// Validates `raw` and returns the resolved config. `source` prefixes messages
+// ("exp.json"). Throws ConfigError with a one-line message naming the path.
+Json resolve_config(const Json& raw, const std::string& source);
+
+// read_json_file + apply_override for each --set + resolve_config.
+Json load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The resolved slot as Options (path = slot key).
+Options slot_options(const Json& resolved, const std::string& slot);
+
+}  // namespace sgs

@@ -1,0 +1,78 @@
+// The plugin registry: components are created by name from config.
+//
+// Every plugin registers itself in its own file with one macro line, e.g.
+//   SGS_REGISTER(ScheduleKind, cosine, "cosine annealing with warm-up", schema, factory);
+// Out-of-tree plugins are shared libraries exposing
+//   extern "C" void sgs_register_plugins(sgs::Registry* registry);
+// which `sgs --plugin lib.so` calls once after dlopen.
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <any>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sgs {
+
+struct PluginInfo {
+  std::string kind;         // "model", "dataset", "optimizer", "schedule", "strategy"
+  std::string name;         // registry key = config "name"
+  std::string description;  // one line
+  Schema schema;            // the plugin's own keys (besides "name")
+  std::any factory;         // std::function of the kind's Factory type
+  std::string origin;       // where it was registered (source file or library)
+};
+
+class Registry {
+ public:
+  static Registry& global();
+
+  // Throws std::logic_error naming both origins on a duplicate.
+  void add(PluginInfo info);
+
+  bool contains(const std::string& kind, const std::string& name) const;
+  // Throws ConfigError "unknown <kind> 'x'; did you mean 'y'? (known: ...)".
+  const PluginInfo& get(const std::string& kind, const std::string& name) const;
+  std::vector<std::string> names(const std::string& kind) const;
+  std::vector<std::string> kinds() const;
+
+  // The kind's factory, typed: Kind::Factory (see the kind headers).
+  template <class Kind>
+  const typename Kind::Factory& factory(const std::string& name) const {
+    const PluginInfo& info = get(Kind::kName, name);
+    const auto* f = std::any_cast<typename Kind::Factory>(&info.factory);
+    if (f == nullptr) throw_bad_factory(info);
+    return *f;
+  }
+
+ private:
+  [[noreturn]] static void throw_bad_factory(const PluginInfo& info);
+  std::map<std::string, std::map<std::string, PluginInfo>> plugins_;
+};
+
+// Loads an out-of-tree plugin library; throws std::runtime_error naming the
+// library and the missing symbol or dlopen error.
+void load_plugin_library(const std::string& path, Registry& registry = Registry::global());
+
+namespace detail {
+struct Registrar {
+  Registrar(const char* kind, const char* name, const char* description, Schema schema,
+            std::any factory, const char* origin);
+};
+}  // namespace detail
+
+}  // namespace sgs
+
+#define SGS_CONCAT_INNER(a, b) a##b
+#define SGS_CONCAT(a, b) SGS_CONCAT_INNER(a, b)
+
+// Registers `name` (an identifier, also the config name) under Kind.
+#define SGS_REGISTER(Kind, name, description, schema, factory)                                \
+  namespace {                                                                                 \
+  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __LINE__)(                        \
+      Kind::kName, #name, description, schema, Kind::Factory(factory), __FILE__);    \
+  }

@@ -1,0 +1,93 @@
+// Config schemas: every plugin declares its keys (type, default, range, help),
+// and the same declaration drives validation, `sgs plugins` and the docs.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sgs {
+
+using Json = nlohmann::json;
+
+enum class KeyType { Bool, Int, Float, String, IntList, FloatList, StringList, Json };
+
+const char* key_type_name(KeyType t);
+
+// One config key of a plugin. Built with the helpers below, e.g.
+//   Key::real("lr", 0.1, "learning rate").gt(0)
+struct Key {
+  std::string name;
+  KeyType type = KeyType::Float;
+  Json default_value;  // null when the key is required or optional-without-default
+  std::string help;
+  bool required = false;
+  bool nullable = false;  // null is a valid value (means "unset")
+  std::optional<double> min, max;
+  bool min_exclusive = false, max_exclusive = false;
+  std::vector<std::string> choices;
+
+  static Key boolean(std::string name, bool def, std::string help);
+  static Key integer(std::string name, int64_t def, std::string help);
+  static Key real(std::string name, double def, std::string help);
+  static Key string(std::string name, std::string def, std::string help);
+  static Key choice(std::string name, std::string def, std::vector<std::string> choices,
+                    std::string help);
+  static Key list(std::string name, KeyType type, Json def, std::string help);
+  static Key json(std::string name, Json def, std::string help);
+
+  Key& ge(double v) { min = v; min_exclusive = false; return *this; }
+  Key& gt(double v) { min = v; min_exclusive = true; return *this; }
+  Key& le(double v) { max = v; max_exclusive = false; return *this; }
+  Key& lt(double v) { max = v; max_exclusive = true; return *this; }
+  Key& require() { required = true; default_value = nullptr; return *this; }
+  Key& allow_null() { nullable = true; return *this; }
+
+  // "number > 0", "one of {a, b}", ... for messages and listings.
+  std::string describe_expected() const;
+};
+
+using Schema = std::vector<Key>;
+
+// Checks `value` (an object) against `schema`, fills defaults and returns the
+// resolved object. `path` prefixes messages ("optimizer"); `skip` names keys
+// handled by the caller (the slot's "name"). Throws ConfigError.
+Json resolve_object(const Json& value, const std::string& path, const Schema& schema,
+                    const std::vector<std::string>& skip = {});
+
+// Checks one value against one key; returns it converted (e.g. 3 -> 3.0).
+Json check_value(const Json& value, const std::string& path, const Key& key);
+
+// Parses a command-line string as a value of the key's type ("0.9", "true", "[1,2]").
+Json parse_typed(const std::string& text, const std::string& path, const Key& key);
+
+const Key* find_key(const Schema& schema, const std::string& name);
+
+// Typed read access to a resolved plugin config; messages name the JSON path.
+class Options {
+ public:
+  Options() = default;
+  Options(Json value, std::string path) : value_(std::move(value)), path_(std::move(path)) {}
+
+  double real(const std::string& key) const;
+  int64_t integer(const std::string& key) const;
+  bool boolean(const std::string& key) const;
+  std::string string(const std::string& key) const;
+  std::vector<double> reals(const std::string& key) const;
+  std::vector<int64_t> integers(const std::string& key) const;
+  std::vector<std::string> strings(const std::string& key) const;
+  bool is_null(const std::string& key) const;
+  bool has(const std::string& key) const { return value_.contains(key); }
+  const Json& raw(const std::string& key) const;
+  const Json& json() const { return value_; }
+  const std::string& path() const { return path_; }
+  std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  Json value_ = Json::object();
+  std::string path_;
+};
+
+}  // namespace sgs

@@ -1,0 +1,187 @@
+#include <sgs/config.h>
+#include <sgs/errors.h>
+#include <sgs/registry.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace sgs {
+
+const std::vector<Slot>& config_slots() {
+  static const std::vector<Slot> slots = {
+      {"dataset", "dataset", nullptr},
+      {"model", "model", nullptr},
+      {"optimizer", "optimizer", "sgd"},
+      {"schedule", "schedule", "cosine"},
+      {"strategy", "strategy", "none"},
+  };
+  return slots;
+}
+
+const Schema& run_schema() {
+  static const Schema schema = {
+      Key::string("description", "", "free text describing the experiment"),
+      Key::integer("seed", 0, "seed of every random draw (weights, data order, augmentation)").ge(0),
+      Key::integer("epochs", 10, "number of training epochs").ge(1),
+      Key::integer("batch_size", 128, "training batch size (global, over all ranks)").ge(1),
+      Key::integer("eval_batch_size", 500, "batch size for evaluation").ge(1),
+      Key::choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train; auto = cuda when available"),
+      Key::integer("threads", 0, "intra-op threads; 0 = all cores").ge(0),
+      Key::integer("data_workers", 2, "loader threads preparing batches ahead; 0 = in the trainer").ge(0),
+      Key::real("label_smoothing", 0.0, "label smoothing of the cross-entropy loss").ge(0).lt(1),
+      Key::real("grad_clip_norm", 0.0, "clip the global gradient norm to this; 0 = off").ge(0),
+      Key::choice("evaluate", "auto", {"auto", "val", "test", "both", "none"},
+                  "what to evaluate each epoch; auto = val when a split is carved out, and test"),
+      Key::boolean("checkpoint", true, "write checkpoint.pt at every epoch end"),
+  };
+  return schema;
+}
+
+Json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return Json::parse(buffer.str());
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    auto pos = what.find("parse error");
+    throw ConfigError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+  }
+}
+
+namespace {
+
+const Slot* find_slot(const std::string& key) {
+  for (const auto& s : config_slots())
+    if (key == s.key) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> top_level_keys() {
+  std::vector<std::string> keys;
+  for (const auto& k : run_schema()) keys.push_back(k.name);
+  for (const auto& s : config_slots()) keys.push_back(s.key);
+  return keys;
+}
+
+[[noreturn]] void unknown_top(const std::string& key) {
+  auto known = top_level_keys();
+  throw ConfigError(key + ": unknown key" + did_you_mean(key, known) + " (known: " + join(known, ", ") + ")");
+}
+
+// The plugin name chosen in a slot (raw form), or the slot's default.
+std::string slot_plugin_name(const Json& raw, const Slot& slot) {
+  if (raw.contains(slot.key)) {
+    const Json& v = raw[slot.key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("name")) {
+      if (!v["name"].is_string()) throw ConfigError(std::string(slot.key) + ".name: expected a string");
+      return v["name"].get<std::string>();
+    }
+    if (!v.is_object()) throw ConfigError(std::string(slot.key) + ": expected an object {\"name\": ...} or a plugin name");
+  }
+  if (slot.default_name == nullptr)
+    throw ConfigError(std::string(slot.key) + ".name: missing required key (the " + slot.kind + " to use; known: " +
+                      join(Registry::global().names(slot.kind), ", ") + ")");
+  return slot.default_name;
+}
+
+std::string with_slot_path(const Slot& slot, const ConfigError& e) {
+  // Registry errors do not know the path; prefix it.
+  return std::string(slot.key) + ".name: " + e.what();
+}
+
+}  // namespace
+
+void apply_override(Json& raw, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set '" + assignment + "': expected KEY=VALUE, e.g. optimizer.lr=0.05");
+  std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  if (!raw.is_object()) raw = Json::object();
+  auto dot = path.find('.');
+  std::string head = path.substr(0, dot);
+  const Slot* slot = find_slot(head);
+  if (dot == std::string::npos) {
+    if (slot != nullptr) {  // "--set strategy=acb": a fresh slot with that plugin
+      raw[head] = Json{{"name", text}};
+      return;
+    }
+    const Key* key = find_key(run_schema(), head);
+    if (key == nullptr) unknown_top(head);
+    raw[head] = parse_typed(text, head, *key);
+    return;
+  }
+  if (slot == nullptr) {
+    if (find_key(run_schema(), head) != nullptr) throw ConfigError(path + ": '" + head + "' has no sub-keys");
+    unknown_top(head);
+  }
+  std::string rest = path.substr(dot + 1);
+  if (raw.contains(head) && raw[head].is_string()) raw[head] = Json{{"name", raw[head]}};
+  if (rest == "name") {
+    raw[head]["name"] = text;
+    return;
+  }
+  std::string plugin = slot_plugin_name(raw, *slot);
+  const PluginInfo* info;
+  try {
+    info = &Registry::global().get(slot->kind, plugin);
+  } catch (const ConfigError& e) {
+    throw ConfigError(with_slot_path(*slot, e));
+  }
+  const Key* key = find_key(info->schema, rest);
+  if (key == nullptr) {
+    std::vector<std::string> known;
+    for (const auto& k : info->schema) known.push_back(k.name);
+    throw ConfigError(path + ": unknown key for " + slot->kind + " '" + plugin + "'" + did_you_mean(rest, known) +
+                      " (known: " + (known.empty() ? std::string("none") : join(known, ", ")) + ")");
+  }
+  raw[head][rest] = parse_typed(text, path, *key);
+}
+
+Json resolve_config(const Json& raw, const std::string& source) {
+  try {
+    if (!raw.is_object()) throw ConfigError("expected a JSON object at the top level");
+    for (auto it = raw.begin(); it != raw.end(); ++it)
+      if (find_slot(it.key()) == nullptr && find_key(run_schema(), it.key()) == nullptr) unknown_top(it.key());
+    Json top = Json::object();
+    for (auto it = raw.begin(); it != raw.end(); ++it)
+      if (find_slot(it.key()) == nullptr) top[it.key()] = it.value();
+    Json out = resolve_object(top, "", run_schema());
+    for (const auto& slot : config_slots()) {
+      std::string plugin = slot_plugin_name(raw, slot);
+      const PluginInfo* info;
+      try {
+        info = &Registry::global().get(slot.kind, plugin);
+      } catch (const ConfigError& e) {
+        throw ConfigError(with_slot_path(slot, e));
+      }
+      Json value = raw.contains(slot.key) && raw[slot.key].is_object() ? raw[slot.key] : Json::object();
+      value["name"] = plugin;
+      out[slot.key] = resolve_object(value, slot.key, info->schema, {"name"});
+    }
+    return out;
+  } catch (const ConfigError& e) {
+    throw ConfigError(source + ": " + e.what());
+  }
+}
+
+Json load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Json raw = read_json_file(path);
+  for (const auto& o : overrides) {
+    try {
+      apply_override(raw, o);
+    } catch (const ConfigError& e) {
+      throw ConfigError(path + ": " + e.what());
+    }
+  }
+  return resolve_config(raw, path);
+}
+
+Options slot_options(const Json& resolved, const std::string& slot) {
+  return Options(resolved.at(slot), slot);
+}
+
+}  // namespace sgs

@@ -1,0 +1,90 @@
+#include <sgs/errors.h>
+#include <sgs/registry.h>
+
+#include <dlfcn.h>
+
+#include <stdexcept>
+
+namespace sgs {
+
+Registry& Registry::global() {
+  static Registry registry;
+  return registry;
+}
+
+void Registry::add(PluginInfo info) {
+  if (info.kind.empty() || info.name.empty())
+    throw std::logic_error("registry: plugin with an empty kind or name (from " + info.origin + ")");
+  auto& of_kind = plugins_[info.kind];
+  auto it = of_kind.find(info.name);
+  if (it != of_kind.end())
+    throw std::logic_error("registry: duplicate " + info.kind + " '" + info.name +
+                           "' registered by " + info.origin + " and by " + it->second.origin);
+  for (const auto& k : info.schema)
+    if (k.name == "name")
+      throw std::logic_error("registry: " + info.kind + " '" + info.name +
+                             "' declares the reserved key 'name'");
+  std::string name = info.name;
+  of_kind.emplace(name, std::move(info));
+}
+
+bool Registry::contains(const std::string& kind, const std::string& name) const {
+  auto k = plugins_.find(kind);
+  return k != plugins_.end() && k->second.count(name) > 0;
+}
+
+const PluginInfo& Registry::get(const std::string& kind, const std::string& name) const {
+  auto k = plugins_.find(kind);
+  if (k != plugins_.end()) {
+    auto it = k->second.find(name);
+    if (it != k->second.end()) return it->second;
+  }
+  auto known = names(kind);
+  throw ConfigError("unknown " + kind + " '" + name + "'" + did_you_mean(name, known) +
+                    " (known: " + (known.empty() ? std::string("none") : join(known, ", ")) + ")");
+}
+
+std::vector<std::string> Registry::names(const std::string& kind) const {
+  std::vector<std::string> out;
+  auto k = plugins_.find(kind);
+  if (k != plugins_.end())
+    for (const auto& p : k->second) out.push_back(p.first);
+  return out;
+}
+
+std::vector<std::string> Registry::kinds() const {
+  std::vector<std::string> out;
+  for (const auto& k : plugins_) out.push_back(k.first);
+  return out;
+}
+
+void Registry::throw_bad_factory(const PluginInfo& info) {
+  throw std::logic_error("registry: " + info.kind + " '" + info.name + "' (from " + info.origin +
+                         ") was registered with a factory of the wrong type");
+}
+
+void load_plugin_library(const std::string& path, Registry& registry) {
+  // RTLD_GLOBAL so that the plugin's own typeinfo unifies with ours.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (handle == nullptr)
+    throw ConfigError("plugin: cannot load '" + path + "': " + std::string(dlerror()));
+  using Entry = void (*)(Registry*);
+  dlerror();
+  auto entry = reinterpret_cast<Entry>(dlsym(handle, "sgs_register_plugins"));
+  if (entry == nullptr)
+    throw ConfigError("plugin: '" + path +
+                      "' does not export the entry point extern \"C\" void "
+                      "sgs_register_plugins(sgs::Registry*)");
+  entry(&registry);
+}
+
+namespace detail {
+
+Registrar::Registrar(const char* kind, const char* name, const char* description, Schema schema,
+                     std::any factory, const char* origin) {
+  Registry::global().add(
+      PluginInfo{kind, name, description, std::move(schema), std::move(factory), origin});
+}
+
+}  // namespace detail
+}  // namespace sgs

@@ -1,0 +1,271 @@
+#include <sgs/errors.h>
+#include <sgs/schema.h>
+
+#include <cmath>
+#include <sstream>
+
+namespace sgs {
+
+const char* key_type_name(KeyType t) {
+  switch (t) {
+    case KeyType::Bool: return "bool";
+    case KeyType::Int: return "int";
+    case KeyType::Float: return "float";
+    case KeyType::String: return "string";
+    case KeyType::IntList: return "int list";
+    case KeyType::FloatList: return "float list";
+    case KeyType::StringList: return "string list";
+    case KeyType::Json: return "json";
+  }
+  return "?";
+}
+
+Key Key::boolean(std::string name, bool def, std::string help) {
+  return Key{std::move(name), KeyType::Bool, def, std::move(help)};
+}
+Key Key::integer(std::string name, int64_t def, std::string help) {
+  return Key{std::move(name), KeyType::Int, def, std::move(help)};
+}
+Key Key::real(std::string name, double def, std::string help) {
+  return Key{std::move(name), KeyType::Float, def, std::move(help)};
+}
+Key Key::string(std::string name, std::string def, std::string help) {
+  return Key{std::move(name), KeyType::String, std::move(def), std::move(help)};
+}
+Key Key::choice(std::string name, std::string def, std::vector<std::string> choices,
+                std::string help) {
+  Key k{std::move(name), KeyType::String, std::move(def), std::move(help)};
+  k.choices = std::move(choices);
+  return k;
+}
+Key Key::list(std::string name, KeyType type, Json def, std::string help) {
+  return Key{std::move(name), type, std::move(def), std::move(help)};
+}
+Key Key::json(std::string name, Json def, std::string help) {
+  return Key{std::move(name), KeyType::Json, std::move(def), std::move(help)};
+}
+
+namespace {
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::string json_kind(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return "a bool";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return "an integer";
+    case Json::value_t::number_float: return "a number";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::array: return "a list";
+    case Json::value_t::object: return "an object";
+    default: return "something else";
+  }
+}
+
+std::string shown(const Json& v) {
+  std::string s = v.dump();
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& msg) {
+  throw ConfigError(path + ": " + msg);
+}
+
+bool is_integral(const Json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) return true;
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    return std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e15;
+  }
+  return false;
+}
+
+Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyType type) {
+  switch (type) {
+    case KeyType::Bool:
+      if (!v.is_boolean()) fail(path, "expected a bool (true/false), got " + json_kind(v) + " " + shown(v));
+      return v;
+    case KeyType::Int:
+      if (!is_integral(v)) fail(path, "expected an integer, got " + json_kind(v) + " " + shown(v));
+      return Json(static_cast<int64_t>(v.get<double>()));
+    case KeyType::Float:
+      if (!v.is_number()) fail(path, "expected a number, got " + json_kind(v) + " " + shown(v));
+      if (!std::isfinite(v.get<double>())) fail(path, "expected a finite number");
+      return Json(v.get<double>());
+    case KeyType::String:
+      if (!v.is_string()) fail(path, "expected a string, got " + json_kind(v) + " " + shown(v));
+      if (!key.choices.empty()) {
+        auto s = v.get<std::string>();
+        bool ok = false;
+        for (const auto& c : key.choices) ok = ok || c == s;
+        if (!ok)
+          fail(path, "expected one of {" + join(key.choices, ", ") + "}, got '" + s + "'" +
+                         did_you_mean(s, key.choices));
+      }
+      return v;
+    default: return v;
+  }
+}
+
+void check_range(const Json& v, const std::string& path, const Key& key) {
+  if (!v.is_number()) return;
+  double d = v.get<double>();
+  if (key.min && (key.min_exclusive ? !(d > *key.min) : !(d >= *key.min)))
+    fail(path, "must be " + std::string(key.min_exclusive ? "> " : ">= ") + number_text(*key.min) +
+                   ", got " + shown(v));
+  if (key.max && (key.max_exclusive ? !(d < *key.max) : !(d <= *key.max)))
+    fail(path, "must be " + std::string(key.max_exclusive ? "< " : "<= ") + number_text(*key.max) +
+                   ", got " + shown(v));
+}
+
+}  // namespace
+
+std::string Key::describe_expected() const {
+  std::string s = key_type_name(type);
+  if (!choices.empty()) s = "one of {" + join(choices, ", ") + "}";
+  if (min) s += std::string(min_exclusive ? " > " : " >= ") + number_text(*min);
+  if (max) s += std::string(max_exclusive ? " < " : " <= ") + number_text(*max);
+  if (nullable) s += " or null";
+  return s;
+}
+
+Json check_value(const Json& value, const std::string& path, const Key& key) {
+  if (value.is_null()) {
+    if (key.nullable) return value;
+    fail(path, "expected " + key.describe_expected() + ", got null");
+  }
+  KeyType element;
+  switch (key.type) {
+    case KeyType::IntList: element = KeyType::Int; break;
+    case KeyType::FloatList: element = KeyType::Float; break;
+    case KeyType::StringList: element = KeyType::String; break;
+    case KeyType::Json: return value;
+    default: {
+      Json out = check_scalar(value, path, key, key.type);
+      check_range(out, path, key);
+      return out;
+    }
+  }
+  if (!value.is_array()) fail(path, "expected a " + std::string(key_type_name(key.type)) + ", got " + json_kind(value) + " " + shown(value));
+  Json out = Json::array();
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    std::string p = path + "[" + std::to_string(i) + "]";
+    Json e = check_scalar(value[i], p, key, element);
+    check_range(e, p, key);
+    out.push_back(e);
+  }
+  return out;
+}
+
+const Key* find_key(const Schema& schema, const std::string& name) {
+  for (const auto& k : schema)
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+Json resolve_object(const Json& value, const std::string& path, const Schema& schema,
+                    const std::vector<std::string>& skip) {
+  if (!value.is_object()) fail(path, "expected an object, got " + json_kind(value));
+  std::vector<std::string> known;
+  for (const auto& k : schema) known.push_back(k.name);
+  for (const auto& s : skip) known.push_back(s);
+  auto sub = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    bool ok = false;
+    for (const auto& k : known) ok = ok || k == it.key();
+    if (!ok)
+      fail(sub(it.key()), "unknown key" + did_you_mean(it.key(), known) + " (known: " +
+                              (known.empty() ? std::string("none") : join(known, ", ")) + ")");
+  }
+  Json out = Json::object();
+  for (const auto& s : skip)
+    if (value.contains(s)) out[s] = value[s];
+  for (const auto& k : schema) {
+    if (value.contains(k.name)) {
+      out[k.name] = check_value(value[k.name], sub(k.name), k);
+    } else if (k.required) {
+      fail(sub(k.name), "missing required key (" + k.describe_expected() + ": " + k.help + ")");
+    } else {
+      out[k.name] = k.default_value;
+    }
+  }
+  return out;
+}
+
+Json parse_typed(const std::string& text, const std::string& path, const Key& key) {
+  Json v;
+  if (key.type == KeyType::String) {
+    v = text;
+  } else {
+    try {
+      v = Json::parse(text);
+    } catch (const std::exception&) {
+      if (key.type == KeyType::Json || key.type == KeyType::StringList)
+        fail(path, "cannot parse '" + text + "' as JSON");
+      fail(path, "expected " + key.describe_expected() + ", got '" + text + "'");
+    }
+  }
+  return check_value(v, path, key);
+}
+
+// ---- Options ----
+
+const Json& Options::raw(const std::string& key) const {
+  if (!value_.contains(key)) throw ConfigError(where(key) + ": missing (not declared in the plugin's schema?)");
+  return value_.at(key);
+}
+
+double Options::real(const std::string& key) const {
+  const Json& v = raw(key);
+  if (!v.is_number()) throw ConfigError(where(key) + ": expected a number");
+  return v.get<double>();
+}
+
+int64_t Options::integer(const std::string& key) const {
+  const Json& v = raw(key);
+  if (!is_integral(v)) throw ConfigError(where(key) + ": expected an integer");
+  return static_cast<int64_t>(v.get<double>());
+}
+
+bool Options::boolean(const std::string& key) const {
+  const Json& v = raw(key);
+  if (!v.is_boolean()) throw ConfigError(where(key) + ": expected a bool");
+  return v.get<bool>();
+}
+
+std::string Options::string(const std::string& key) const {
+  const Json& v = raw(key);
+  if (!v.is_string()) throw ConfigError(where(key) + ": expected a string");
+  return v.get<std::string>();
+}
+
+std::vector<double> Options::reals(const std::string& key) const {
+  const Json& v = raw(key);
+  std::vector<double> out;
+  for (const auto& e : v) out.push_back(e.get<double>());
+  return out;
+}
+
+std::vector<int64_t> Options::integers(const std::string& key) const {
+  const Json& v = raw(key);
+  std::vector<int64_t> out;
+  for (const auto& e : v) out.push_back(static_cast<int64_t>(e.get<double>()));
+  return out;
+}
+
+std::vector<std::string> Options::strings(const std::string& key) const {
+  const Json& v = raw(key);
+  std::vector<std::string> out;
+  for (const auto& e : v) out.push_back(e.get<std::string>());
+  return out;
+}
+
+bool Options::is_null(const std::string& key) const { return raw(key).is_null(); }
+
+}  // namespace sgs

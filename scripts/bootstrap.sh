@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what sgs needs from Debian 12 packages (only what is missing; quiet
+# when everything is there), then configures and builds into build/.
+#   scripts/bootstrap.sh [--bench] [--no-build]
+#   --bench     also install what the benchmarks compare against (python3-torch, numpy, fast-histogram)
+#   --no-build  install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ cmake ninja-build git pkg-config
+  libtorch-dev libgloo-dev libopenblas0-pthread
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libhdf5-dev libboost-program-options-dev libboost-filesystem-dev
+  nlohmann-json3-dev doctest-dev zlib1g-dev
+  dataset-fashion-mnist
+)
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-torch python3-numpy python3-fast-histogram python3-h5py) ;;
+    --no-build) build=0 ;;
+    *) echo "bootstrap.sh: unknown option '$arg' (known: --bench, --no-build)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$build" -eq 1 ]; then
+  [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  # Show warnings and errors, not one line per file.
+  set +o pipefail
+  cmake --build build -- -j"$(nproc)" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\] (Building|Linking)'
+  status=${PIPESTATUS[0]}
+  set -o pipefail
+  [ "$status" -eq 0 ] || { echo "bootstrap: build failed" >&2; exit "$status"; }
+fi
