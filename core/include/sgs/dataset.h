@@ -7,6 +7,7 @@
 
 #include <sgs/registry.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +28,8 @@ class Split {
   virtual ~Split() = default;
   virtual int64_t size() const = 0;
   virtual int64_t label(int64_t index) const = 0;
+  // [C, H, W] of the examples fill() writes (the loader sizes batches by it).
+  virtual std::array<int64_t, 3> shape() const = 0;
   // Writes example `index` as normalised float32 [C, H, W] into `out` and
   // returns its label. `augment` selects the training transforms; every
   // random draw comes from `sample_seed`. Thread-safe. Throws DataError

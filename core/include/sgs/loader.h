@@ -4,7 +4,8 @@
 // natural order when shuffle is off). Example at position p of the epoch is
 // augmented with the seed mix(seed, e, p), so the same seed gives the same
 // batches whatever the worker count, and a global batch sharded over ranks
-// (rank r takes positions [r*B, (r+1)*B) of each global batch of B*world)
+// (rank r takes positions [r*B, (r+1)*B) of each global batch of B*world;
+// of a last, partial global batch of m examples, [r*m/world, (r+1)*m/world))
 // holds exactly the examples and augmentations of the unsharded one.
 #pragma once
 

@@ -1,0 +1,27 @@
+// cifar100: 50000 train + 10000 test 32x32 colour images of 100 classes
+// (Krizhevsky 2009), binary version: train.bin and test.bin, records of a
+// coarse label byte, a fine label byte (the one used) and 3072 pixel bytes.
+// Normalisation: mean (0.5071, 0.4865, 0.4409), std (0.2673, 0.2564, 0.2762).
+#include "data/cifar_reader.h"
+
+namespace {
+
+const sgs::data::Defaults& defaults() {
+  static const sgs::data::Defaults d{{0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}, 4, true};
+  return d;
+}
+
+const sgs::data::CifarFormat& format() {
+  static const sgs::data::CifarFormat f{{20, 100}, 1, {"train.bin"}, {"test.bin"}, "cifar-100-binary"};
+  return f;
+}
+
+}  // namespace
+
+SGS_REGISTER(sgs::DatasetKind, cifar100, "CIFAR-100 binary version (train.bin, test.bin), 3x32x32, 100 fine classes",
+             sgs::data::with_common_keys(
+                 {sgs::Key::string("root", "", "folder holding train.bin, test.bin (or cifar-100-binary/)").require()},
+                 defaults()),
+             [](const sgs::Options& o, uint64_t seed) {
+               return sgs::data::load_cifar_dataset("cifar100", o, seed, defaults(), format());
+             });

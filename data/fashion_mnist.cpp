@@ -1,0 +1,21 @@
+// fashion_mnist: Zalando's Fashion-MNIST (Xiao et al. 2017), 60000 train +
+// 10000 test 28x28 grey images of 10 clothing classes, in MNIST's IDX format;
+// normalisation (0.2860, 0.3530).
+#include "data/idx_reader.h"
+
+namespace {
+
+const sgs::data::Defaults& defaults() {
+  static const sgs::data::Defaults d{{0.2860}, {0.3530}, 0, false};
+  return d;
+}
+
+}  // namespace
+
+SGS_REGISTER(sgs::DatasetKind, fashion_mnist, "Fashion-MNIST from IDX files (gzip or plain), 1x28x28, 10 classes",
+             sgs::data::with_common_keys({sgs::Key::string("root", "/usr/share/datasets/fashion-mnist",
+                                                           "folder holding train-images-idx3-ubyte[.gz], ...")},
+                                         defaults()),
+             [](const sgs::Options& o, uint64_t seed) {
+               return sgs::data::load_idx_dataset("fashion_mnist", o, seed, defaults());
+             });
