@@ -113,15 +113,15 @@ Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyTyp
   }
 }
 
-void check_range(const Json& v, const std::string& path, const Key& key) {
+void check_range(const Json& v, const std::string& path, const Key& key, const Json& as_given) {
   if (!v.is_number()) return;
   double d = v.get<double>();
   if (key.min && (key.min_exclusive ? !(d > *key.min) : !(d >= *key.min)))
     fail(path, "must be " + std::string(key.min_exclusive ? "> " : ">= ") + number_text(*key.min) +
-                   ", got " + shown(v));
+                   ", got " + shown(as_given));
   if (key.max && (key.max_exclusive ? !(d < *key.max) : !(d <= *key.max)))
     fail(path, "must be " + std::string(key.max_exclusive ? "< " : "<= ") + number_text(*key.max) +
-                   ", got " + shown(v));
+                   ", got " + shown(as_given));
 }
 
 }  // namespace
@@ -148,7 +148,7 @@ Json check_value(const Json& value, const std::string& path, const Key& key) {
     case KeyType::Json: return value;
     default: {
       Json out = check_scalar(value, path, key, key.type);
-      check_range(out, path, key);
+      check_range(out, path, key, value);
       return out;
     }
   }
@@ -157,7 +157,7 @@ Json check_value(const Json& value, const std::string& path, const Key& key) {
   for (std::size_t i = 0; i < value.size(); ++i) {
     std::string p = path + "[" + std::to_string(i) + "]";
     Json e = check_scalar(value[i], p, key, element);
-    check_range(e, p, key);
+    check_range(e, p, key, value[i]);
     out.push_back(e);
   }
   return out;

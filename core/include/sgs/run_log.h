@@ -1,0 +1,56 @@
+// run.h5: the run's public output (layout: shared/HDF5_LAYOUT.md, version 1).
+// Growing datasets are chunked and extendable along their first axis; flush()
+// after every epoch leaves a readable file holding every finished epoch.
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace sgs {
+
+struct ConvSpec;
+
+class RunLog {
+ public:
+  static constexpr int kLayoutVersion = 1;
+
+  // A new file (replacing any): root attributes, status "running".
+  static std::unique_ptr<RunLog> create(const std::string& path, const Json& config, const std::string& device,
+                                        int64_t threads);
+  // An existing file, for a resumed run: rows past `epochs_done` (metrics,
+  // kernel magnitudes) are dropped, and so are scalings that took effect at or
+  // after it, except, when resuming `mid_epoch`, those of the current epoch.
+  static std::unique_ptr<RunLog> resume(const std::string& path, int64_t epochs_done, bool mid_epoch);
+
+  ~RunLog();
+
+  // A group /layers/<path> with its attributes (no-op when it exists).
+  void add_layer(const std::string& path, int64_t index, const ConvSpec& spec);
+  // One row per epoch: "epoch" and the float metrics given (train_loss, ...).
+  void append_metrics(int64_t epoch, const std::map<std::string, double>& values);
+  // [kh, kw] matrices appended as rows of /layers/<layer>/<name>.
+  void append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix);
+  void append_int(const std::string& layer, const std::string& name, int64_t value);
+
+  void set_status(const std::string& status, const std::string& error = "");
+  void set_summary(const std::map<std::string, double>& values);
+  void flush();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  explicit RunLog(std::string path);
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ISO-8601 UTC "2026-11-26T18:00:00Z".
+std::string utc_now();
+
+}  // namespace sgs

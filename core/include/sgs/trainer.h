@@ -1,0 +1,39 @@
+// The training runner: one resolved config -> DIR/run.h5, DIR/config.json,
+// DIR/checkpoint.pt. Nothing here knows about SGS: strategies act through
+// their hooks (strategy.h).
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <map>
+#include <string>
+
+namespace sgs {
+
+struct RunOptions {
+  std::string out_dir;
+  bool resume = false;  // continue from DIR/checkpoint.pt when there is one
+  bool quiet = false;
+  // Progress: a live bar on a terminal, one line per epoch otherwise.
+  enum class Progress { Auto, Bar, Lines, None } progress = Progress::Auto;
+  // Tests: stop (as if interrupted) after this many steps; 0 = never.
+  int64_t stop_after_steps = 0;
+};
+
+struct RunResult {
+  std::string status;  // completed | interrupted (diverged and failed throw)
+  int64_t epochs_completed = 0;
+  std::map<std::string, double> summary;
+};
+
+// Trains as the resolved config says. Throws DivergedError (status diverged
+// is written first), DataError/ConfigError/other (status failed).
+RunResult run_training(const Json& config, const RunOptions& options);
+
+// Installs SIGINT/SIGTERM handlers that ask the running training to stop
+// after its current step (checkpoint written, status interrupted).
+void install_interrupt_handlers();
+// The signal that interrupted the last run (0 if none).
+int interrupt_signal();
+
+}  // namespace sgs

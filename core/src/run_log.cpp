@@ -1,0 +1,253 @@
+#include <sgs/conv.h>
+#include <sgs/run_log.h>
+#include <sgs/version.h>
+
+#include <H5Cpp.h>
+
+#include <cmath>
+#include <ctime>
+#include <stdexcept>
+
+namespace sgs {
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+namespace {
+
+H5::StrType string_type() {
+  H5::StrType t(H5::PredType::C_S1, H5T_VARIABLE);
+  t.setCset(H5T_CSET_UTF8);
+  return t;
+}
+
+void set_attr(H5::H5Object& obj, const std::string& name, const std::string& value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
+  auto type = string_type();
+  auto attr = obj.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
+  const char* c = value.c_str();
+  attr.write(type, &c);
+}
+
+void set_attr(H5::H5Object& obj, const std::string& name, double value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
+  obj.createAttribute(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR))
+      .write(H5::PredType::NATIVE_DOUBLE, &value);
+}
+
+void set_attr(H5::H5Object& obj, const std::string& name, int64_t value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
+  obj.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
+      .write(H5::PredType::NATIVE_INT64, &value);
+}
+
+void set_attr(H5::H5Object& obj, const std::string& name, const std::array<int64_t, 2>& value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
+  hsize_t dims[1] = {2};
+  obj.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(1, dims))
+      .write(H5::PredType::NATIVE_INT64, value.data());
+}
+
+bool has_link(const H5::Group& g, const std::string& name) { return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0; }
+
+// An extendable dataset whose rows have shape `row` (empty for scalars).
+H5::DataSet open_or_create(H5::Group& g, const std::string& name, const H5::PredType& type,
+                           const std::vector<hsize_t>& row) {
+  if (has_link(g, name)) return g.openDataSet(name);
+  std::vector<hsize_t> dims{0}, max{H5S_UNLIMITED}, chunk{64};
+  for (auto r : row) {
+    dims.push_back(r);
+    max.push_back(r);
+    chunk.push_back(r);
+  }
+  H5::DSetCreatPropList props;
+  props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+  return g.createDataSet(name, type, H5::DataSpace(static_cast<int>(dims.size()), dims.data(), max.data()), props);
+}
+
+hsize_t rows(const H5::DataSet& ds) {
+  auto space = ds.getSpace();
+  std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+  space.getSimpleExtentDims(dims.data());
+  return dims[0];
+}
+
+void resize_rows(H5::DataSet& ds, hsize_t n) {
+  auto space = ds.getSpace();
+  std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+  space.getSimpleExtentDims(dims.data());
+  dims[0] = n;
+  ds.extend(dims.data());
+}
+
+// Appends one row (`count` values of `type` at `data`).
+void append_row(H5::DataSet& ds, const H5::PredType& type, const void* data) {
+  auto space = ds.getSpace();
+  std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+  space.getSimpleExtentDims(dims.data());
+  hsize_t at = dims[0];
+  dims[0] += 1;
+  ds.extend(dims.data());
+  auto file_space = ds.getSpace();
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = at;
+  count[0] = 1;
+  file_space.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+  H5::DataSpace mem(static_cast<int>(count.size()), count.data());
+  ds.write(data, type, mem, file_space);
+}
+
+}  // namespace
+
+struct RunLog::Impl {
+  H5::H5File file;
+};
+
+RunLog::RunLog(std::string path) : path_(std::move(path)), impl_(std::make_unique<Impl>()) {}
+RunLog::~RunLog() {
+  try {
+    if (impl_) impl_->file.close();
+  } catch (...) {
+  }
+}
+
+std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& config, const std::string& device,
+                                       int64_t threads) {
+  H5::Exception::dontPrint();
+  std::unique_ptr<RunLog> log(new RunLog(path));
+  try {
+    log->impl_->file = H5::H5File(path, H5F_ACC_TRUNC);
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(path + ": cannot create the run file: " + e.getDetailMsg());
+  }
+  auto& f = log->impl_->file;
+  set_attr(f, "layout_version", static_cast<int64_t>(kLayoutVersion));
+  std::string commit = SGS_GIT_COMMIT;
+  set_attr(f, "sgs_version", std::string(SGS_VERSION) + (commit.empty() ? "" : " (" + commit + ")"));
+  set_attr(f, "config", config.dump());
+  set_attr(f, "status", std::string("running"));
+  set_attr(f, "error", std::string(""));
+  set_attr(f, "created", utc_now());
+  set_attr(f, "finished", std::string(""));
+  set_attr(f, "device", device);
+  set_attr(f, "threads", threads);
+  f.createGroup("metrics");
+  f.createGroup("layers");
+  f.createGroup("summary");
+  f.flush(H5F_SCOPE_GLOBAL);
+  return log;
+}
+
+std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch) {
+  H5::Exception::dontPrint();
+  std::unique_ptr<RunLog> log(new RunLog(path));
+  try {
+    log->impl_->file = H5::H5File(path, H5F_ACC_RDWR);
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(path + ": cannot open the run file to resume: " + e.getDetailMsg());
+  }
+  auto& f = log->impl_->file;
+  const auto done = static_cast<hsize_t>(epochs_done);
+  auto metrics = f.openGroup("metrics");
+  for (hsize_t i = 0; i < metrics.getNumObjs(); ++i) {
+    auto ds = metrics.openDataSet(metrics.getObjnameByIdx(i));
+    if (rows(ds) > done) resize_rows(ds, done);
+  }
+  auto layers = f.openGroup("layers");
+  for (hsize_t i = 0; i < layers.getNumObjs(); ++i) {
+    auto layer = layers.openGroup(layers.getObjnameByIdx(i));
+    if (has_link(layer, "kernel_magnitude")) {
+      auto ds = layer.openDataSet("kernel_magnitude");
+      if (rows(ds) > done + 1) resize_rows(ds, done + 1);
+    }
+    if (has_link(layer, "scaling_epoch")) {  // drop updates that took effect in epochs to be redone
+      auto se = layer.openDataSet("scaling_epoch");
+      std::vector<int32_t> epochs(rows(se));
+      if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
+      hsize_t keep = 0;
+      while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0))
+        ++keep;
+      for (const char* name : {"scaling_epoch", "scaling", "dependence"})
+        if (has_link(layer, name)) {
+          auto ds = layer.openDataSet(name);
+          if (rows(ds) > keep) resize_rows(ds, keep);
+        }
+    }
+  }
+  set_attr(f, "status", std::string("running"));
+  set_attr(f, "error", std::string(""));
+  set_attr(f, "finished", std::string(""));
+  f.flush(H5F_SCOPE_GLOBAL);
+  return log;
+}
+
+void RunLog::add_layer(const std::string& path, int64_t index, const ConvSpec& spec) {
+  auto layers = impl_->file.openGroup("layers");
+  if (has_link(layers, path)) return;
+  auto g = layers.createGroup(path);
+  set_attr(g, "index", index);
+  set_attr(g, "kernel", spec.kernel);
+  set_attr(g, "in_channels", spec.in_channels);
+  set_attr(g, "out_channels", spec.out_channels);
+  set_attr(g, "stride", spec.stride);
+  set_attr(g, "padding", spec.padding);
+  set_attr(g, "dilation", spec.dilation);
+}
+
+void RunLog::append_metrics(int64_t epoch, const std::map<std::string, double>& values) {
+  auto g = impl_->file.openGroup("metrics");
+  auto epochs = open_or_create(g, "epoch", H5::PredType::NATIVE_INT32, {});
+  const hsize_t row = rows(epochs);
+  auto e = static_cast<int32_t>(epoch);
+  append_row(epochs, H5::PredType::NATIVE_INT32, &e);
+  for (const auto& [name, value] : values) {
+    auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE, {});
+    const double nan = std::nan("");
+    while (rows(ds) < row) append_row(ds, H5::PredType::NATIVE_DOUBLE, &nan);  // a metric that starts late
+    append_row(ds, H5::PredType::NATIVE_DOUBLE, &value);
+  }
+}
+
+void RunLog::append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix) {
+  auto g = impl_->file.openGroup("layers/" + layer);
+  auto m = matrix.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  TORCH_CHECK(m.dim() == 2, "run log: ", layer, "/", name, ": expected a 2-d matrix");
+  auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE,
+                           {static_cast<hsize_t>(m.size(0)), static_cast<hsize_t>(m.size(1))});
+  append_row(ds, H5::PredType::NATIVE_DOUBLE, m.data_ptr<double>());
+}
+
+void RunLog::append_int(const std::string& layer, const std::string& name, int64_t value) {
+  auto g = impl_->file.openGroup("layers/" + layer);
+  auto ds = open_or_create(g, name, H5::PredType::NATIVE_INT32, {});
+  auto v = static_cast<int32_t>(value);
+  append_row(ds, H5::PredType::NATIVE_INT32, &v);
+}
+
+void RunLog::set_status(const std::string& status, const std::string& error) {
+  auto& f = impl_->file;
+  set_attr(f, "status", status);
+  set_attr(f, "error", error);
+  if (status != "running") set_attr(f, "finished", utc_now());
+  f.flush(H5F_SCOPE_GLOBAL);
+}
+
+void RunLog::set_summary(const std::map<std::string, double>& values) {
+  auto g = impl_->file.openGroup("summary");
+  for (const auto& [name, value] : values) {
+    if (name == "epochs_completed" || name == "parameters" || name == "parameters_fused")
+      set_attr(g, name, static_cast<int64_t>(std::llround(value)));
+    else
+      set_attr(g, name, value);
+  }
+}
+
+void RunLog::flush() { impl_->file.flush(H5F_SCOPE_GLOBAL); }
+
+}  // namespace sgs

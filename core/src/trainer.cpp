@@ -1,0 +1,569 @@
+#include <sgs/config.h>
+#include <sgs/dataset.h>
+#include <sgs/errors.h>
+#include <sgs/loader.h>
+#include <sgs/model.h>
+#include <sgs/optimizer.h>
+#include <sgs/run_log.h>
+#include <sgs/schedule.h>
+#include <sgs/strategy.h>
+#include <sgs/trainer.h>
+
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace sgs {
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+namespace {
+
+std::atomic<int> g_interrupt{0};
+
+extern "C" void on_signal(int sig) { g_interrupt.store(sig); }
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "--:--";
+  auto t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(t / 3600),
+                  static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+  return buf;
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
+    out << text;
+    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
+  }
+  fs::rename(tmp, path);
+}
+
+torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
+torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
+
+// Mean |W| over output and input channels, divided by its own mean (METHOD.md 6).
+torch::Tensor kernel_magnitude(ConvBlock& block) {
+  torch::NoGradGuard no_grad;
+  auto m = block.fused().first.abs().mean(std::vector<int64_t>{0, 1}).to(torch::kFloat64);
+  return m / m.mean();
+}
+
+// Where a run stands; saved in the checkpoint so that a resumed run equals an
+// uninterrupted one.
+struct Position {
+  int64_t epochs_done = 0;     // completed epochs
+  int64_t batch = 0;           // batches done in the current epoch
+  int64_t step = 0;            // global step
+  double loss_sum = 0, correct = 0, seen = 0;  // current epoch's running sums
+  double epoch_seconds = 0;    // training time spent in the current epoch so far
+  double scaling_seconds = 0;  // scaling time in the current epoch so far
+  double train_seconds = 0;    // training time of all finished epochs
+  double best_val_acc = -1;
+};
+
+class Progress {
+ public:
+  Progress(RunOptions::Progress mode, bool quiet) {
+    if (quiet) mode = RunOptions::Progress::None;
+    if (mode == RunOptions::Progress::Auto)
+      mode = isatty(STDERR_FILENO) ? RunOptions::Progress::Bar : RunOptions::Progress::Lines;
+    mode_ = mode;
+  }
+
+  void step(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss, double acc, double ips) {
+    if (mode_ != RunOptions::Progress::Bar) return;
+    auto now = Clock::now();
+    if (batch != batches && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const int width = 24;
+    int filled = static_cast<int>(width * batch / std::max<int64_t>(1, batches));
+    std::string bar(filled, '=');
+    if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
+    double eta = ips > 0 ? static_cast<double>(batches - batch) * images_per_batch_ / ips : NAN;
+    std::fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.1f%% %6.0f img/s ETA %s \x1b[K",
+                 static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
+                 static_cast<long long>(batch), static_cast<long long>(batches), loss, 100 * acc, ips,
+                 format_duration(eta).c_str());
+    std::fflush(stderr);
+  }
+
+  void set_images_per_batch(double n) { images_per_batch_ = n; }
+
+  void epoch_end(const std::string& line) {
+    if (mode_ == RunOptions::Progress::None) return;
+    if (mode_ == RunOptions::Progress::Bar) std::fprintf(stderr, "\r\x1b[K");
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
+
+  void message(const std::string& line) {
+    if (mode_ != RunOptions::Progress::None) std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+ private:
+  RunOptions::Progress mode_;
+  Clock::time_point last_{};
+  double images_per_batch_ = 1;
+};
+
+struct Evaluation {
+  double loss = 0, acc = 0;
+};
+
+Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  auto loss_sum = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kFloat64));
+  auto correct = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kInt64));
+  int64_t seen = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    auto x = batch->images.to(device, /*non_blocking=*/true);
+    auto y = batch->labels.to(device, /*non_blocking=*/true);
+    auto logits = model.forward(x);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .to(torch::kFloat64);
+    correct += logits.argmax(1).eq(y).sum();
+    seen += y.size(0);
+  }
+  model.train();
+  if (seen == 0) return {NAN, NAN};
+  return {loss_sum.item<double>() / static_cast<double>(seen), static_cast<double>(correct.item<int64_t>()) / seen};
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) {
+    if (!torch::cuda::is_available())
+      throw ConfigError("device: 'cuda' requested but this LibTorch build has no usable CUDA device");
+    return torch::Device(torch::kCUDA);
+  }
+  return torch::Device(torch::kCPU);
+}
+
+class Trainer {
+ public:
+  Trainer(const Json& config, const RunOptions& options)
+      : config_(config), options_(options), progress_(options.progress, options.quiet) {}
+
+  RunResult run();
+
+ private:
+  void build();
+  void save_checkpoint(const fs::path& path);
+  bool load_checkpoint(const fs::path& path);
+  void train_epoch();
+  void log_kernel_magnitudes();
+  std::map<std::string, double> summary() const;
+  int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink);
+
+  Json config_;
+  RunOptions options_;
+  Progress progress_;
+  torch::Device device_ = torch::kCPU;
+  int64_t threads_ = 1, epochs_ = 1;
+  uint64_t seed_ = 0;
+  std::shared_ptr<Dataset> dataset_;
+  std::unique_ptr<Strategy> strategy_;
+  std::shared_ptr<Model> model_;
+  std::vector<std::shared_ptr<ConvBlock>> blocks_, spatial_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<Schedule> schedule_;
+  std::unique_ptr<Loader> train_loader_, val_loader_, test_loader_;
+  std::unique_ptr<RunLog> log_;
+  StrategyContext ctx_;
+  Position pos_;
+  std::map<std::string, double> last_metrics_;
+  double label_smoothing_ = 0, grad_clip_ = 0;
+  bool evaluate_val_ = false, evaluate_test_ = false;
+  bool stop_requested_ = false;
+};
+
+void Trainer::build() {
+  seed_ = static_cast<uint64_t>(config_["seed"].get<int64_t>());
+  epochs_ = config_["epochs"].get<int64_t>();
+  threads_ = config_["threads"].get<int64_t>();
+  if (threads_ == 0) threads_ = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(threads_));
+  device_ = resolve_device(config_["device"].get<std::string>());
+  label_smoothing_ = config_["label_smoothing"].get<double>();
+  grad_clip_ = config_["grad_clip_norm"].get<double>();
+  const auto& reg = Registry::global();
+
+  auto plugin = [&](const char* slot) { return config_[slot]["name"].get<std::string>(); };
+  dataset_ = reg.factory<DatasetKind>(plugin("dataset"))(slot_options(config_, "dataset"), seed_);
+  const auto& info = dataset_->info();
+
+  strategy_ = reg.factory<StrategyKind>(plugin("strategy"))(slot_options(config_, "strategy"));
+  auto factory = strategy_->conv_factory();
+  ConvFactory plain;
+  torch::manual_seed(seed_);
+  model_ = reg.factory<ModelKind>(plugin("model"))(slot_options(config_, "model"),
+                                                   ModelSpec{info.channels, info.num_classes, info.height, info.width},
+                                                   factory ? *factory : plain);
+  model_->to(device_);
+  blocks_ = conv_blocks(*model_);
+  for (auto& b : blocks_)
+    if (b->spec().spatial()) spatial_.push_back(b);
+
+  optimizer_ = reg.factory<OptimizerKind>(plugin("optimizer"))(slot_options(config_, "optimizer"),
+                                                               model_->parameters());
+
+  LoaderOptions lo;
+  lo.batch_size = config_["batch_size"].get<int64_t>();
+  lo.seed = seed_;
+  lo.workers = config_["data_workers"].get<int64_t>();
+  train_loader_ = std::make_unique<Loader>(dataset_->train(), lo);
+  if (train_loader_->batches_per_epoch() == 0) throw ConfigError("batch_size: larger than the training set");
+  LoaderOptions eval = lo;
+  eval.batch_size = config_["eval_batch_size"].get<int64_t>();
+  eval.shuffle = eval.augment = false;
+  const std::string what = config_["evaluate"].get<std::string>();
+  evaluate_val_ = (what == "val" || what == "both" || what == "auto") && dataset_->val() != nullptr;
+  evaluate_test_ = (what == "test" || what == "both" || what == "auto") && dataset_->test() != nullptr;
+  if ((what == "val" || what == "both") && dataset_->val() == nullptr)
+    throw ConfigError("evaluate: '" + what + "' needs a validation split (dataset.val_fraction > 0)");
+  if ((what == "test" || what == "both") && dataset_->test() == nullptr)
+    throw ConfigError("evaluate: '" + what + "' but the dataset has no test set");
+  if (evaluate_val_) val_loader_ = std::make_unique<Loader>(dataset_->val(), eval);
+  if (evaluate_test_) test_loader_ = std::make_unique<Loader>(dataset_->test(), eval);
+
+  ScheduleContext sc;
+  sc.base_lr = config_["optimizer"]["lr"].get<double>();
+  sc.steps_per_epoch = train_loader_->batches_per_epoch();
+  sc.epochs = epochs_;
+  schedule_ = reg.factory<ScheduleKind>(plugin("schedule"))(slot_options(config_, "schedule"), sc);
+
+  ctx_.model = model_.get();
+  ctx_.convs = spatial_;
+  ctx_.optimizer = optimizer_.get();
+  ctx_.device = device_;
+  ctx_.seed = seed_;
+  ctx_.epochs = epochs_;
+  ctx_.scaling_seconds = &pos_.scaling_seconds;
+  ctx_.gather = [this](int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
+    return gather(batches, draw_seed, sink);
+  };
+}
+
+int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
+  LoaderOptions lo;
+  lo.batch_size = config_["batch_size"].get<int64_t>();
+  lo.seed = draw_seed;
+  lo.workers = 0;
+  Loader loader(dataset_->train(), lo);
+  loader.start_epoch(0);
+  torch::NoGradGuard no_grad;
+  model_->eval();  // BatchNorm uses (and does not update) its running statistics
+  for (auto& b : spatial_) b->set_capture(sink);
+  int64_t images = 0;
+  try {
+    for (int64_t i = 0; i < batches; ++i) {
+      auto batch = loader.next();
+      if (!batch) break;
+      model_->forward(batch->images.to(device_));
+      images += batch->images.size(0);
+    }
+  } catch (...) {
+    for (auto& b : spatial_) b->set_capture(nullptr);
+    model_->train();
+    throw;
+  }
+  for (auto& b : spatial_) b->set_capture(nullptr);
+  model_->train();
+  return images;
+}
+
+void Trainer::save_checkpoint(const fs::path& path) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model, optimizer, strategy;
+  model_->save(model);
+  optimizer_->save(optimizer);
+  strategy_->save(strategy);
+  archive.write("model", model);
+  archive.write("optimizer", optimizer);
+  archive.write("strategy", strategy);
+  archive.write("epochs_done", scalar(pos_.epochs_done));
+  archive.write("batch", scalar(pos_.batch));
+  archive.write("step", scalar(pos_.step));
+  archive.write("loss_sum", scalar(pos_.loss_sum));
+  archive.write("correct", scalar(pos_.correct));
+  archive.write("seen", scalar(pos_.seen));
+  archive.write("epoch_seconds", scalar(pos_.epoch_seconds));
+  archive.write("scaling_seconds", scalar(pos_.scaling_seconds));
+  archive.write("train_seconds", scalar(pos_.train_seconds));
+  archive.write("best_val_acc", scalar(pos_.best_val_acc));
+  archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  fs::path tmp = path;
+  tmp += ".tmp";
+  archive.save_to(tmp.string());
+  fs::rename(tmp, path);
+}
+
+bool Trainer::load_checkpoint(const fs::path& path) {
+  if (!fs::exists(path)) return false;
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string(), device_);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path.string() + ": cannot read the checkpoint: " + e.what());
+  }
+  torch::serialize::InputArchive model, optimizer, strategy;
+  archive.read("model", model);
+  archive.read("optimizer", optimizer);
+  archive.read("strategy", strategy);
+  model_->load(model);
+  optimizer_->load(optimizer);
+  strategy_->load(strategy);
+  auto read = [&](const char* key) {
+    torch::Tensor t;
+    archive.read(key, t);
+    return t;
+  };
+  pos_.epochs_done = read("epochs_done").item<int64_t>();
+  pos_.batch = read("batch").item<int64_t>();
+  pos_.step = read("step").item<int64_t>();
+  pos_.loss_sum = read("loss_sum").item<double>();
+  pos_.correct = read("correct").item<double>();
+  pos_.seen = read("seen").item<double>();
+  pos_.epoch_seconds = read("epoch_seconds").item<double>();
+  pos_.scaling_seconds = read("scaling_seconds").item<double>();
+  pos_.train_seconds = read("train_seconds").item<double>();
+  pos_.best_val_acc = read("best_val_acc").item<double>();
+  auto generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(read("rng_cpu").to(torch::kCPU));
+  return true;
+}
+
+void Trainer::log_kernel_magnitudes() {
+  if (!log_) return;
+  for (auto& b : spatial_) log_->append_matrix(b->path(), "kernel_magnitude", kernel_magnitude(*b));
+}
+
+void Trainer::train_epoch() {
+  const int64_t epoch = pos_.epochs_done + 1;
+  const int64_t batches = train_loader_->batches_per_epoch();
+  auto params = model_->parameters();
+  auto loss_sum = torch::full({}, pos_.loss_sum, torch::TensorOptions(device_).dtype(torch::kFloat64));
+  auto correct = torch::full({}, static_cast<int64_t>(pos_.correct), torch::TensorOptions(device_).dtype(torch::kInt64));
+  // On CPU reading the loss back costs nothing; on CUDA it syncs, so check less often.
+  const int64_t check_every = device_.is_cpu() ? 1 : 25;
+  auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing_);
+  auto start = Clock::now();
+  const double seconds_before = pos_.epoch_seconds;
+  int64_t images_this_session = 0;
+  train_loader_->start_epoch(pos_.epochs_done);
+  for (int64_t skip = 0; skip < pos_.batch; ++skip)  // resumed mid-epoch
+    if (!train_loader_->next()) break;
+  model_->train();
+  while (auto batch = train_loader_->next()) {
+    auto x = batch->images.to(device_, /*non_blocking=*/true);
+    auto y = batch->labels.to(device_, /*non_blocking=*/true);
+    set_learning_rate(*optimizer_, schedule_->lr(pos_.step));
+    for (auto& p : params) p.mutable_grad().reset();
+    auto logits = model_->forward(x);
+    auto loss = torch::nn::functional::cross_entropy(logits, y, options);
+    loss.backward();
+    if (grad_clip_ > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip_);
+    ctx_.step = pos_.step;
+    strategy_->after_backward(ctx_);
+    optimizer_->step();
+    strategy_->after_step(ctx_);
+    const int64_t n = y.size(0);
+    loss_sum += loss.detach().to(torch::kFloat64) * static_cast<double>(n);
+    correct += logits.detach().argmax(1).eq(y).sum();
+    pos_.seen += static_cast<double>(n);
+    images_this_session += n;
+    ++pos_.batch;
+    ++pos_.step;
+    if (pos_.batch % check_every == 0 || pos_.batch == batches) {
+      double l = loss_sum.item<double>();
+      if (!std::isfinite(l)) {
+        throw DivergedError("loss is " + std::string(std::isnan(l) ? "NaN" : "infinite") + " at epoch " +
+                            std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
+                            " (try a lower optimizer.lr or grad_clip_norm)");
+      }
+      double ips = static_cast<double>(images_this_session) / std::max(1e-9, seconds_since(start));
+      progress_.step(epoch, epochs_, pos_.batch, batches, l / pos_.seen,
+                     static_cast<double>(correct.item<int64_t>()) / pos_.seen, ips);
+    }
+    if (g_interrupt.load() != 0 || (options_.stop_after_steps > 0 && pos_.step >= options_.stop_after_steps)) {
+      stop_requested_ = true;
+      break;
+    }
+  }
+  pos_.loss_sum = loss_sum.item<double>();
+  pos_.correct = static_cast<double>(correct.item<int64_t>());
+  if (!std::isfinite(pos_.loss_sum))
+    throw DivergedError("loss is not finite at epoch " + std::to_string(epoch) + " (try a lower optimizer.lr)");
+  pos_.epoch_seconds = seconds_before + seconds_since(start);
+}
+
+std::map<std::string, double> Trainer::summary() const {
+  std::map<std::string, double> s;
+  auto get = [&](const char* key) {
+    auto it = last_metrics_.find(key);
+    return it == last_metrics_.end() ? NAN : it->second;
+  };
+  s["final_train_acc"] = get("train_acc");
+  s["final_val_acc"] = get("val_acc");
+  s["final_test_acc"] = get("test_acc");
+  s["best_val_acc"] = pos_.best_val_acc < 0 ? NAN : pos_.best_val_acc;
+  s["train_seconds"] = pos_.train_seconds;
+  s["epochs_completed"] = static_cast<double>(pos_.epochs_done);
+  int64_t params = 0, fused = 0, block_params = 0;
+  for (const auto& p : model_->parameters()) params += p.numel();
+  for (const auto& b : blocks_) {
+    for (const auto& p : b->parameters()) block_params += p.numel();
+    auto [w, bias] = b->fused();
+    fused += w.numel() + (b->fused_has_bias() ? bias.numel() : 0);
+  }
+  s["parameters"] = static_cast<double>(params);
+  s["parameters_fused"] = static_cast<double>(params - block_params + fused);
+  return s;
+}
+
+RunResult Trainer::run() {
+  build();
+  const fs::path out(options_.out_dir);
+  const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
+  bool resumed = false;
+  if (options_.resume && fs::exists(ckpt)) {
+    if (fs::exists(cfg)) {
+      Json previous = read_json_file(cfg.string());
+      if (previous != config_)
+        throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
+                          "resume it with the same config and --set values, or use a new --out");
+    }
+    resumed = load_checkpoint(ckpt);
+  }
+  strategy_->attach(ctx_);  // checks the strategy's per-layer config before anything is written
+  fs::create_directories(out);
+  std::string device_name = device_.str();
+  if (resumed) {
+    log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0);
+    progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
+                      ", step " + std::to_string(pos_.step));
+  } else {
+    write_text_atomically(cfg, config_.dump(2) + "\n");
+    log_ = RunLog::create(h5.string(), config_, device_name, threads_);
+  }
+  ctx_.log = log_.get();
+  try {
+    for (size_t i = 0; i < spatial_.size(); ++i) log_->add_layer(spatial_[i]->path(), static_cast<int64_t>(i), spatial_[i]->spec());
+    if (!resumed) {
+      log_kernel_magnitudes();
+      log_->flush();
+    }
+    progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>()));
+    RunResult result;
+    while (pos_.epochs_done < epochs_) {
+      const int64_t epoch = pos_.epochs_done + 1;
+      ctx_.epochs_done = pos_.epochs_done;
+      if (pos_.batch == 0) strategy_->on_epoch_begin(ctx_);  // not again for an epoch resumed mid-way
+      train_epoch();
+      if (stop_requested_) {
+        save_checkpoint(ckpt);
+        log_->set_status("interrupted");
+        progress_.epoch_end("interrupted at epoch " + std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
+                            "; checkpoint written, resume with --resume");
+        result.status = "interrupted";
+        result.epochs_completed = pos_.epochs_done;
+        return result;
+      }
+      std::map<std::string, double> m;
+      m["train_loss"] = pos_.loss_sum / pos_.seen;
+      m["train_acc"] = pos_.correct / pos_.seen;
+      m["lr"] = schedule_->lr(std::max<int64_t>(0, pos_.step - 1));
+      m["epoch_seconds"] = pos_.epoch_seconds;
+      m["scaling_seconds"] = pos_.scaling_seconds;
+      if (val_loader_) {
+        auto v = evaluate(*model_, *val_loader_, device_);
+        m["val_loss"] = v.loss;
+        m["val_acc"] = v.acc;
+        pos_.best_val_acc = std::max(pos_.best_val_acc, v.acc);
+      }
+      if (test_loader_) {
+        auto v = evaluate(*model_, *test_loader_, device_);
+        m["test_loss"] = v.loss;
+        m["test_acc"] = v.acc;
+      }
+      pos_.train_seconds += pos_.epoch_seconds;
+      pos_.epochs_done = epoch;
+      pos_.batch = 0;
+      pos_.loss_sum = pos_.correct = pos_.seen = 0;
+      pos_.epoch_seconds = pos_.scaling_seconds = 0;
+      last_metrics_ = m;
+      log_->append_metrics(epoch, m);
+      log_kernel_magnitudes();
+      log_->flush();
+      if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
+      char line[256];
+      std::snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f acc %.2f%%", static_cast<long long>(epoch),
+                    static_cast<long long>(epochs_), m["train_loss"], 100 * m["train_acc"]);
+      std::string text = line;
+      if (m.count("val_acc")) text += "  val " + std::to_string(100 * m["val_acc"]).substr(0, 5) + "%";
+      if (m.count("test_acc")) text += "  test " + std::to_string(100 * m["test_acc"]).substr(0, 5) + "%";
+      std::snprintf(line, sizeof line, "  lr %.4g  %.1fs", m["lr"], m["epoch_seconds"]);
+      progress_.epoch_end(text + line);
+    }
+    result.summary = summary();
+    log_->set_summary(result.summary);
+    log_->set_status("completed");
+    result.status = "completed";
+    result.epochs_completed = pos_.epochs_done;
+    return result;
+  } catch (const DivergedError& e) {
+    log_->set_summary(summary());
+    log_->set_status("diverged", e.what());
+    throw;
+  } catch (const std::exception& e) {
+    log_->set_status("failed", e.what());
+    throw;
+  }
+}
+
+}  // namespace
+
+void install_interrupt_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int interrupt_signal() { return g_interrupt.load(); }
+
+RunResult run_training(const Json& config, const RunOptions& options) {
+  g_interrupt.store(0);
+  Trainer trainer(config, options);
+  return trainer.run();
+}
+
+}  // namespace sgs

@@ -1,0 +1,142 @@
+// ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), He et al. 2016.
+// stem "cifar": 3x3 stride-1 conv, no max-pool; stem "imagenet": 7x7 stride-2
+// conv + 3x3 stride-2 max-pool; "auto" picks imagenet for inputs of 128
+// pixels or more. Module paths follow torchvision (layer1.0.conv1, ...).
+#include <sgs/model.h>
+
+#include <torch/torch.h>
+
+namespace {
+
+using sgs::ConvFactory;
+using sgs::ConvSpec;
+
+ConvSpec conv_spec(int64_t in, int64_t out, int64_t k, int64_t stride) {
+  ConvSpec s;
+  s.in_channels = in;
+  s.out_channels = out;
+  s.kernel = {k, k};
+  s.stride = {stride, stride};
+  s.padding = {k / 2, k / 2};
+  return s;
+}
+
+torch::nn::Sequential downsample(int64_t in, int64_t out, int64_t stride, ConvFactory& f) {
+  torch::nn::Sequential d;
+  d->push_back(f.make(conv_spec(in, out, 1, stride)));
+  d->push_back(torch::nn::BatchNorm2d(out));
+  return d;
+}
+
+class BasicBlock : public torch::nn::Module {
+ public:
+  static constexpr int64_t kExpansion = 1;
+  BasicBlock(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
+    conv1 = register_module("conv1", f.make(conv_spec(in, planes, 3, stride)));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, 1)));
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    if (stride != 1 || in != planes) down = register_module("downsample", downsample(in, planes, stride, f));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto out = torch::relu(bn1->forward(conv1->forward(x)));
+    out = bn2->forward(conv2->forward(out));
+    return torch::relu(out + (down ? down->forward(x) : x));
+  }
+
+ private:
+  std::shared_ptr<sgs::ConvBlock> conv1, conv2;
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  torch::nn::Sequential down{nullptr};
+};
+
+class Bottleneck : public torch::nn::Module {
+ public:
+  static constexpr int64_t kExpansion = 4;
+  Bottleneck(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
+    conv1 = register_module("conv1", f.make(conv_spec(in, planes, 1, 1)));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, stride)));
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    conv3 = register_module("conv3", f.make(conv_spec(planes, planes * kExpansion, 1, 1)));
+    bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+    if (stride != 1 || in != planes * kExpansion)
+      down = register_module("downsample", downsample(in, planes * kExpansion, stride, f));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto out = torch::relu(bn1->forward(conv1->forward(x)));
+    out = torch::relu(bn2->forward(conv2->forward(out)));
+    out = bn3->forward(conv3->forward(out));
+    return torch::relu(out + (down ? down->forward(x) : x));
+  }
+
+ private:
+  std::shared_ptr<sgs::ConvBlock> conv1, conv2, conv3;
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential down{nullptr};
+};
+
+template <class Block>
+class ResNet : public sgs::Model {
+ public:
+  ResNet(const std::vector<int64_t>& depths, double width, bool imagenet_stem, const sgs::ModelSpec& spec,
+         ConvFactory& f) {
+    int64_t in = sgs::scaled_width(64, width);
+    conv1_ = register_module("conv1", f.make(imagenet_stem ? conv_spec(spec.in_channels, in, 7, 2)
+                                                           : conv_spec(spec.in_channels, in, 3, 1)));
+    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(in));
+    imagenet_stem_ = imagenet_stem;
+    const int64_t planes[4] = {64, 128, 256, 512};
+    for (int i = 0; i < 4; ++i) {
+      torch::nn::Sequential layer;
+      int64_t p = sgs::scaled_width(planes[i], width);
+      for (int64_t b = 0; b < depths[i]; ++b) {
+        layer->push_back(std::make_shared<Block>(in, p, b == 0 && i > 0 ? 2 : 1, f));
+        in = p * Block::kExpansion;
+      }
+      layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));
+    }
+    fc_ = register_module("fc", torch::nn::Linear(in, spec.num_classes));
+  }
+
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::relu(bn1_->forward(conv1_->forward(x)));
+    if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
+    for (auto& l : layers_) x = l->forward(x);
+    return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+  }
+
+ private:
+  std::shared_ptr<sgs::ConvBlock> conv1_;
+  torch::nn::BatchNorm2d bn1_{nullptr};
+  std::vector<torch::nn::Sequential> layers_;
+  torch::nn::Linear fc_{nullptr};
+  bool imagenet_stem_ = false;
+};
+
+const sgs::Schema& schema() {
+  static const sgs::Schema s = {
+      sgs::Key::real("width", 1.0, "channel width multiplier").gt(0).le(16),
+      sgs::Key::choice("stem", "auto", {"auto", "cifar", "imagenet"},
+                       "cifar: 3x3 conv; imagenet: 7x7/2 conv + max-pool; auto: imagenet from 128 px"),
+  };
+  return s;
+}
+
+template <class Block>
+sgs::ModelKind::Factory resnet(std::vector<int64_t> depths) {
+  return [depths](const sgs::Options& o, const sgs::ModelSpec& spec, ConvFactory& f) {
+    std::string stem = o.string("stem");
+    bool imagenet = stem == "imagenet" || (stem == "auto" && std::min(spec.height, spec.width) >= 128);
+    return std::shared_ptr<sgs::Model>(std::make_shared<ResNet<Block>>(depths, o.real("width"), imagenet, spec, f));
+  };
+}
+
+}  // namespace
+
+SGS_REGISTER(sgs::ModelKind, resnet18, "ResNet-18 (basic blocks 2-2-2-2), CIFAR or ImageNet stem", schema(),
+             resnet<BasicBlock>({2, 2, 2, 2}));
+SGS_REGISTER(sgs::ModelKind, resnet34, "ResNet-34 (basic blocks 3-4-6-3), CIFAR or ImageNet stem", schema(),
+             resnet<BasicBlock>({3, 4, 6, 3}));
+SGS_REGISTER(sgs::ModelKind, resnet50, "ResNet-50 (bottlenecks 3-4-6-3), CIFAR or ImageNet stem", schema(),
+             resnet<Bottleneck>({3, 4, 6, 3}));

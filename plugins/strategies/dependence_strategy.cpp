@@ -1,0 +1,111 @@
+#include "plugins/strategies/dependence_strategy.h"
+
+#include <sgs/errors.h>
+
+#include <H5Cpp.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+namespace sgs {
+
+Schema DependenceStrategy::schema() {
+  Schema s = {
+      Key::real("k", 5.0, "k of the transform s_k = k s / ((k - 1) s + 1); 1 = identity").gt(0),
+      Key::boolean("diagonal_removal", false, "drop pairs with a zero and the joint histogram's diagonal (ImageNet)"),
+      Key::integer("batches", 2, "training batches gathered per update").ge(1),
+      Key::integer("every", 10, "epochs between updates").ge(1),
+      Key::integer("warmup_epochs", 1, "epochs trained with G = 1 before the first update").ge(0),
+      Key::string("save_features", "", "HDF5 file to save the gathered conv inputs to (one update); empty = off"),
+      Key::integer("save_features_update", 0, "which update (0 = the first) save_features saves").ge(0),
+  };
+  for (auto& k : common_keys()) s.push_back(k);
+  return s;
+}
+
+DependenceStrategy::DependenceStrategy(const Options& o, dependence::Measure measure) : ScalingStrategy(o) {
+  options_.measure = measure;
+  options_.k = o.real("k");
+  options_.diagonal_removal = o.boolean("diagonal_removal");
+  batches_ = o.integer("batches");
+  every_ = o.integer("every");
+  warmup_ = o.integer("warmup_epochs");
+  save_features_path_ = o.string("save_features");
+  save_features_update_ = o.integer("save_features_update");
+}
+
+bool DependenceStrategy::update_due(int64_t epochs_done) const {
+  return epochs_done >= warmup_ && (epochs_done - warmup_) % every_ == 0;
+}
+
+void DependenceStrategy::on_epoch_begin(StrategyContext& ctx) {
+  if (!update_due(ctx.epochs_done)) return;
+  auto start = std::chrono::steady_clock::now();
+  // Every update draws its own batches: seed mixed with the epoch.
+  const uint64_t draw_seed = ctx.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(ctx.epochs_done) + 0x5C5;
+  std::map<std::string, std::vector<torch::Tensor>> gathered;
+  ctx.gather(batches_, draw_seed, [&](const std::string& path, const torch::Tensor& padded) {
+    gathered[path].push_back(padded.clone());  // the input may alias a buffer the forward reuses
+  });
+  // Which update this is: counted from the schedule so that a resumed run agrees.
+  const int64_t update_index = (ctx.epochs_done - warmup_) / every_;
+  std::map<std::string, torch::Tensor> maps;
+  for (auto& block : ctx.convs) {
+    auto it = gathered.find(block->path());
+    if (it == gathered.end()) continue;
+    auto x = torch::cat(it->second);
+    it->second.clear();
+    auto result = dependence::compute(x, block->spec(), options_, ctx.comm);
+    if (torch::isnan(result.scaling).any().item<bool>()) {
+      std::cerr << "sgs: warning: " << block->path() << ": dependence undefined (all channels constant?); "
+                << "keeping the previous scaling\n";
+    } else {
+      set_scaling(*block, result.scaling);
+      log_scaling(ctx, *block, result.scaling, result.dependence);
+    }
+    if (!save_features_path_.empty() && update_index == save_features_update_) maps[block->path()] = x;
+  }
+  if (!maps.empty() && (ctx.comm == nullptr || ctx.comm->rank() == 0)) save_features(maps, ctx);
+  ++updates_;
+  if (ctx.scaling_seconds != nullptr)
+    *ctx.scaling_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void DependenceStrategy::save_features(const std::map<std::string, torch::Tensor>& maps,
+                                       const StrategyContext& ctx) const {
+  // The conv inputs without padding (sgs dependence pads them again), float32.
+  const std::string tmp = save_features_path_ + ".tmp";
+  {
+    H5::H5File file(tmp, H5F_ACC_TRUNC);
+    for (auto& block : ctx.convs) {
+      auto it = maps.find(block->path());
+      if (it == maps.end()) continue;
+      const auto& s = block->spec();
+      using torch::indexing::Slice;
+      auto x = it->second
+                   .index({Slice(), Slice(), Slice(s.padding[0], it->second.size(2) - s.padding[0]),
+                           Slice(s.padding[1], it->second.size(3) - s.padding[1])})
+                   .to(torch::kCPU, torch::kFloat32)
+                   .contiguous();
+      std::vector<hsize_t> dims(x.sizes().begin(), x.sizes().end());
+      auto ds = file.createDataSet(block->path(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(4, dims.data()));
+      ds.write(x.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+      hsize_t two[1] = {2};
+      auto put = [&](const char* name, const std::array<int64_t, 2>& v) {
+        ds.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(1, two))
+            .write(H5::PredType::NATIVE_INT64, v.data());
+      };
+      put("kernel", s.kernel);
+      put("padding", s.padding);
+      put("dilation", s.dilation);
+      int64_t epoch = ctx.epochs_done;
+      ds.createAttribute("scaling_epoch", H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
+          .write(H5::PredType::NATIVE_INT64, &epoch);
+    }
+  }
+  std::filesystem::rename(tmp, save_features_path_);
+}
+
+}  // namespace sgs

@@ -1,0 +1,11 @@
+// mutual_information: G_l from the normalised mutual information between each
+// pixel of conv l's padded input and its neighbour at every kernel
+// displacement (paper section 3.3, eq. 6-8; METHOD.md section 3 for the
+// public implementation's conventions this follows).
+#include "plugins/strategies/dependence_strategy.h"
+
+SGS_REGISTER(sgs::StrategyKind, mutual_information,
+             "SGS: scalings from the normalised mutual information of neighbouring pixels (paper 3.3)",
+             sgs::DependenceStrategy::schema(), [](const sgs::Options& o) {
+               return std::make_unique<sgs::DependenceStrategy>(o, sgs::dependence::Measure::MutualInformation);
+             });

@@ -1,0 +1,5 @@
+// none: the baseline; plain convolutions and unscaled gradients.
+#include <sgs/strategy.h>
+
+SGS_REGISTER(sgs::StrategyKind, none, "baseline: plain convolutions, gradients unscaled", {},
+             [](const sgs::Options&) { return std::make_unique<sgs::Strategy>(); });

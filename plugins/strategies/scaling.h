@@ -1,0 +1,48 @@
+// The machinery shared by the gradient-scaling strategies (METHOD.md section 1):
+// a matrix G_l [kh, kw] per spatial conv, applied after backward() (and
+// clipping), before the optimizer:
+//   apply "gradient": grad(W_l)[o, i, y, x] *= G_l[y, x]
+//   apply "update":   W_l <- W_old + G_l ⊙ (W_opt - W_old)   (the paper's Adagrad*)
+// Subclasses decide when and how G_l is (re)computed; this class applies,
+// logs (dependence, scaling, scaling_epoch rows of run.h5) and checkpoints it.
+#pragma once
+
+#include <sgs/strategy.h>
+
+#include <map>
+
+namespace sgs {
+
+class ScalingStrategy : public Strategy {
+ public:
+  enum class Apply { Gradient, Update };
+  explicit ScalingStrategy(const Options& options);
+
+  void attach(StrategyContext& ctx) override;
+  void after_backward(StrategyContext& ctx) override;
+  void after_step(StrategyContext& ctx) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+
+  // Keys every scaling strategy has (apply), to append to a plugin's schema.
+  static Schema common_keys();
+
+  // The G currently applied to a layer (undefined: not scaled).
+  torch::Tensor scaling(const std::string& layer) const;
+
+ protected:
+  // Applies G to a layer from now on.
+  void set_scaling(ConvBlock& block, const torch::Tensor& g);
+  // Writes G (and `dependence` if defined) to run.h5 with scaling_epoch =
+  // ctx.epochs_done; a no-op without a log (other ranks, unit tests).
+  static void log_scaling(StrategyContext& ctx, const ConvBlock& block, const torch::Tensor& g,
+                          const torch::Tensor& dependence = {});
+
+ private:
+  Apply apply_;
+  std::map<std::string, torch::Tensor> scalings_;      // layer -> G [kh, kw] (float32, on device)
+  std::map<std::string, torch::Tensor> before_step_;   // apply = update: W before the step
+  std::vector<std::shared_ptr<ConvBlock>> convs_;
+};
+
+}  // namespace sgs

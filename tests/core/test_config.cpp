@@ -1,0 +1,153 @@
+#include <doctest/doctest.h>
+
+#include <sgs/config.h>
+#include <sgs/errors.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+using sgs::Json;
+
+namespace {
+
+Json base() {
+  return Json::parse(R"({
+    "epochs": 2,
+    "dataset": {"name": "synthetic"},
+    "model": {"name": "vgg11", "width": 0.25},
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+  })");
+}
+
+std::string error_of(const Json& raw) {
+  try {
+    sgs::resolve_config(raw, "exp.json");
+  } catch (const sgs::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: defaults of the run and of every slot are filled in") {
+  Json c = sgs::resolve_config(base(), "exp.json");
+  CHECK(c["seed"] == 0);
+  CHECK(c["batch_size"] == 128);
+  CHECK(c["schedule"]["name"] == "cosine");
+  CHECK(c["schedule"]["min_lr"] == 0.0);
+  CHECK(c["strategy"]["name"] == "none");
+  CHECK(c["optimizer"]["weight_decay"].get<double>() == doctest::Approx(5e-4));
+  CHECK(c["model"]["width"] == 0.25);
+  // Resolving the resolved config changes nothing.
+  CHECK(sgs::resolve_config(c, "x") == c);
+}
+
+TEST_CASE("config: a slot may be given as a bare plugin name") {
+  Json raw = base();
+  raw["schedule"] = "constant";
+  CHECK(sgs::resolve_config(raw, "exp.json")["schedule"] == Json{{"name", "constant"}});
+}
+
+TEST_CASE("config: every kind of mistake is one line naming the JSON path") {
+  Json raw = base();
+  raw["optimizer"]["momentun"] = 0.9;
+  CHECK(error_of(raw).rfind("exp.json: optimizer.momentun: unknown key; did you mean 'momentum'?", 0) == 0);
+
+  raw = base();
+  raw["optimizer"]["momentum"] = "high";
+  CHECK(error_of(raw) == "exp.json: optimizer.momentum: expected a number, got a string \"high\"");
+
+  raw = base();
+  raw["optimizer"]["lr"] = -0.1;
+  CHECK(error_of(raw) == "exp.json: optimizer.lr: must be > 0, got -0.1");
+
+  raw = base();
+  raw["optimizer"]["name"] = "sdg";
+  CHECK(error_of(raw).rfind("exp.json: optimizer.name: unknown optimizer 'sdg'; did you mean 'sgd'?", 0) == 0);
+
+  raw = base();
+  raw.erase("model");
+  CHECK(error_of(raw).rfind("exp.json: model.name: missing required key", 0) == 0);
+
+  raw = base();
+  raw["epoch"] = 3;
+  CHECK(error_of(raw).rfind("exp.json: epoch: unknown key; did you mean 'epochs'?", 0) == 0);
+
+  raw = base();
+  raw["epochs"] = 0;
+  CHECK(error_of(raw) == "exp.json: epochs: must be >= 1, got 0");
+
+  raw = base();
+  raw["device"] = "gpu";
+  CHECK(error_of(raw).rfind("exp.json: device: expected one of {auto, cpu, cuda}, got 'gpu'", 0) == 0);
+  for (const auto& msg : {error_of(raw)}) CHECK(msg.find('\n') == std::string::npos);
+}
+
+TEST_CASE("config: --set overrides are typed by the schema") {
+  Json raw = base();
+  sgs::apply_override(raw, "optimizer.lr=0.2");
+  sgs::apply_override(raw, "optimizer.nesterov=true");
+  sgs::apply_override(raw, "epochs=5");
+  sgs::apply_override(raw, "schedule.name=step");
+  sgs::apply_override(raw, "schedule.milestones=[2,4]");
+  Json c = sgs::resolve_config(raw, "exp.json");
+  CHECK(c["optimizer"]["lr"] == 0.2);
+  CHECK(c["optimizer"]["nesterov"] == true);
+  CHECK(c["epochs"] == 5);
+  CHECK(c["schedule"]["milestones"] == Json::array({2, 4}));
+  CHECK_THROWS_WITH_AS(sgs::apply_override(raw, "optimizer.lr=fast"), "optimizer.lr: expected float > 0, got 'fast'",
+                       sgs::ConfigError);
+  CHECK_THROWS_WITH_AS(sgs::apply_override(raw, "optimizer.lr=-1"), "optimizer.lr: must be > 0, got -1",
+                       sgs::ConfigError);
+  CHECK_THROWS_AS(sgs::apply_override(raw, "optimizer.lrr=1"), sgs::ConfigError);
+  CHECK_THROWS_AS(sgs::apply_override(raw, "epochs"), sgs::ConfigError);
+  // Replacing a slot's plugin drops the old plugin's keys.
+  sgs::apply_override(raw, "optimizer=adam");
+  CHECK(sgs::resolve_config(raw, "x")["optimizer"]["lr"] == 1e-3);
+}
+
+TEST_CASE("config: the CLI refuses a bad config with exit 2 and writes nothing") {
+  auto dir = std::filesystem::temp_directory_path() / "sgs_test_config_cli";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  Json raw = base();
+  raw["optimizer"]["momentun"] = 0.9;   // misspelt key
+  raw["optimizer"]["lr"] = -0.1;        // negative learning rate
+  raw["model"]["width"] = "wide";       // wrong type
+  std::ofstream(dir / "bad.json") << raw.dump();
+  for (const std::string verb : {"config", "run"}) {
+    std::string cmd = std::string(SGS_BINARY) + " " + verb + " " + (dir / "bad.json").string() + " --out " +
+                      (dir / "out").string() + " > " + (dir / "stdout").string() + " 2> " + (dir / "stderr").string();
+    if (verb == "config") cmd = std::string(SGS_BINARY) + " config " + (dir / "bad.json").string() + " > " +
+                                (dir / "stdout").string() + " 2> " + (dir / "stderr").string();
+    int rc = std::system(cmd.c_str());
+    CHECK(WEXITSTATUS(rc) == 2);
+    std::ifstream err(dir / "stderr");
+    std::string line, all;
+    int lines = 0;
+    while (std::getline(err, line)) {
+      all += line;
+      ++lines;
+    }
+    CHECK(lines == 1);
+    INFO(all);
+    // The first mistake in document order is reported, with its path.
+    CHECK(all.find("bad.json: model.width: expected a number, got a string \"wide\"") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "out"));
+  }
+  // Each of the three mistakes alone is named too.
+  raw = base();
+  raw["optimizer"]["momentun"] = 0.9;
+  std::ofstream(dir / "one.json") << raw.dump();
+  int rc = std::system((std::string(SGS_BINARY) + " config " + (dir / "one.json").string() + " --set optimizer.lr=-1 2> " +
+                        (dir / "stderr").string()).c_str());
+  CHECK(WEXITSTATUS(rc) == 2);
+  std::ifstream err(dir / "stderr");
+  std::string msg;
+  std::getline(err, msg);
+  CHECK(msg.find("optimizer.lr: must be > 0, got -1") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}

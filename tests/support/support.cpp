@@ -1,0 +1,151 @@
+#include "support/support.h"
+
+#include <H5Cpp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace sgs::test {
+
+TempDir::TempDir(const std::string& name) {
+  std::random_device rd;
+  path_ = std::filesystem::temp_directory_path() /
+          ("sgs_test_" + name + "_" + std::to_string(rd()) + std::to_string(rd()));
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Json tiny_config(int64_t epochs) {
+  return Json{
+      {"epochs", epochs},
+      {"batch_size", 32},
+      {"eval_batch_size", 64},
+      {"threads", 1},
+      {"data_workers", 1},
+      {"device", "cpu"},
+      {"dataset", {{"name", "synthetic"}, {"size", 8}, {"channels", 1}, {"classes", 4}, {"train_size", 256},
+                   {"test_size", 64}}},
+      {"model", {{"name", "vgg11"}, {"width", 0.125}}},
+      {"optimizer", {{"name", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}, {"weight_decay", 5e-4}}},
+      {"schedule", {{"name", "cosine"}}},
+  };
+}
+
+void write_json(const std::filesystem::path& path, const Json& value) {
+  std::ofstream out(path);
+  out << value.dump(2);
+}
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+CommandResult run_sgs(const std::string& args, const std::filesystem::path& scratch) {
+  auto out = scratch / "cmd.stdout", err = scratch / "cmd.stderr";
+  std::string cmd = std::string(SGS_BINARY) + " " + args + " > " + out.string() + " 2> " + err.string() + " < /dev/null";
+  int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
+}
+
+int spawn_sgs(const std::vector<std::string>& args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::vector<char*> argv{const_cast<char*>(SGS_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(SGS_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_child(int pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::vector<double> read_doubles(const std::string& file, const std::string& dataset) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  auto ds = f.openDataSet(dataset);
+  auto n = ds.getSpace().getSimpleExtentNpoints();
+  std::vector<double> v(static_cast<size_t>(n));
+  if (n > 0) ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
+  return v;
+}
+
+std::vector<int64_t> read_dims(const std::string& file, const std::string& dataset) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  auto space = f.openDataSet(dataset).getSpace();
+  std::vector<hsize_t> d(space.getSimpleExtentNdims());
+  space.getSimpleExtentDims(d.data());
+  return std::vector<int64_t>(d.begin(), d.end());
+}
+
+bool has_object(const std::string& file, const std::string& path) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  // Check every prefix so that a missing group is not an error.
+  std::string prefix;
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    prefix += "/" + part;
+    if (H5Lexists(f.getId(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return true;
+}
+
+namespace {
+H5::Attribute open_attr(H5::H5File& f, const std::string& object, const std::string& name) {
+  if (object == "/") return f.openAttribute(name);
+  return f.openGroup(object).openAttribute(name);
+}
+}  // namespace
+
+std::string read_string_attr(const std::string& file, const std::string& object, const std::string& name) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  auto a = open_attr(f, object, name);
+  std::string s;
+  a.read(a.getStrType(), s);
+  return s;
+}
+
+double read_number_attr(const std::string& file, const std::string& object, const std::string& name) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  double v = 0;
+  open_attr(f, object, name).read(H5::PredType::NATIVE_DOUBLE, &v);
+  return v;
+}
+
+std::vector<int64_t> read_ints_attr(const std::string& file, const std::string& object, const std::string& name) {
+  H5::H5File f(file, H5F_ACC_RDONLY);
+  auto a = open_attr(f, object, name);
+  std::vector<int64_t> v(static_cast<size_t>(a.getSpace().getSimpleExtentNpoints()));
+  a.read(H5::PredType::NATIVE_INT64, v.data());
+  return v;
+}
+
+}  // namespace sgs::test

@@ -1,0 +1,50 @@
+// Helpers shared by the tests: temporary directories, tiny configs, running
+// the CLI, reading run.h5 back.
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sgs::test {
+
+// A fresh, empty directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name);
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& child) const { return path_ / child; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A few-second run: VGG-11 at width 1/8 on 8x8 synthetic images, one thread.
+Json tiny_config(int64_t epochs = 2);
+
+void write_json(const std::filesystem::path& path, const Json& value);
+
+struct CommandResult {
+  int exit_code;
+  std::string out, err;
+};
+// Runs `sgs ARGS` (build/sgs), capturing stdout and stderr.
+CommandResult run_sgs(const std::string& args, const std::filesystem::path& scratch);
+
+// Starts `sgs ARGS...` as a child process (output discarded); returns its pid.
+int spawn_sgs(const std::vector<std::string>& args);
+// Waits for a spawned child; returns its exit code, or 128 + signal.
+int wait_child(int pid);
+
+// run.h5 reading.
+std::vector<double> read_doubles(const std::string& file, const std::string& dataset);
+std::vector<int64_t> read_dims(const std::string& file, const std::string& dataset);
+bool has_object(const std::string& file, const std::string& path);
+std::string read_string_attr(const std::string& file, const std::string& object, const std::string& name);
+double read_number_attr(const std::string& file, const std::string& object, const std::string& name);
+std::vector<int64_t> read_ints_attr(const std::string& file, const std::string& object, const std::string& name);
+
+}  // namespace sgs::test
