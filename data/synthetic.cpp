@@ -79,7 +79,7 @@ ImageArray generate(const Recipe& r, const std::vector<ClassTable>& tables, int6
         const uint64_t u = rng.next();
         const auto sum = static_cast<float>((u & 0xffff) + ((u >> 16) & 0xffff) + ((u >> 32) & 0xffff) + (u >> 48));
         const float v = base + a_cos * t.sin_t[j] + a_sin * t.cos_t[j] + noise * (sum - 131070.0f);
-        p[j] = static_cast<uint8_t>(std::lround(std::clamp(v, 0.0f, 255.0f)));
+        p[j] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f) + 0.5f);  // round half up
       }
     }
   }
