@@ -3,11 +3,13 @@
 // threads at batch 128; ratios are against 0 workers (batches built in
 // next()) measured in the same run.
 //
-//   build/bench/bench_loader [--seconds S] [--workers 0,1,2]
+//   build/bench/bench_loader [--seconds S] [--workers 0,1,2] [--consume-ms T]
 //
-// To extend: add a Case (a dataset built through the registry) or pass a
-// per-batch `consume` to measure() (e.g. a training step, to see whether the
-// trainer waits on data).
+// "in next()" is the share of the time the consumer waited for a batch. With
+// --consume-ms T the consumer busy-works T ms per batch, standing in for a
+// training step: then images/s is the pipeline's rate and "in next()" shows
+// whether the trainer would wait on data. To extend: add a Case (a dataset
+// built through the registry) or pass another per-batch `consume` to measure().
 #include <sgs/dataset.h>
 #include <sgs/errors.h>
 #include <sgs/loader.h>
@@ -44,25 +46,24 @@ struct Measurement {
   double wait_fraction = 0;  // time the consumer spent inside next()
 };
 
-// Whole epochs of `split` until `seconds` have passed; `consume` runs on each batch.
+// Epochs of `split` until `seconds` have passed; `consume` runs on each batch.
 Measurement measure(std::shared_ptr<const sgs::Split> split, sgs::LoaderOptions options, double seconds,
                     const std::function<void(const sgs::Batch&)>& consume = {}) {
   sgs::Loader loader(std::move(split), options);
   int64_t images = 0;
-  double waiting = 0;
+  double waiting = 0, elapsed = 0;
   const auto start = Clock::now();
-  double elapsed = 0;
   for (int64_t epoch = 0; elapsed < seconds; ++epoch) {
     loader.start_epoch(epoch);
-    for (;;) {
+    while (elapsed < seconds) {
       const auto t0 = Clock::now();
       auto batch = loader.next();
       waiting += std::chrono::duration<double>(Clock::now() - t0).count();
       if (!batch) break;
       images += batch->images.size(0);
       if (consume) consume(*batch);
+      elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     }
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
   return {static_cast<double>(images) / elapsed, waiting / elapsed};
 }
@@ -118,12 +119,14 @@ std::vector<int64_t> parse_list(const std::string& text) {
 int main(int argc, char** argv) {
   double seconds = 3.0;
   std::vector<int64_t> worker_counts = {0, 1, 2};
+  double consume_ms = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
     else if (a == "--workers" && i + 1 < argc) worker_counts = parse_list(argv[++i]);
+    else if (a == "--consume-ms" && i + 1 < argc) consume_ms = std::stod(argv[++i]);
     else {
-      std::cerr << "usage: bench_loader [--seconds S] [--workers 0,1,2]\n";
+      std::cerr << "usage: bench_loader [--seconds S] [--workers 0,1,2] [--consume-ms T]\n";
       return 2;
     }
   }
@@ -147,10 +150,21 @@ int main(int argc, char** argv) {
        }},
   };
 
+  // A stand-in for a training step: busy work on the consumer's thread.
+  std::function<void(const sgs::Batch&)> consume;
+  if (consume_ms > 0)
+    consume = [consume_ms](const sgs::Batch&) {
+      const auto until = Clock::now() + std::chrono::duration<double, std::milli>(consume_ms);
+      while (Clock::now() < until) {
+      }
+    };
+
   int status = 0;
   try {
-    std::printf("loader throughput, batch 128, training augmentation on, %.1f s per measurement, %u hardware threads\n",
+    std::printf("loader throughput, batch 128, training augmentation on, %.1f s per measurement, %u hardware threads",
                 seconds, std::thread::hardware_concurrency());
+    if (consume_ms > 0) std::printf(", consumer busy %.1f ms per batch", consume_ms);
+    std::printf("\n");
     std::printf("%-36s %8s %14s %10s %12s\n", "dataset", "workers", "images/s", "vs 0", "in next()");
     for (const auto& c : cases) {
       auto dataset = c.make();
@@ -160,7 +174,7 @@ int main(int argc, char** argv) {
         o.batch_size = 128;
         o.workers = w;
         o.augment = true;
-        auto m = measure(dataset->train(), o, seconds);
+        auto m = measure(dataset->train(), o, seconds, consume);
         if (w == worker_counts.front()) base = m.images_per_s;
         std::printf("%-36s %8lld %14.0f %9.2fx %11.0f%%\n", c.name.c_str(), static_cast<long long>(w), m.images_per_s,
                     m.images_per_s / base, 100 * m.wait_fraction);
