@@ -41,21 +41,23 @@ bool is_image(const fs::path& p) {
 
 bool hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
 
-std::vector<fs::path> sorted_entries(const fs::path& dir) {
-  std::vector<fs::path> out;
+// The non-hidden entries of `dir`, sorted by name (their file types come
+// from the directory listing: no stat per image on ImageNet-sized folders).
+std::vector<fs::directory_entry> sorted_entries(const fs::path& dir) {
+  std::vector<fs::directory_entry> out;
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) data_error(kName, dir.string(), "cannot list the directory: " + ec.message());
   for (const auto& e : it)
-    if (!hidden(e.path())) out.push_back(e.path());
-  std::sort(out.begin(), out.end());
+    if (!hidden(e.path())) out.push_back(e);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
   return out;
 }
 
 std::vector<std::string> class_names(const fs::path& train) {
   std::vector<std::string> classes;
-  for (const auto& p : sorted_entries(train))
-    if (fs::is_directory(p)) classes.push_back(p.filename().string());
+  for (const auto& e : sorted_entries(train))
+    if (e.is_directory()) classes.push_back(e.path().filename().string());
   if (classes.empty()) data_error(kName, train.string(), "no class folders (expected train/<class>/<image>)");
   return classes;
 }
@@ -72,16 +74,17 @@ class FolderSource : public sgs::data::ExampleSource {
   FolderSource(const fs::path& dir, const std::vector<std::string>& classes, bool all_classes, int64_t size,
                double min_scale, Jitter jitter)
       : size_(size), min_scale_(min_scale), jitter_(jitter) {
-    for (const auto& p : sorted_entries(dir)) {
-      if (!fs::is_directory(p)) continue;
+    for (const auto& folder : sorted_entries(dir)) {
+      if (!folder.is_directory()) continue;
+      const fs::path& p = folder.path();
       auto it = std::find(classes.begin(), classes.end(), p.filename().string());
       if (it == classes.end())
         data_error(kName, p.string(), "class folder not found in train/ (classes are train/'s sub-folders)");
       const auto label = static_cast<int32_t>(it - classes.begin());
-      std::size_t before = files_.size();
+      const std::size_t before = files_.size();
       for (const auto& f : sorted_entries(p))
-        if (is_image(f) && !fs::is_directory(f)) {
-          files_.push_back(f.string());
+        if (!f.is_directory() && is_image(f.path())) {
+          files_.push_back(f.path().string());
           labels_.push_back(label);
         }
       if (files_.size() == before) data_error(kName, p.string(), "empty class folder (no image files)");
