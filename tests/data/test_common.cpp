@@ -252,7 +252,7 @@ TEST_CASE("split: a subset larger than the set or a split leaving nothing is a c
 TEST_CASE("data common: mean/std of the wrong length and bad key values are config errors") {
   CHECK_THROWS_WITH_AS(sgs_test::make_dataset("synthetic", {{"train_size", 10}, {"mean", {0.5}}}),
                        "dataset.mean: expected 3 value(s), one per channel, got [0.5]", sgs::ConfigError);
-  CHECK_THROWS_WITH_AS(sgs_test::make_dataset("synthetic", {{"std", {1, 0, 1}}}),
+  CHECK_THROWS_WITH_AS(sgs_test::make_dataset("synthetic", {{"std", {1.0, 0.0, 1.0}}}),
                        "dataset.std[1]: must be > 0, got 0.0", sgs::ConfigError);
   CHECK_THROWS_WITH_AS(sgs_test::make_dataset("synthetic", {{"val_fraction", 1.0}}),
                        "dataset.val_fraction: must be < 1, got 1.0", sgs::ConfigError);
