@@ -54,6 +54,16 @@ void set_attr(H5::H5Object& obj, const std::string& name, const std::array<int64
       .write(H5::PredType::NATIVE_INT64, value.data());
 }
 
+// No exclusive lock on run.h5: readers (plotting scripts, sgs report) may open
+// it while a run appends; each epoch's rows are flushed before they are read.
+H5::FileAccPropList access_without_lock() {
+  H5::FileAccPropList fapl;
+#if H5_VERSION_GE(1, 10, 7)
+  H5Pset_file_locking(fapl.getId(), false, true);
+#endif
+  return fapl;
+}
+
 bool has_link(const H5::Group& g, const std::string& name) { return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0; }
 
 // An extendable dataset whose rows have shape `row` (empty for scalars).
@@ -122,7 +132,7 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
   H5::Exception::dontPrint();
   std::unique_ptr<RunLog> log(new RunLog(path));
   try {
-    log->impl_->file = H5::H5File(path, H5F_ACC_TRUNC);
+    log->impl_->file = H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access_without_lock());
   } catch (const H5::Exception& e) {
     throw std::runtime_error(path + ": cannot create the run file: " + e.getDetailMsg());
   }
@@ -148,7 +158,7 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
   H5::Exception::dontPrint();
   std::unique_ptr<RunLog> log(new RunLog(path));
   try {
-    log->impl_->file = H5::H5File(path, H5F_ACC_RDWR);
+    log->impl_->file = H5::H5File(path, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, access_without_lock());
   } catch (const H5::Exception& e) {
     throw std::runtime_error(path + ": cannot open the run file to resume: " + e.getDetailMsg());
   }
@@ -185,6 +195,20 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
   set_attr(f, "finished", std::string(""));
   f.flush(H5F_SCOPE_GLOBAL);
   return log;
+}
+
+std::map<std::string, double> RunLog::read_summary(const std::string& path) {
+  H5::Exception::dontPrint();
+  std::map<std::string, double> out;
+  H5::H5File f(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_without_lock());
+  auto g = f.openGroup("summary");
+  for (int i = 0; i < g.getNumAttrs(); ++i) {
+    auto a = g.openAttribute(static_cast<unsigned>(i));
+    double v = 0;
+    a.read(H5::PredType::NATIVE_DOUBLE, &v);
+    out[a.getName()] = v;
+  }
+  return out;
 }
 
 void RunLog::add_layer(const std::string& path, int64_t index, const ConvSpec& spec) {

@@ -462,6 +462,14 @@ RunResult Trainer::run() {
     }
     resumed = load_checkpoint(ckpt);
   }
+  if (resumed && pos_.epochs_done >= epochs_) {  // nothing left to do: report the finished run as it is
+    progress_.message(out.string() + ": already completed");
+    RunResult done;
+    done.status = "completed";
+    done.epochs_completed = pos_.epochs_done;
+    done.summary = RunLog::read_summary(h5.string());
+    return done;
+  }
   strategy_->attach(ctx_);  // checks the strategy's per-layer config before anything is written
   fs::create_directories(out);
   std::string device_name = device_.str();

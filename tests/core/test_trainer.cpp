@@ -74,6 +74,12 @@ TEST_CASE("trainer: a run stopped mid-epoch and resumed equals an uninterrupted 
           read_doubles((dir / "split" / "run.h5").string(), layer + d));
   }
   CHECK(read_doubles((dir / "split" / "run.h5").string(), layer + "scaling_epoch") == std::vector<double>{1, 2});
+  // Resuming a finished run changes nothing and reports its summary.
+  auto again = train(config, dir / "split", true);
+  CHECK(again.status == "completed");
+  CHECK(again.summary.at("final_test_acc") == second.summary.at("final_test_acc"));
+  CHECK(metric(dir / "split", "train_loss").size() == 3);
+  CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "completed");
 }
 
 TEST_CASE("trainer: a killed run resumes from its last checkpoint (CLI, SIGKILL)") {

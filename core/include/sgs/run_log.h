@@ -27,6 +27,9 @@ class RunLog {
   // after it, except, when resuming `mid_epoch`, those of the current epoch.
   static std::unique_ptr<RunLog> resume(const std::string& path, int64_t epochs_done, bool mid_epoch);
 
+  // The /summary attributes of a finished run file.
+  static std::map<std::string, double> read_summary(const std::string& path);
+
   ~RunLog();
 
   // A group /layers/<path> with its attributes (no-op when it exists).
