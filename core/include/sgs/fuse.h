@@ -1,0 +1,76 @@
+// Fusing a structurally reparameterized model into the plain one (`sgs fuse`):
+// the same architecture built with plain convs whose weight and bias are the
+// branched blocks' fused() ones, every other parameter and buffer (BatchNorms
+// after the blocks, linear layers) copied by name. Spatial convs get a bias
+// where the block's fused_has_bias() (acb, dbb), so the fused model loads into
+// the plain model built with FusedConvFactory (or with a bias on those convs).
+#pragma once
+
+#include <sgs/conv.h>
+#include <sgs/dataset.h>
+#include <sgs/model.h>
+#include <sgs/strategy.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sgs {
+
+// Passes every make() to `inner` and remembers the blocks in the order made.
+class RecordingConvFactory : public ConvFactory {
+ public:
+  explicit RecordingConvFactory(ConvFactory& inner) : inner_(inner) {}
+  std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override;
+  const std::vector<std::shared_ptr<ConvBlock>>& blocks() const { return blocks_; }
+
+ private:
+  ConvFactory& inner_;
+  std::vector<std::shared_ptr<ConvBlock>> blocks_;
+};
+
+// Plain convs for a fused model: the i-th make() gets bias = with_bias[i]
+// (or, past the list's end, spec.bias).
+class FusedConvFactory : public ConvFactory {
+ public:
+  explicit FusedConvFactory(std::vector<bool> with_bias) : with_bias_(std::move(with_bias)) {}
+  std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override;
+
+ private:
+  std::vector<bool> with_bias_;
+  size_t next_ = 0;
+};
+
+// A model built from a resolved config's model slot with `factory` (seeded
+// with the config's seed, so that an unloaded model is the run's initial one).
+std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory);
+
+// A run's model, rebuilt from DIR/config.json (model and strategy slots) with
+// DIR/checkpoint.pt's weights (key "model"), in eval mode.
+struct RunModel {
+  Json config;  // resolved
+  std::shared_ptr<Dataset> dataset;
+  ModelSpec spec;
+  std::unique_ptr<Strategy> strategy;
+  std::shared_ptr<Model> model;
+  std::vector<std::shared_ptr<ConvBlock>> made;  // its conv blocks in construction order
+};
+RunModel load_run_model(const std::string& dir, const torch::Device& device = torch::kCPU);
+
+// The fused plain model of `run` (eval mode, on the run model's device).
+// Throws std::runtime_error when the two builds disagree (geometry, names).
+std::shared_ptr<Model> fuse_model(const RunModel& run);
+
+// Both models over the same batches (eval mode, no grad).
+struct FuseCheck {
+  std::string split;  // "test" or "val"
+  int64_t images = 0;
+  double branched_acc = 0, fused_acc = 0, branched_loss = 0, fused_loss = 0;
+  double max_abs_diff = 0;   // max |logit difference|
+  double max_abs_logit = 0;  // max |logit| of the branched model (the scale)
+};
+// On the run's test set, or its validation split when it has no test set.
+// Throws DataError when it has neither.
+FuseCheck compare_on_dataset(const RunModel& run, Model& fused, int64_t workers = 1);
+
+}  // namespace sgs

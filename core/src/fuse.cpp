@@ -1,0 +1,159 @@
+#include <sgs/config.h>
+#include <sgs/errors.h>
+#include <sgs/fuse.h>
+#include <sgs/loader.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <map>
+
+namespace fs = std::filesystem;
+
+namespace sgs {
+
+std::shared_ptr<ConvBlock> RecordingConvFactory::make(const ConvSpec& spec) {
+  auto block = inner_.make(spec);
+  blocks_.push_back(block);
+  return block;
+}
+
+std::shared_ptr<ConvBlock> FusedConvFactory::make(const ConvSpec& spec) {
+  ConvSpec s = spec;
+  if (next_ < with_bias_.size()) s.bias = with_bias_[next_];
+  ++next_;
+  return std::make_shared<PlainConv>(s);
+}
+
+std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory) {
+  const std::string name = config.at("model").at("name").get<std::string>();
+  torch::manual_seed(config.at("seed").get<int64_t>());
+  return Registry::global().factory<ModelKind>(name)(slot_options(config, "model"), spec, factory);
+}
+
+RunModel load_run_model(const std::string& dir, const torch::Device& device) {
+  const fs::path cfg = fs::path(dir) / "config.json", ckpt = fs::path(dir) / "checkpoint.pt";
+  if (!fs::exists(cfg)) throw ConfigError(dir + ": no config.json (not a run directory?)");
+  if (!fs::exists(ckpt)) throw ConfigError(dir + ": no checkpoint.pt (was the run started with checkpoint: false?)");
+  RunModel run;
+  run.config = resolve_config(read_json_file(cfg.string()), cfg.string());
+  const auto& reg = Registry::global();
+  const uint64_t seed = static_cast<uint64_t>(run.config.at("seed").get<int64_t>());
+  run.dataset = reg.factory<DatasetKind>(run.config["dataset"]["name"].get<std::string>())(
+      slot_options(run.config, "dataset"), seed);
+  const auto& info = run.dataset->info();
+  run.spec = ModelSpec{info.channels, info.num_classes, info.height, info.width};
+  run.strategy =
+      reg.factory<StrategyKind>(run.config["strategy"]["name"].get<std::string>())(slot_options(run.config, "strategy"));
+  auto inner = run.strategy->conv_factory();
+  ConvFactory plain;
+  RecordingConvFactory recording(inner ? *inner : plain);
+  run.model = build_model(run.config, run.spec, recording);
+  run.made = recording.blocks();
+  conv_blocks(*run.model);  // sets the blocks' paths
+  torch::serialize::InputArchive archive, model;
+  try {
+    archive.load_from(ckpt.string(), device);
+    archive.read("model", model);
+    run.model->load(model);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(ckpt.string() + ": cannot load the model from the checkpoint: " + e.what_without_backtrace());
+  }
+  run.model->to(device);
+  run.model->eval();
+  return run;
+}
+
+std::shared_ptr<Model> fuse_model(const RunModel& run) {
+  std::vector<bool> with_bias;
+  for (const auto& b : run.made) with_bias.push_back(b->fused_has_bias());
+  FusedConvFactory factory(with_bias);
+  RecordingConvFactory recording(factory);
+  auto fused = build_model(run.config, run.spec, recording);
+  const auto& made = recording.blocks();
+  if (made.size() != run.made.size())
+    throw std::runtime_error("fuse: the plain build made " + std::to_string(made.size()) + " convs, the run's " +
+                             std::to_string(run.made.size()));
+  torch::NoGradGuard no_grad;
+  auto device = run.model->parameters().empty() ? torch::Device(torch::kCPU) : run.model->parameters()[0].device();
+  fused->to(device);
+  std::vector<std::string> block_paths;
+  for (const auto& b : conv_blocks(*fused)) block_paths.push_back(b->path() + ".");
+  for (size_t i = 0; i < made.size(); ++i) {
+    auto* plain = dynamic_cast<PlainConv*>(made[i].get());
+    const auto& source = run.made[i];
+    const auto &a = plain->spec(), &b = source->spec();
+    if (a.in_channels != b.in_channels || a.out_channels != b.out_channels || a.kernel != b.kernel ||
+        a.stride != b.stride || a.padding != b.padding || a.dilation != b.dilation || a.groups != b.groups ||
+        plain->path() != source->path())
+      throw std::runtime_error("fuse: conv " + std::to_string(i) + " ('" + source->path() +
+                               "') differs between the run's model and the plain one");
+    auto [w, bias] = source->fused();
+    plain->weight.copy_(w);
+    if (plain->bias.defined()) plain->bias.copy_(bias);
+  }
+  auto outside_blocks = [&](const std::string& name) {
+    for (const auto& p : block_paths)
+      if (name.rfind(p, 0) == 0) return false;
+    return true;
+  };
+  auto copy_by_name = [&](const torch::OrderedDict<std::string, torch::Tensor>& to,
+                          const torch::OrderedDict<std::string, torch::Tensor>& from, const char* what) {
+    for (const auto& item : to) {
+      if (!outside_blocks(item.key())) continue;
+      const auto* src = from.find(item.key());
+      if (src == nullptr || src->sizes() != item.value().sizes())
+        throw std::runtime_error(std::string("fuse: ") + what + " '" + item.key() +
+                                 "' has no counterpart of the same shape in the run's model");
+      item.value().copy_(*src);
+    }
+  };
+  copy_by_name(fused->named_parameters(), run.model->named_parameters(), "parameter");
+  copy_by_name(fused->named_buffers(), run.model->named_buffers(), "buffer");
+  fused->eval();
+  return fused;
+}
+
+FuseCheck compare_on_dataset(const RunModel& run, Model& fused, int64_t workers) {
+  FuseCheck check;
+  auto split = run.dataset->test();
+  check.split = "test";
+  if (!split) {
+    split = run.dataset->val();
+    check.split = "val";
+  }
+  if (!split) throw DataError("fuse: the run's dataset has neither a test set nor a validation split to evaluate on");
+  LoaderOptions lo;
+  lo.batch_size = run.config.at("eval_batch_size").get<int64_t>();
+  lo.shuffle = lo.augment = false;
+  lo.workers = workers;
+  lo.seed = static_cast<uint64_t>(run.config.at("seed").get<int64_t>());
+  Loader loader(split, lo);
+  loader.start_epoch(0);
+  torch::NoGradGuard no_grad;
+  run.model->eval();
+  fused.eval();
+  auto device = run.model->parameters()[0].device();
+  double correct_b = 0, correct_f = 0, loss_b = 0, loss_f = 0;
+  auto sum_ce = torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum);
+  while (auto batch = loader.next()) {
+    auto x = batch->images.to(device);
+    auto y = batch->labels.to(device);
+    auto lb = run.model->forward(x), lf = fused.forward(x);
+    correct_b += static_cast<double>(lb.argmax(1).eq(y).sum().item<int64_t>());
+    correct_f += static_cast<double>(lf.argmax(1).eq(y).sum().item<int64_t>());
+    loss_b += torch::nn::functional::cross_entropy(lb, y, sum_ce).item<double>();
+    loss_f += torch::nn::functional::cross_entropy(lf, y, sum_ce).item<double>();
+    check.max_abs_diff = std::max(check.max_abs_diff, (lb - lf).abs().max().item<double>());
+    check.max_abs_logit = std::max(check.max_abs_logit, lb.abs().max().item<double>());
+    check.images += y.size(0);
+  }
+  const double n = static_cast<double>(std::max<int64_t>(1, check.images));
+  check.branched_acc = correct_b / n;
+  check.fused_acc = correct_f / n;
+  check.branched_loss = loss_b / n;
+  check.fused_loss = loss_f / n;
+  return check;
+}
+
+}  // namespace sgs

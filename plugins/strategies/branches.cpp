@@ -1,0 +1,89 @@
+#include "plugins/strategies/branches.h"
+
+#include <sgs/errors.h>
+
+#include <torch/torch.h>
+
+namespace sgs::branches {
+
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const torch::nn::BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  const auto& o = bn->options;
+  auto t = (bn->running_var + o.eps()).rsqrt();
+  auto shift = -bn->running_mean * t;
+  if (o.affine()) {
+    t = t * bn->weight;
+    shift = bn->bias - bn->running_mean * t;
+  }
+  return {t.detach(), shift.detach()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                const torch::nn::BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  auto [t, shift] = bn_scale_shift(bn);
+  std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);
+  shape[0] = -1;
+  auto w = weight.detach() * t.view(shape);
+  auto b = bias.defined() ? shift + t * bias.detach() : shift;
+  return {w, b};
+}
+
+torch::Tensor pad_to_centre(const torch::Tensor& weight, const std::array<int64_t, 2>& kernel) {
+  const int64_t dh = kernel[0] - weight.size(2), dw = kernel[1] - weight.size(3);
+  TORCH_CHECK(dh >= 0 && dw >= 0 && dh % 2 == 0 && dw % 2 == 0, "pad_to_centre: a ", weight.size(2), "x",
+              weight.size(3), " kernel does not centre in ", kernel[0], "x", kernel[1]);
+  if (dh == 0 && dw == 0) return weight;
+  return torch::constant_pad_nd(weight, {dw / 2, dw / 2, dh / 2, dh / 2}, 0.0);
+}
+
+torch::Tensor centred_conv(const torch::Tensor& x, const torch::Tensor& weight, const ConvSpec& block) {
+  using torch::indexing::Slice;
+  std::array<int64_t, 2> pad{};
+  torch::Tensor input = x;
+  for (int d = 0; d < 2; ++d) {
+    pad[d] = block.padding[d] - (block.kernel[d] - weight.size(2 + d)) / 2;
+    if (pad[d] < 0) {  // the block's window starts inside the map: crop instead of padding
+      const int64_t axis = 2 + d, n = input.size(axis);
+      input = input.slice(axis, -pad[d], n + pad[d]);
+      pad[d] = 0;
+    }
+  }
+  return torch::conv2d(input, weight, {}, {block.stride[0], block.stride[1]}, {pad[0], pad[1]}, {1, 1},
+                       block.groups);
+}
+
+torch::Tensor pad_with_values(const torch::Tensor& x, const torch::Tensor& values,
+                              const std::array<int64_t, 2>& padding) {
+  if (padding[0] == 0 && padding[1] == 0) return x;
+  auto v = values.view({1, -1, 1, 1});
+  return torch::constant_pad_nd(x - v, {padding[1], padding[1], padding[0], padding[0]}, 0.0) + v;
+}
+
+ConvSpec branch_spec(const ConvSpec& spec, int64_t in_channels, int64_t out_channels,
+                     std::array<int64_t, 2> kernel) {
+  ConvSpec s = spec;
+  s.in_channels = in_channels;
+  s.out_channels = out_channels;
+  s.kernel = kernel;
+  s.bias = false;
+  return s;
+}
+
+std::string kernel_text(const std::array<int64_t, 2>& kernel) {
+  return std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]);
+}
+
+void require_supported(const ConvSpec& spec, const std::string& strategy, bool single_group) {
+  const std::string where = "strategy.name: " + strategy;
+  if (spec.kernel[0] % 2 == 0 || spec.kernel[1] % 2 == 0)
+    throw ConfigError(where + " needs odd kernel sizes (branches align on the centre), got a " +
+                      kernel_text(spec.kernel) + " conv");
+  if (spec.dilation[0] != 1 || spec.dilation[1] != 1)
+    throw ConfigError(where + " needs dilation 1, got a conv with dilation " + std::to_string(spec.dilation[0]) +
+                      "x" + std::to_string(spec.dilation[1]));
+  if (single_group && spec.groups != 1)
+    throw ConfigError(where + " needs groups = 1, got a conv with " + std::to_string(spec.groups) + " groups");
+}
+
+}  // namespace sgs::branches

@@ -1,0 +1,53 @@
+// Shared by the structural reparameterizations (masked_branches, acb, dbb):
+// BatchNorm folding, kernels aligned on the block's centre, and the checks
+// the branched blocks need. Fusion is eval-mode: a BatchNorm folds with its
+// running statistics, t = gamma / sqrt(var + eps):
+//   BN(conv(x, W) + b) = conv(x, t ⊙ W) + beta + t ⊙ (b - mean).
+#pragma once
+
+#include <sgs/conv.h>
+
+#include <torch/nn/modules/batchnorm.h>
+
+#include <string>
+#include <utility>
+
+namespace sgs::branches {
+
+// t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t
+// (eval mode), both [C], detached.
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const torch::nn::BatchNorm2d& bn);
+
+// The weight [out, ...] and bias [out] of `weight` (bias `bias`, may be
+// undefined) followed by `bn`, in eval mode. Detached.
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                const torch::nn::BatchNorm2d& bn);
+
+// A [o, i, a, b] kernel zero-padded into the centre of `kernel` (both odd
+// differences).
+torch::Tensor pad_to_centre(const torch::Tensor& weight, const std::array<int64_t, 2>& kernel);
+
+// conv2d of x with a kernel smaller than the block's, aligned on the centre of
+// the block's window: padding p - (K - k) / 2 per axis (the input cropped
+// where that is negative), the block's stride and groups; the output has the
+// block's output shape.
+torch::Tensor centred_conv(const torch::Tensor& x, const torch::Tensor& weight, const ConvSpec& block);
+
+// Zero-pads x by `padding` (height, width) with per-channel values [C]
+// instead of zeros (the BN of a zero input: DBB's BNAndPadLayer).
+torch::Tensor pad_with_values(const torch::Tensor& x, const torch::Tensor& values,
+                              const std::array<int64_t, 2>& padding);
+
+// `spec` with other channels and kernel, stride and padding kept (for drawing
+// a branch's weight with init_conv).
+ConvSpec branch_spec(const ConvSpec& spec, int64_t in_channels, int64_t out_channels,
+                     std::array<int64_t, 2> kernel);
+
+// Throws ConfigError ("strategy.name: acb needs ...") unless both kernel sizes
+// are odd, dilation is 1 and, when `single_group`, groups is 1.
+void require_supported(const ConvSpec& spec, const std::string& strategy, bool single_group);
+
+// "3x3".
+std::string kernel_text(const std::array<int64_t, 2>& kernel);
+
+}  // namespace sgs::branches
