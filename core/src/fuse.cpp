@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 namespace sgs {
 
 std::shared_ptr<ConvBlock> RecordingConvFactory::make(const ConvSpec& spec) {
-  auto block = inner_.make(spec);
+  auto block = inner_->make(spec);
   blocks_.push_back(block);
   return block;
 }
@@ -46,8 +46,7 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   run.strategy =
       reg.factory<StrategyKind>(run.config["strategy"]["name"].get<std::string>())(slot_options(run.config, "strategy"));
   auto inner = run.strategy->conv_factory();
-  ConvFactory plain;
-  RecordingConvFactory recording(inner ? *inner : plain);
+  RecordingConvFactory recording(inner ? inner : std::make_shared<ConvFactory>());
   run.model = build_model(run.config, run.spec, recording);
   run.made = recording.blocks();
   conv_blocks(*run.model);  // sets the blocks' paths
@@ -67,8 +66,7 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
 std::shared_ptr<Model> fuse_model(const RunModel& run) {
   std::vector<bool> with_bias;
   for (const auto& b : run.made) with_bias.push_back(b->fused_has_bias());
-  FusedConvFactory factory(with_bias);
-  RecordingConvFactory recording(factory);
+  RecordingConvFactory recording(std::make_shared<FusedConvFactory>(with_bias));
   auto fused = build_model(run.config, run.spec, recording);
   const auto& made = recording.blocks();
   if (made.size() != run.made.size())

@@ -246,6 +246,38 @@ TEST_CASE("structural: the fused conv equals the branched block in eval mode (ra
   CHECK(fusion_error("masked_branches", conv_spec(4, 6, {3, 3}, {2, 2}, {1, 1}), {{"masks", masks}}) < 1e-5);
 }
 
+TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode (VGG-11 and ResNet-18 with a 7x7 stem)") {
+  const std::vector<std::pair<Json, ModelSpec>> models = {
+      {{{"name", "vgg11"}, {"width", 0.125}}, ModelSpec{3, 10, 16, 16}},
+      {{{"name", "resnet18"}, {"width", 0.125}, {"stem", "imagenet"}}, ModelSpec{3, 10, 32, 32}},
+  };
+  for (const char* strategy : {"acb", "dbb", "masked_branches"}) {
+    for (const auto& [model, spec] : models) {
+      INFO(strategy << " " << model.dump());
+      Json raw = test::tiny_config(1);
+      raw["model"] = model;
+      raw["strategy"] = {{"name", strategy}};
+      RunModel run;
+      run.config = resolve_config(raw, "t");
+      run.spec = spec;
+      run.strategy = make_strategy(strategy);
+      RecordingConvFactory recording(run.strategy->conv_factory());
+      run.model = build_model(run.config, spec, recording);
+      run.made = recording.blocks();
+      conv_blocks(*run.model);
+      randomize(*run.model);
+      run.model->eval();
+      auto fused = fuse_model(run);
+      int64_t bias_convs = 0;
+      for (const auto& b : conv_blocks(*fused)) bias_convs += b->spec().bias ? 1 : 0;
+      CHECK(bias_convs == (std::string(strategy) == "masked_branches" ? 0 : (model["name"] == "vgg11" ? 8 : 17)));
+      torch::NoGradGuard no_grad;
+      auto x = torch::randn({4, 3, spec.height, spec.width});
+      CHECK(rel_diff(fused->forward(x), run.model->forward(x)) < 1e-5);
+    }
+  }
+}
+
 TEST_CASE("structural: the KxK weight is drawn exactly as the plain conv draws it") {
   const auto spec = conv_spec(4, 6, {3, 3}, {1, 1}, {1, 1});
   torch::manual_seed(5);

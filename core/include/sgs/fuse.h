@@ -20,12 +20,12 @@ namespace sgs {
 // Passes every make() to `inner` and remembers the blocks in the order made.
 class RecordingConvFactory : public ConvFactory {
  public:
-  explicit RecordingConvFactory(ConvFactory& inner) : inner_(inner) {}
+  explicit RecordingConvFactory(std::shared_ptr<ConvFactory> inner) : inner_(std::move(inner)) {}
   std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override;
   const std::vector<std::shared_ptr<ConvBlock>>& blocks() const { return blocks_; }
 
  private:
-  ConvFactory& inner_;
+  std::shared_ptr<ConvFactory> inner_;
   std::vector<std::shared_ptr<ConvBlock>> blocks_;
 };
 
