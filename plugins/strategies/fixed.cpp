@@ -4,6 +4,7 @@
 // With normalize (default) G = M / mean(M) and M must be positive; with
 // "normalize": false G = M as given, which Lemma 1 (paper section 3.2) needs:
 // masks M_n of N branches give G = sum_n M_n.
+#include "plugins/strategies/json_matrix.h"
 #include "plugins/strategies/static_scaling.h"
 
 #include <sgs/errors.h>
@@ -12,28 +13,13 @@
 
 namespace {
 
-// A JSON matrix as a float64 tensor; throws ConfigError naming `path`.
+// A scaling matrix: finite, non-negative numbers.
 torch::Tensor parse_matrix(const sgs::Json& m, const std::string& path) {
-  if (!m.is_array() || m.empty() || !m[0].is_array() || m[0].empty())
-    throw sgs::ConfigError(path + ": expected a matrix (a list of equal-length lists of numbers)");
-  const size_t rows = m.size(), cols = m[0].size();
-  std::vector<double> values;
-  for (size_t i = 0; i < rows; ++i) {
-    if (!m[i].is_array() || m[i].size() != cols)
-      throw sgs::ConfigError(path + ": row " + std::to_string(i) + " has " +
-                             std::to_string(m[i].is_array() ? m[i].size() : 0) + " values, expected " +
-                             std::to_string(cols));
-    for (size_t j = 0; j < cols; ++j) {
-      if (!m[i][j].is_number())
-        throw sgs::ConfigError(path + "[" + std::to_string(i) + "][" + std::to_string(j) + "]: expected a number");
-      double v = m[i][j].get<double>();
-      if (!std::isfinite(v) || v < 0)
-        throw sgs::ConfigError(path + "[" + std::to_string(i) + "][" + std::to_string(j) +
-                               "]: must be finite and >= 0, got " + m[i][j].dump());
-      values.push_back(v);
-    }
-  }
-  return torch::tensor(values, torch::kFloat64).view({static_cast<int64_t>(rows), static_cast<int64_t>(cols)});
+  return sgs::read_json_matrix(m, path, "numbers", [](const sgs::Json& v, const std::string& at) {
+    if (!v.is_number()) throw sgs::ConfigError(at + ": expected a number");
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < 0) throw sgs::ConfigError(at + ": must be finite and >= 0, got " + v.dump());
+  });
 }
 
 class Fixed : public sgs::StaticScaling {

@@ -12,6 +12,7 @@
 // that groups stay intact), summed over the branches.
 //   "masks": "acb_masks"                       KxK, 1xK, Kx1 (full, centre row, centre column)
 //   "masks": [[[1,1,1],[1,1,1],[1,1,1]], ...]  any 0/1 masks; a conv uses those of its kernel size
+#include "plugins/strategies/json_matrix.h"
 #include "plugins/strategies/branches.h"
 
 #include <sgs/errors.h>
@@ -140,24 +141,11 @@ class MaskedBranches : public sgs::Strategy {
 
  private:
   static torch::Tensor parse_mask(const sgs::Json& m, const std::string& path) {
-    if (!m.is_array() || m.empty() || !m[0].is_array() || m[0].empty())
-      throw sgs::ConfigError(path + ": expected a matrix (a list of equal-length lists of 0/1)");
-    const size_t rows = m.size(), cols = m[0].size();
-    std::vector<float> values;
-    for (size_t i = 0; i < rows; ++i) {
-      if (!m[i].is_array() || m[i].size() != cols)
-        throw sgs::ConfigError(path + ": row " + std::to_string(i) + " has " +
-                               std::to_string(m[i].is_array() ? m[i].size() : 0) + " values, expected " +
-                               std::to_string(cols));
-      for (size_t j = 0; j < cols; ++j) {
-        const auto& v = m[i][j];
-        if (!v.is_number() || (v.get<double>() != 0 && v.get<double>() != 1))
-          throw sgs::ConfigError(path + "[" + std::to_string(i) + "][" + std::to_string(j) + "]: expected 0 or 1, got " +
-                                 v.dump());
-        values.push_back(v.get<float>());
-      }
-    }
-    auto t = torch::tensor(values).view({static_cast<int64_t>(rows), static_cast<int64_t>(cols)});
+    auto t = sgs::read_json_matrix(m, path, "0/1", [](const sgs::Json& v, const std::string& at) {
+                 if (!v.is_number() || (v.get<double>() != 0 && v.get<double>() != 1))
+                   throw sgs::ConfigError(at + ": expected 0 or 1, got " + v.dump());
+               }).to(torch::kFloat32);
+    const int64_t rows = t.size(0), cols = t.size(1);
     if (rows < 2 || cols < 2)
       throw sgs::ConfigError(path + ": a " + std::to_string(rows) + "x" + std::to_string(cols) +
                              " mask; masks have the full kernel size (at least 2x2; 1xK branches are masks such as "
