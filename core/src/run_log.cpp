@@ -64,6 +64,16 @@ H5::FileAccPropList access_without_lock() {
   return fapl;
 }
 
+// Opens run.h5 (without the lock); errors name the file and what was tried.
+H5::H5File open_file(const std::string& path, unsigned flags, const char* what) {
+  H5::Exception::dontPrint();
+  try {
+    return H5::H5File(path, flags, H5::FileCreatPropList::DEFAULT, access_without_lock());
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error(path + ": cannot " + what + ": " + e.getDetailMsg());
+  }
+}
+
 bool has_link(const H5::Group& g, const std::string& name) { return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0; }
 
 // An extendable dataset whose rows have shape `row` (empty for scalars).
@@ -129,13 +139,8 @@ RunLog::~RunLog() {
 
 std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& config, const std::string& device,
                                        int64_t threads) {
-  H5::Exception::dontPrint();
   std::unique_ptr<RunLog> log(new RunLog(path));
-  try {
-    log->impl_->file = H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access_without_lock());
-  } catch (const H5::Exception& e) {
-    throw std::runtime_error(path + ": cannot create the run file: " + e.getDetailMsg());
-  }
+  log->impl_->file = open_file(path, H5F_ACC_TRUNC, "create the run file");
   auto& f = log->impl_->file;
   set_attr(f, "layout_version", static_cast<int64_t>(kLayoutVersion));
   std::string commit = SGS_GIT_COMMIT;
@@ -155,13 +160,8 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
 }
 
 std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch) {
-  H5::Exception::dontPrint();
   std::unique_ptr<RunLog> log(new RunLog(path));
-  try {
-    log->impl_->file = H5::H5File(path, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, access_without_lock());
-  } catch (const H5::Exception& e) {
-    throw std::runtime_error(path + ": cannot open the run file to resume: " + e.getDetailMsg());
-  }
+  log->impl_->file = open_file(path, H5F_ACC_RDWR, "open the run file to resume");
   auto& f = log->impl_->file;
   const auto done = static_cast<hsize_t>(epochs_done);
   auto metrics = f.openGroup("metrics");
@@ -198,9 +198,8 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
 }
 
 std::map<std::string, double> RunLog::read_summary(const std::string& path) {
-  H5::Exception::dontPrint();
   std::map<std::string, double> out;
-  H5::H5File f(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_without_lock());
+  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
   auto g = f.openGroup("summary");
   for (int i = 0; i < g.getNumAttrs(); ++i) {
     auto a = g.openAttribute(static_cast<unsigned>(i));
