@@ -38,10 +38,11 @@ fi
 
 if [ "$build" -eq 1 ]; then
   [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  # Show warnings and errors, not one line per file.
-  set +o pipefail
-  cmake --build build -- -j"$(nproc)" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\] (Building|Linking)'
-  status=${PIPESTATUS[0]}
-  set -o pipefail
-  [ "$status" -eq 0 ] || { echo "bootstrap: build failed" >&2; exit "$status"; }
+  # The full log goes to build/build.log; shown on failure, warnings otherwise.
+  if ! cmake --build build -- -j"$(nproc)" > build/build.log 2>&1; then
+    grep -Ev '^\[[0-9]+/[0-9]+\] (Building|Linking)' build/build.log | tail -n 60 >&2
+    echo "bootstrap: build failed (full log: build/build.log)" >&2
+    exit 1
+  fi
+  grep -E 'warning:' build/build.log | head -n 20 || true
 fi
