@@ -664,12 +664,13 @@ torch::Tensor pearson(const torch::Tensor& x, const Region& r, bool diagonal_rem
 }
 
 // nmi of each histogram [C, B, B] on CPU, in blocks of channels on the
-// kernel's threads. A block is small enough for every tensor op to run
-// serially (under ATen's grain size), so no OpenMP team is woken (on shared
-// cores each one waits for every thread), and holds a multiple of 8 channels,
-// so that each element takes the same path through the ops' vectorised loops
-// (vector body or scalar tail) as in one serial pass over all channels: the
-// values are those of nmi() on the whole tensor with one thread.
+// kernel's threads (one block with one thread). A block is small enough for
+// every tensor op to run serially (under ATen's grain size, 32768), so no
+// OpenMP team is woken (on shared cores each one waits for every thread), and
+// holds a multiple of 8 channels, so that each element takes the same path
+// through the ops' vectorised loops (vector body or scalar tail) as in one
+// serial pass over all channels: the values are those of nmi() on the whole
+// tensor with one thread.
 std::vector<torch::Tensor> nmi_cpu(const std::vector<torch::Tensor>& hist, bool diagonal_removal) {
   struct Block {
     size_t e;
@@ -679,7 +680,7 @@ std::vector<torch::Tensor> nmi_cpu(const std::vector<torch::Tensor>& hist, bool 
   std::vector<torch::Tensor> out;
   for (size_t e = 0; e < hist.size(); ++e) {
     const int64_t c = hist[e].size(0), cells = std::max<int64_t>(1, hist[e].size(1) * hist[e].size(2));
-    const int64_t k = std::max<int64_t>(8, (16384 / cells) / 8 * 8);
+    const int64_t k = at::get_num_threads() == 1 ? c : std::max<int64_t>(8, (30000 / cells) / 8 * 8);
     for (int64_t c0 = 0; c0 < c; c0 += k) blocks.push_back({e, c0, std::min(k, c - c0)});
     out.push_back(torch::empty({c}, hist[e].options()));
   }
