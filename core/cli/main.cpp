@@ -4,6 +4,7 @@
 
 #include <sgs/errors.h>
 #include <sgs/registry.h>
+#include <sgs/trainer.h>
 #include <sgs/version.h>
 
 #include <algorithm>
@@ -51,6 +52,7 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  sgs::keep_freed_memory();
   try {
     std::size_t i = 0;
     for (; i < args.size(); ++i) {

@@ -12,6 +12,9 @@
 #include <torch/torch.h>
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -557,6 +560,15 @@ RunResult Trainer::run() {
 }
 
 }  // namespace
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  // Large blocks from the heap rather than mmap (freed ones are reused), and
+  // the heap's top trimmed only beyond 1 GiB.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 void install_interrupt_handlers() {
   struct sigaction sa {};
