@@ -9,6 +9,9 @@
 #include <cstring>
 #include <limits>
 #include <thread>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace sgs::dependence {
 namespace {
@@ -134,12 +137,11 @@ Sweep make_sweep(const torch::Tensor& x, const std::vector<Region>& regions) {
 }
 
 // Work items 0..c-1 (channels, blocks of them) handed out one at a time to
-// at::get_num_threads() threads (the caller and workers started here): a
-// thread that the system sets aside (other work on the cores) then holds up
-// one item, not a fixed share. std::thread rather than at::parallel_for:
-// that template is OpenMP-parallel only in translation units built with
-// -fopenmp, which ours are not; and these block when done where OpenMP's
-// workers spin.
+// at::get_num_threads() threads: a thread that the system sets aside (other
+// work on the cores) then holds up one item, not a fixed share. The threads
+// are OpenMP's team, the one LibTorch's own CPU ops use (this file is built
+// with OpenMP): right after a tensor op its workers are awake and spinning,
+// where freshly started threads would wait for a core behind them.
 class ChannelQueue {
  public:
   explicit ChannelQueue(int64_t c) : c_(c) {}
@@ -147,20 +149,29 @@ class ChannelQueue {
   // Runs body() on every thread, each popping items until none is left.
   template <typename Body>
   void run(const Body& body) {
-    const int64_t threads = std::min<int64_t>(std::max(1, at::get_num_threads()), c_);
-    std::vector<std::thread> workers;
+    const int threads = static_cast<int>(std::min<int64_t>(std::max(1, at::get_num_threads()), c_));
     std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-    auto guarded = [&](int64_t t) {
+    auto guarded = [&](int t) {
       try {
         body();
       } catch (...) {
-        errors[t] = std::current_exception();
+        errors[static_cast<size_t>(t)] = std::current_exception();
         next_.store(c_);  // the others stop too
       }
     };
-    for (int64_t t = 1; t < threads; ++t) workers.emplace_back(guarded, t);
+#ifdef _OPENMP
+    if (threads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads)
+      guarded(omp_get_thread_num());
+    } else {
+      guarded(0);
+    }
+#else
+    std::vector<std::thread> workers;
+    for (int t = 1; t < threads; ++t) workers.emplace_back(guarded, t);
     guarded(0);
     for (auto& w : workers) w.join();
+#endif
     for (auto& e : errors)
       if (e) std::rethrow_exception(e);
   }
