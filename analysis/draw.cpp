@@ -1,0 +1,280 @@
+#include "analysis/draw.h"
+
+#include <sgs/errors.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace sgs::analysis::draw {
+
+cv::Scalar palette(size_t i) {
+  static const int rgb[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
+                                 {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+  const auto& c = rgb[i % 10];
+  return cv::Scalar(c[2], c[1], c[0]);
+}
+
+cv::Scalar colormap(double t) {
+  static const cv::Mat lut = [] {
+    cv::Mat ramp(256, 1, CV_8UC1);
+    for (int i = 0; i < 256; ++i) ramp.at<uchar>(i) = static_cast<uchar>(i);
+    cv::Mat out;
+    cv::applyColorMap(ramp, out, cv::COLORMAP_VIRIDIS);
+    return out;
+  }();
+  if (!std::isfinite(t)) return kLightGrey;
+  const int i = static_cast<int>(std::lround(std::clamp(t, 0.0, 1.0) * 255));
+  const auto& c = lut.at<cv::Vec3b>(i);
+  return cv::Scalar(c[0], c[1], c[2]);
+}
+
+cv::Size text_size(const std::string& s, double scale, int thickness) {
+  int baseline = 0;
+  return cv::getTextSize(s, kFont, scale, thickness, &baseline);
+}
+
+void text(cv::Mat& img, const std::string& s, cv::Point at, double scale, const cv::Scalar& colour, Align h, Align v,
+          int thickness) {
+  const auto size = text_size(s, scale, thickness);
+  int x = at.x, y = at.y;
+  if (h == Align::Centre) x -= size.width / 2;
+  if (h == Align::End) x -= size.width;
+  if (v == Align::Start) y += size.height;
+  if (v == Align::Centre) y += size.height / 2;
+  cv::putText(img, s, {x, y}, kFont, scale, colour, thickness, cv::LINE_AA);
+}
+
+void vertical_text(cv::Mat& img, const std::string& s, cv::Point centre, double scale, const cv::Scalar& colour) {
+  const auto size = text_size(s, scale);
+  cv::Mat strip(size.height + 8, size.width + 4, img.type(), kWhite);
+  text(strip, s, {2, 4}, scale, colour, Align::Start, Align::Start);
+  cv::Mat turned;
+  cv::rotate(strip, turned, cv::ROTATE_90_COUNTERCLOCKWISE);
+  cv::Rect where(centre.x - turned.cols / 2, centre.y - turned.rows / 2, turned.cols, turned.rows);
+  where &= cv::Rect(0, 0, img.cols, img.rows);
+  if (where.area() == 0) return;
+  cv::Mat mask;
+  cv::Mat part = turned(cv::Rect(where.x - (centre.x - turned.cols / 2), where.y - (centre.y - turned.rows / 2),
+                                 where.width, where.height));
+  cv::inRange(part, kWhite, kWhite, mask);
+  cv::bitwise_not(mask, mask);
+  part.copyTo(img(where), mask);
+}
+
+double fit(std::string& s, int width, double scale, double min_scale) {
+  for (double k = scale; k >= min_scale - 1e-9; k -= 0.05)
+    if (text_size(s, k).width <= width) return k;
+  while (s.size() > 3 && text_size(s + "...", min_scale).width > width) s.pop_back();
+  s += "...";
+  return min_scale;
+}
+
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  widen(lo, hi);
+  const double raw = (hi - lo) / std::max(1, target);
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  return ticks;
+}
+
+std::string tick_label(double v, double step) {
+  int decimals = 0;
+  if (step > 0 && step < 1) {
+    decimals = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+    const double scaled = step * std::pow(10.0, decimals);
+    if (std::abs(scaled - std::round(scaled)) > 1e-6) ++decimals;  // 0.25 -> 2 decimals
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, std::abs(v) < step * 1e-9 ? 0.0 : v);
+  return buf;
+}
+
+void widen(double& lo, double& hi) {
+  if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0, hi = 1;
+  if (hi < lo) std::swap(lo, hi);
+  if (hi - lo < 1e-12 * std::max(1.0, std::abs(lo))) {
+    const double d = std::max(0.5, std::abs(lo) * 0.05);
+    lo -= d;
+    hi += d;
+  }
+}
+
+cv::Point2d Axes::map(double x, double y) const {
+  return {area.x + (x - x0) / (x1 - x0) * area.width, area.y + area.height - (y - y0) / (y1 - y0) * area.height};
+}
+
+void Axes::fit_x(double lo, double hi, bool integers) {
+  widen(lo, hi);
+  const double pad = std::max(0.03 * (hi - lo), integers ? 0.3 : 0.0);
+  x0 = lo - pad;
+  x1 = hi + pad;
+  xticks.clear();
+  for (double t : nice_ticks(lo, hi, 8))
+    if (!integers || std::abs(t - std::round(t)) < 1e-9) xticks.push_back(t);
+  if (integers && xticks.empty())
+    for (double t = std::ceil(lo); t <= hi; t += 1) xticks.push_back(t);
+}
+
+void Axes::fit_y(double lo, double hi) {
+  widen(lo, hi);
+  const double pad = 0.05 * (hi - lo);
+  y0 = lo - pad;
+  y1 = hi + pad;
+  yticks = nice_ticks(y0, y1, 6);
+}
+
+void Axes::draw(cv::Mat& img, const std::string& title, const std::string& xlabel, const std::string& ylabel) const {
+  const double tick_scale = 0.45;
+  auto step = [](const std::vector<double>& t) { return t.size() > 1 ? t[1] - t[0] : 1.0; };
+  for (double t : xticks) {
+    const int x = static_cast<int>(std::lround(map(t, y0).x));
+    if (x < area.x || x > area.br().x) continue;
+    cv::line(img, {x, area.y}, {x, area.br().y}, kLightGrey, 1);
+    cv::line(img, {x, area.br().y}, {x, area.br().y + 5}, kBlack, 1);
+    text(img, tick_label(t, step(xticks)), {x, area.br().y + 9}, tick_scale, kBlack, Align::Centre, Align::Start);
+  }
+  for (double t : yticks) {
+    const int y = static_cast<int>(std::lround(map(x0, t).y));
+    if (y < area.y || y > area.br().y) continue;
+    cv::line(img, {area.x, y}, {area.br().x, y}, kLightGrey, 1);
+    cv::line(img, {area.x - 5, y}, {area.x, y}, kBlack, 1);
+    text(img, tick_label(t, step(yticks)), {area.x - 9, y}, tick_scale, kBlack, Align::End, Align::Centre);
+  }
+  cv::rectangle(img, area, kBlack, 1);
+  std::string t = title;
+  const double ts = fit(t, img.cols - 20, 0.65, 0.45);
+  text(img, t, {area.x + area.width / 2, area.y - 16}, ts, kBlack, Align::Centre, Align::End, 2);
+  text(img, xlabel, {area.x + area.width / 2, area.br().y + 40}, 0.55, kBlack, Align::Centre, Align::Start);
+  vertical_text(img, ylabel, {area.x - 62, area.y + area.height / 2}, 0.55, kBlack);
+}
+
+void dashed_line(cv::Mat& img, cv::Point2d a, cv::Point2d b, const cv::Scalar& colour, int thickness) {
+  const double dash = 8, gap = 5;
+  const double len = std::hypot(b.x - a.x, b.y - a.y);
+  if (len < 1e-9) return;
+  const cv::Point2d dir = (b - a) * (1.0 / len);
+  for (double s = 0; s < len; s += dash + gap) {
+    const cv::Point2d p = a + dir * s, q = a + dir * std::min(len, s + dash);
+    cv::line(img, cv::Point(cvRound(p.x), cvRound(p.y)), cv::Point(cvRound(q.x), cvRound(q.y)), colour, thickness,
+             cv::LINE_AA);
+  }
+}
+
+void polyline(cv::Mat& img, const Axes& axes, const std::vector<double>& x, const std::vector<double>& y,
+              const cv::Scalar& colour, int thickness, bool dashed, bool markers) {
+  cv::Mat clip = img(axes.area);  // lines stay inside the axes
+  const cv::Point2d origin(axes.area.x, axes.area.y);
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    if (!std::isfinite(x[i]) || !std::isfinite(y[i])) continue;
+    const cv::Point2d p = axes.map(x[i], y[i]) - origin;
+    if (markers) cv::circle(clip, cv::Point(cvRound(p.x), cvRound(p.y)), thickness + 2, colour, cv::FILLED, cv::LINE_AA);
+    if (i + 1 < x.size() && std::isfinite(x[i + 1]) && std::isfinite(y[i + 1])) {
+      const cv::Point2d q = axes.map(x[i + 1], y[i + 1]) - origin;
+      if (dashed)
+        dashed_line(clip, p, q, colour, thickness);
+      else
+        cv::line(clip, cv::Point(cvRound(p.x), cvRound(p.y)), cv::Point(cvRound(q.x), cvRound(q.y)), colour,
+                 thickness, cv::LINE_AA);
+    }
+  }
+}
+
+namespace {
+std::string cell_text(double v) {
+  char buf[32];
+  if (!std::isfinite(v))
+    return "nan";
+  else if (std::abs(v) < 10)
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+  else if (std::abs(v) < 100)
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+}  // namespace
+
+void heatmap(cv::Mat& img, cv::Rect box, const Matrix& m, double lo, double hi) {
+  if (m.rows <= 0 || m.cols <= 0) return;
+  const int cw = box.width / static_cast<int>(m.cols), ch = box.height / static_cast<int>(m.rows);
+  // One text scale for the whole matrix: the largest at which every value fits its cell.
+  double scale = 0.55;
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t c = 0; c < m.cols; ++c) {
+      std::string s = cell_text(m.at(r, c));
+      scale = std::min(scale, fit(s, cw - 6, scale, 0.3));
+    }
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t c = 0; c < m.cols; ++c) {
+      const double v = m.at(r, c);
+      const cv::Rect cell(box.x + static_cast<int>(c) * cw, box.y + static_cast<int>(r) * ch, cw, ch);
+      const cv::Scalar colour = colormap((v - lo) / (hi - lo));
+      cv::rectangle(img, cell, colour, cv::FILLED);
+      cv::rectangle(img, cell, kWhite, 1);
+      // Dark text on light cells (viridis is light at the top of its range).
+      const double luminance = (0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]) / 255;
+      text(img, cell_text(v), {cell.x + cw / 2, cell.y + ch / 2}, scale, luminance > 0.5 ? kBlack : kWhite,
+           Align::Centre, Align::Centre);
+    }
+}
+
+void colour_bar(cv::Mat& img, cv::Rect bar, double lo, double hi, const std::string& label) {
+  for (int y = 0; y < bar.height; ++y) {
+    const double t = 1.0 - static_cast<double>(y) / std::max(1, bar.height - 1);
+    cv::line(img, {bar.x, bar.y + y}, {bar.br().x - 1, bar.y + y}, colormap(t), 1);
+  }
+  cv::rectangle(img, bar, kBlack, 1);
+  const auto ticks = nice_ticks(lo, hi, 5);
+  const double step = ticks.size() > 1 ? ticks[1] - ticks[0] : 1.0;
+  int widest = 0;
+  for (double t : ticks) {
+    if (t < lo - 1e-12 || t > hi + 1e-12) continue;
+    const int y = bar.br().y - 1 - static_cast<int>(std::lround((t - lo) / (hi - lo) * (bar.height - 1)));
+    cv::line(img, {bar.br().x, y}, {bar.br().x + 5, y}, kBlack, 1);
+    const std::string s = tick_label(t, step);
+    widest = std::max(widest, text_size(s, 0.45).width);
+    text(img, s, {bar.br().x + 8, y}, 0.45, kBlack, Align::Start, Align::Centre);
+  }
+  vertical_text(img, label, {bar.br().x + 8 + widest + 16, bar.y + bar.height / 2}, 0.5, kBlack);
+}
+
+void legend(cv::Mat& img, cv::Point top_left, int width, const std::vector<LegendEntry>& entries) {
+  if (entries.empty()) return;
+  const int row = 22, sample = 30;
+  const cv::Rect frame(top_left.x, top_left.y, width, row * static_cast<int>(entries.size()) + 10);
+  cv::rectangle(img, frame, kWhite, cv::FILLED);
+  cv::rectangle(img, frame, kGrey, 1);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const int y = top_left.y + 5 + row * static_cast<int>(i) + row / 2;
+    const cv::Point a(top_left.x + 8, y), b(top_left.x + 8 + sample, y);
+    if (e.dashed)
+      dashed_line(img, a, b, e.colour, 2);
+    else
+      cv::line(img, a, b, e.colour, 2, cv::LINE_AA);
+    if (e.marker) cv::circle(img, (a + b) / 2, 4, e.colour, cv::FILLED, cv::LINE_AA);
+    std::string s = e.label;
+    const double scale = fit(s, width - sample - 24, 0.45, 0.35);
+    text(img, s, {b.x + 8, y}, scale, kBlack, Align::Start, Align::Centre);
+  }
+}
+
+void save_png(const cv::Mat& img, const std::string& path) {
+  std::vector<uchar> buf;
+  if (!cv::imencode(".png", img, buf)) throw DataError(path + ": cannot encode the PNG");
+  write_file_atomically(path, std::string(buf.begin(), buf.end()));
+}
+
+}  // namespace sgs::analysis::draw

@@ -1,0 +1,475 @@
+#include "analysis/plot.h"
+
+#include "analysis/draw.h"
+#include "analysis/report.h"
+
+#include <sgs/errors.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace sgs::analysis {
+
+namespace {
+
+using draw::Align;
+
+// Matrix grid layout (pixels).
+constexpr int kMargin = 20, kTitleBand = 60, kPad = 10, kPanelTitle = 26, kCaption = 22, kGap = 16, kBarBand = 120;
+// Line charts.
+constexpr int kChartW = 1000, kChartH = 600, kLegendW = 275;
+const cv::Rect kChartArea(90, 60, kChartW - 90 - kLegendW - 35, kChartH - 60 - 75);
+
+int cell_size(int64_t max_kernel) { return std::max<int>(40, 168 / static_cast<int>(std::max<int64_t>(1, max_kernel))); }
+int box_size(int64_t max_kernel) { return cell_size(max_kernel) * static_cast<int>(std::max<int64_t>(1, max_kernel)); }
+int panel_width(size_t per, int box) { return 2 * kPad + static_cast<int>(per) * box + static_cast<int>(per - 1) * kGap; }
+int panel_height(int box) { return kPanelTitle + kCaption + box + kPad; }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+void two_line_title(cv::Mat& img, const std::string& title, const std::string& subtitle) {
+  std::string t = title, s = subtitle;
+  const double ts = draw::fit(t, img.cols - 2 * kMargin, 0.65, 0.4);
+  draw::text(img, t, {img.cols / 2, 26}, ts, draw::kBlack, Align::Centre, Align::End, 2);
+  const double ss = draw::fit(s, img.cols - 2 * kMargin, 0.5, 0.35);
+  draw::text(img, s, {img.cols / 2, 50}, ss, draw::kBlack, Align::Centre, Align::End);
+}
+
+void write_csv(const std::string& path, const std::string& content, std::vector<std::string>& written) {
+  write_file_atomically(path, content);
+  written.push_back(path);
+}
+
+void write_png(const std::string& path, const cv::Mat& img, std::vector<std::string>& written) {
+  draw::save_png(img, path);
+  written.push_back(path);
+}
+
+std::string epoch_caption(const std::string& which, int64_t epoch) {
+  return which + (epoch <= 0 ? ": at start" : ": after ep. " + std::to_string(epoch));
+}
+
+// Runs' final (or all) values of "val_acc" when they all have it, else "test_acc".
+std::string eval_metric(const std::vector<const RunData*>& runs, const std::string& what) {
+  const bool val = std::all_of(runs.begin(), runs.end(), [&](const RunData* r) { return r->has_metric("val_" + what); });
+  return (val ? "val_" : "test_") + what;
+}
+
+}  // namespace
+
+std::string file_part(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-')
+      out += c;
+    else if (c == '=')
+      continue;
+    else if (out.empty() || out.back() != '_')
+      out += '_';
+  }
+  while (!out.empty() && (out.back() == '_' || out.back() == '.')) out.pop_back();
+  while (!out.empty() && (out.front() == '_' || out.front() == '.')) out.erase(out.begin());
+  return out.empty() ? "run" : out;
+}
+
+int matrix_grid_columns(size_t per_panel) { return per_panel >= 2 ? 4 : 6; }
+
+cv::Size matrix_grid_size(size_t panels, size_t per_panel, int64_t max_kernel) {
+  per_panel = std::max<size_t>(1, per_panel);
+  const int box = box_size(max_kernel);
+  const int cols = static_cast<int>(std::max<size_t>(1, std::min<size_t>(panels, matrix_grid_columns(per_panel))));
+  const int rows = static_cast<int>((std::max<size_t>(1, panels) + cols - 1) / cols);
+  return {2 * kMargin + cols * panel_width(per_panel, box) + kBarBand, kTitleBand + rows * panel_height(box) + kMargin};
+}
+
+cv::Size line_chart_size() { return {kChartW, kChartH}; }
+
+void write_matrix_figure(const std::string& out_dir, const std::string& base, const std::string& title,
+                         const std::string& colour_label, const std::vector<MatrixPanel>& panels,
+                         const std::vector<MatrixRow>& rows, std::vector<std::string>& written) {
+  size_t per = 1;
+  int64_t max_kernel = 1;
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& p : panels) {
+    per = std::max(per, p.matrices.size());
+    for (const auto& [caption, m] : p.matrices) {
+      max_kernel = std::max({max_kernel, m.rows, m.cols});
+      for (double v : m.values)
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+  }
+  draw::widen(lo, hi);
+  const cv::Size size = matrix_grid_size(panels.size(), per, max_kernel);
+  cv::Mat img(size, CV_8UC3, draw::kWhite);
+  const auto newline = title.find('\n');
+  two_line_title(img, title.substr(0, newline), newline == std::string::npos ? "" : title.substr(newline + 1));
+  const int box = box_size(max_kernel), pw = panel_width(per, box), ph = panel_height(box);
+  const int cols = static_cast<int>(std::min<size_t>(panels.size(), matrix_grid_columns(per)));
+  for (size_t i = 0; i < panels.size(); ++i) {
+    const int px = kMargin + static_cast<int>(i % cols) * pw, py = kTitleBand + static_cast<int>(i / cols) * ph;
+    std::string t = panels[i].title;
+    const double ts = draw::fit(t, pw - 2 * kPad, 0.55, 0.35);
+    draw::text(img, t, {px + pw / 2, py + kPanelTitle - 8}, ts, draw::kBlack, Align::Centre, Align::End);
+    for (size_t j = 0; j < panels[i].matrices.size(); ++j) {
+      const auto& [caption, m] = panels[i].matrices[j];
+      const int bx = px + kPad + static_cast<int>(j) * (box + kGap), by = py + kPanelTitle + kCaption;
+      std::string c = caption;
+      const double cs = draw::fit(c, box, 0.45, 0.35);
+      draw::text(img, c, {bx + box / 2, by - 6}, cs, draw::kBlack, Align::Centre, Align::End);
+      const int cell = box / static_cast<int>(std::max<int64_t>({1, m.rows, m.cols}));
+      const int w = cell * static_cast<int>(m.cols), h = cell * static_cast<int>(m.rows);
+      draw::heatmap(img, cv::Rect(bx + (box - w) / 2, by + (box - h) / 2, w, h), m, lo, hi);
+    }
+  }
+  const int grid_rows = static_cast<int>((panels.size() + cols - 1) / cols);
+  const cv::Rect bar(size.width - kBarBand + 14, kTitleBand + kPanelTitle + kCaption, 22,
+                     grid_rows * ph - kPanelTitle - kCaption - kPad);
+  draw::colour_bar(img, bar, lo, hi, colour_label);
+  const std::string stem = (fs::path(out_dir) / base).string();
+  write_png(stem + ".png", img, written);
+  std::ostringstream csv;
+  csv << "layer,index,which,epoch,row,col,value\n";
+  for (const auto& r : rows)
+    csv << csv_field(r.layer) << "," << r.index << "," << csv_field(r.which) << "," << r.epoch << "," << r.row << ","
+        << r.col << "," << num(r.value) << "\n";
+  write_csv(stem + ".csv", csv.str(), written);
+}
+
+namespace {
+void add_rows(std::vector<MatrixRow>& rows, const LayerData& layer, const std::string& which, int64_t epoch,
+              const Matrix& m) {
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t c = 0; c < m.cols; ++c) rows.push_back({layer.name, which, layer.index, epoch, r, c, m.at(r, c)});
+}
+std::string kernel_text(const LayerData& l) {
+  return l.name + " (" + std::to_string(l.kernel[0]) + "x" + std::to_string(l.kernel[1]) + ")";
+}
+}  // namespace
+
+std::vector<std::string> plot_scalings(const RunData& run, const std::string& out_dir) {
+  std::vector<std::string> written;
+  std::vector<MatrixPanel> panels;
+  std::vector<MatrixRow> rows;
+  bool several = false;
+  for (const auto& l : run.layers) {
+    if (l.scaling.empty()) continue;
+    MatrixPanel p{kernel_text(l), {}};
+    const size_t last = l.scaling.size() - 1;
+    const std::string first_name = last > 0 ? "first" : "update";
+    p.matrices.emplace_back(epoch_caption(first_name, l.scaling_epoch[0]), l.scaling[0]);
+    add_rows(rows, l, "first", l.scaling_epoch[0], l.scaling[0]);
+    if (last > 0) {
+      several = true;
+      p.matrices.emplace_back(epoch_caption("last", l.scaling_epoch[last]), l.scaling[last]);
+      add_rows(rows, l, "last", l.scaling_epoch[last], l.scaling[last]);
+    }
+    panels.push_back(std::move(p));
+  }
+  if (panels.empty()) return written;
+  const std::string title = std::string("Spatial gradient scaling G_l") +
+                            (several ? " at the first and the last update" : "") + "\n" + run.name + " (" +
+                            run.strategy() + ")";
+  write_matrix_figure(out_dir, "scalings_" + file_part(run.name), title, "scaling", panels, rows, written);
+  return written;
+}
+
+std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData* baseline,
+                                               const std::string& out_dir) {
+  std::vector<std::string> written;
+  std::vector<MatrixPanel> panels;
+  std::vector<MatrixRow> rows;
+  const std::string mine = run.strategy() == "none" ? "without SGS" : run.has_scalings() ? "with SGS" : run.strategy();
+  for (const auto& l : run.layers) {
+    if (l.kernel_magnitude.empty()) continue;
+    MatrixPanel p{kernel_text(l), {}};
+    if (baseline != nullptr) {
+      for (const auto& b : baseline->layers)
+        if (b.name == l.name && !b.kernel_magnitude.empty()) {
+          const auto epoch = static_cast<int64_t>(b.kernel_magnitude.size()) - 1;
+          p.matrices.emplace_back("without SGS", b.kernel_magnitude.back());
+          add_rows(rows, b, "without SGS", epoch, b.kernel_magnitude.back());
+        }
+    }
+    const auto epoch = static_cast<int64_t>(l.kernel_magnitude.size()) - 1;
+    p.matrices.emplace_back(mine, l.kernel_magnitude.back());
+    add_rows(rows, l, mine, epoch, l.kernel_magnitude.back());
+    panels.push_back(std::move(p));
+  }
+  if (panels.empty()) return written;
+  int64_t epochs = 0;
+  for (const auto& l : run.layers) epochs = std::max(epochs, static_cast<int64_t>(l.kernel_magnitude.size()) - 1);
+  std::string subtitle = run.name + " (" + run.strategy() + ", epoch " + std::to_string(epochs) + ")";
+  if (baseline != nullptr) subtitle += " vs " + baseline->name + " (" + baseline->strategy() + ")";
+  write_matrix_figure(out_dir, "kernel_magnitude_" + file_part(run.name),
+                      "Kernel magnitude after the last epoch (mean |W| over channels / its mean)\n" + subtitle,
+                      "kernel magnitude", panels, rows, written);
+  return written;
+}
+
+std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::vector<std::string> written;
+  std::vector<const RunData*> with_k, baselines;
+  std::set<double> ks;
+  for (const auto& r : runs) {
+    if (!r.completed()) continue;
+    const auto flat = flatten_config(r.config);
+    auto it = flat.find("strategy.k");
+    if (it != flat.end() && it->second.is_number()) {
+      with_k.push_back(&r);
+      ks.insert(it->second.get<double>());
+    } else if (r.strategy() == "none") {
+      baselines.push_back(&r);
+    }
+  }
+  if (ks.size() < 2) return written;
+  struct Point {
+    double k;
+    Stat stat;
+  };
+  struct Series {
+    std::string label, metric;
+    std::vector<Point> points;  // by k
+    Stat baseline;              // for a baseline series (no points)
+  };
+  std::vector<Series> series, base_series;
+  const auto grouping = group_runs(with_k, {}, {"strategy.k"});
+  for (const auto& g : grouping.groups) {
+    std::vector<const RunData*> members;
+    for (size_t i : g.members) members.push_back(with_k[i]);
+    Series s{g.label, eval_metric(members, "acc"), {}, {}};
+    std::map<double, std::vector<double>> by_k;
+    for (const auto* r : members)
+      by_k[r->config["strategy"]["k"].get<double>()].push_back(100 * r->final_metric(s.metric));
+    for (const auto& [k, values] : by_k) s.points.push_back({k, make_stat(values)});
+    series.push_back(std::move(s));
+  }
+  if (!baselines.empty()) {
+    const auto bg = group_runs(baselines);
+    for (const auto& g : bg.groups) {
+      std::vector<const RunData*> members;
+      for (size_t i : g.members) members.push_back(baselines[i]);
+      Series s{(bg.groups.size() == 1 ? std::string("baseline") : "baseline: " + g.label), eval_metric(members, "acc"),
+               {}, {}};
+      std::vector<double> values;
+      for (const auto* r : members) values.push_back(100 * r->final_metric(s.metric));
+      s.baseline = make_stat(values);
+      if (s.baseline.n() > 0) base_series.push_back(std::move(s));
+    }
+  }
+  std::set<std::string> metrics;
+  double lo = INFINITY, hi = -INFINITY;
+  auto extend = [&](const Stat& st) {
+    if (st.n() == 0) return;
+    const double d = std::isfinite(st.std) ? st.std : 0;
+    lo = std::min(lo, st.mean - d);
+    hi = std::max(hi, st.mean + d);
+  };
+  for (const auto& s : series) {
+    metrics.insert(s.metric);
+    for (const auto& p : s.points) extend(p.stat);
+  }
+  for (const auto& s : base_series) {
+    metrics.insert(s.metric);
+    extend(s.baseline);
+  }
+  const bool mixed = metrics.size() > 1;
+  auto legend_label = [&](const Series& s) {
+    return mixed ? s.label + (s.metric == "val_acc" ? " (val)" : " (test)") : s.label;
+  };
+  const bool integer_k =
+      std::all_of(ks.begin(), ks.end(), [](double k) { return std::abs(k - std::round(k)) < 1e-9; });
+  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Axes axes;
+  axes.area = kChartArea;
+  axes.fit_x(*ks.begin(), *ks.rbegin(), integer_k);
+  axes.fit_y(lo, hi);
+  const std::string ylabel = mixed ? "final accuracy (%)" : *metrics.begin() == "val_acc" ? "final val accuracy (%)"
+                                                                                          : "final test accuracy (%)";
+  axes.draw(img, "Accuracy vs k (mean +/- sample std over seeds)", "k", ylabel);
+  std::vector<draw::LegendEntry> entries;
+  cv::Mat clip = img(axes.area);
+  const cv::Point2d origin(axes.area.x, axes.area.y);
+  size_t colour = 0;
+  for (const auto& s : series) {
+    const auto c = draw::palette(colour++);
+    std::vector<double> x, y;
+    for (const auto& p : s.points) {
+      x.push_back(p.k);
+      y.push_back(p.stat.mean);
+      if (p.stat.n() > 1) {
+        const cv::Point2d a = axes.map(p.k, p.stat.mean - p.stat.std) - origin,
+                          b = axes.map(p.k, p.stat.mean + p.stat.std) - origin;
+        cv::line(clip, cv::Point(cvRound(a.x), cvRound(a.y)), cv::Point(cvRound(b.x), cvRound(b.y)), c, 2, cv::LINE_AA);
+        for (const auto& e : {a, b})
+          cv::line(clip, cv::Point(cvRound(e.x) - 6, cvRound(e.y)), cv::Point(cvRound(e.x) + 6, cvRound(e.y)), c, 2,
+                   cv::LINE_AA);
+      }
+    }
+    draw::polyline(img, axes, x, y, c, 2, false, true);
+    entries.push_back({legend_label(s), c, false, true});
+  }
+  for (const auto& s : base_series) {
+    const auto c = draw::palette(colour++);
+    draw::polyline(img, axes, {axes.x0, axes.x1}, {s.baseline.mean, s.baseline.mean}, c, 2, true, false);
+    entries.push_back({legend_label(s), c, true, false});
+  }
+  draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+  const std::string stem = (fs::path(out_dir) / "accuracy_vs_k").string();
+  write_png(stem + ".png", img, written);
+  std::ostringstream csv;
+  csv << "series,k,metric,n,mean,std\n";
+  for (const auto& s : series)
+    for (const auto& p : s.points)
+      csv << csv_field(s.label) << "," << num(p.k) << "," << s.metric << "," << p.stat.n() << "," << num(p.stat.mean)
+          << "," << num(p.stat.std) << "\n";
+  for (const auto& s : base_series)
+    csv << csv_field(s.label) << ",," << s.metric << "," << s.baseline.n() << "," << num(s.baseline.mean) << ","
+        << num(s.baseline.std) << "\n";
+  write_csv(stem + ".csv", csv.str(), written);
+  return written;
+}
+
+std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::vector<std::string> written;
+  std::vector<const RunData*> with_epochs;
+  for (const auto& r : runs)
+    if (!r.epochs.empty()) with_epochs.push_back(&r);
+  if (with_epochs.empty()) return written;
+  const auto grouping = group_runs(with_epochs);
+  std::vector<size_t> group_of(with_epochs.size());
+  for (size_t g = 0; g < grouping.groups.size(); ++g)
+    for (size_t i : grouping.groups[g].members) group_of[i] = g;
+  int64_t max_epoch = 1, min_epoch = 1;
+  for (const auto* r : with_epochs) {
+    max_epoch = std::max(max_epoch, *std::max_element(r->epochs.begin(), r->epochs.end()));
+    min_epoch = std::min(min_epoch, *std::min_element(r->epochs.begin(), r->epochs.end()));
+  }
+  const bool markers = max_epoch <= 30;
+  for (const std::string what : {"loss", "accuracy"}) {
+    const std::string suffix = what == "loss" ? "loss" : "acc";
+    const double unit = what == "loss" ? 1.0 : 100.0;
+    std::set<std::string> eval_kinds;
+    double lo = INFINITY, hi = -INFINITY;
+    struct Line {
+      size_t run;
+      std::string metric;
+      bool dashed;
+    };
+    std::vector<Line> lines;
+    for (size_t i = 0; i < with_epochs.size(); ++i) {
+      const auto* r = with_epochs[i];
+      const std::string eval = r->has_metric("val_" + suffix) ? "val_" + suffix : "test_" + suffix;
+      for (const auto& [metric, dashed] : {std::pair<std::string, bool>{eval, false}, {"train_" + suffix, true}}) {
+        if (!r->has_metric(metric)) continue;
+        if (!dashed) eval_kinds.insert(metric.substr(0, metric.find('_')));
+        lines.push_back({i, metric, dashed});
+        for (double v : r->metrics.at(metric))
+          if (std::isfinite(v)) lo = std::min(lo, unit * v), hi = std::max(hi, unit * v);
+      }
+    }
+    if (lines.empty()) continue;
+    cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+    draw::Axes axes;
+    axes.area = kChartArea;
+    axes.fit_x(static_cast<double>(min_epoch), static_cast<double>(max_epoch), true);
+    axes.fit_y(lo, hi);
+    const std::string eval_name = join(std::vector<std::string>(eval_kinds.rbegin(), eval_kinds.rend()), " or ");
+    const std::string title = what == "loss" ? "Loss per epoch" : "Accuracy per epoch";
+    axes.draw(img, title + " (" + std::to_string(with_epochs.size()) + " run" + (with_epochs.size() == 1 ? "" : "s") + ")",
+              "epoch", what == "loss" ? "loss" : "accuracy (%)");
+    std::ostringstream csv;
+    csv << "run,group,metric,epoch,value\n";
+    for (const auto& line : lines) {
+      const auto* r = with_epochs[line.run];
+      std::vector<double> x, y;
+      for (size_t e = 0; e < r->epochs.size(); ++e) {
+        x.push_back(static_cast<double>(r->epochs[e]));
+        y.push_back(unit * r->metrics.at(line.metric)[e]);
+        csv << csv_field(r->name) << "," << csv_field(grouping.groups[group_of[line.run]].label) << "," << line.metric
+            << "," << r->epochs[e] << "," << num(y.back()) << "\n";
+      }
+      draw::polyline(img, axes, x, y, draw::palette(group_of[line.run]), 2, line.dashed, markers);
+    }
+    std::vector<draw::LegendEntry> entries;
+    for (size_t g = 0; g < grouping.groups.size(); ++g) {
+      const size_t n = grouping.groups[g].members.size();
+      entries.push_back({grouping.groups[g].label + (n > 1 ? " (" + std::to_string(n) + " runs)" : ""),
+                         draw::palette(g), false, markers});
+    }
+    entries.push_back({eval_name + " (solid)", draw::kBlack, false, false});
+    entries.push_back({"train (dashed)", draw::kBlack, true, false});
+    draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+    const std::string stem = (fs::path(out_dir) / ("curves_" + what)).string();
+    write_png(stem + ".png", img, written);
+    write_csv(stem + ".csv", csv.str(), written);
+  }
+  return written;
+}
+
+std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (!fs::is_directory(out_dir)) throw DataError(out_dir + ": cannot create the output directory");
+  std::vector<std::string> written;
+  auto add = [&](std::vector<std::string> files) { written.insert(written.end(), files.begin(), files.end()); };
+  for (const auto& r : runs)
+    if (r.has_scalings()) add(plot_scalings(r, out_dir));
+  // Kernel magnitudes: every run beside the baseline most like it (same layers; same seed and config first).
+  auto has_magnitudes = [](const RunData& r) {
+    return std::any_of(r.layers.begin(), r.layers.end(), [](const LayerData& l) { return !l.kernel_magnitude.empty(); });
+  };
+  auto layer_names = [](const RunData& r) {
+    std::vector<std::string> names;
+    for (const auto& l : r.layers) names.push_back(l.name);
+    return names;
+  };
+  auto without = [](const RunData& r) {  // the config but for the strategy and the run-specific keys
+    auto flat = flatten_config(r.config);
+    for (auto it = flat.begin(); it != flat.end();)
+      it = it->first.rfind("strategy", 0) == 0 || run_specific_keys().count(it->first) ? flat.erase(it) : std::next(it);
+    return flat;
+  };
+  std::vector<const RunData*> baselines, others;
+  for (const auto& r : runs)
+    if (has_magnitudes(r)) (r.strategy() == "none" ? baselines : others).push_back(&r);
+  std::set<const RunData*> paired;
+  for (const auto* r : others) {
+    const RunData* best = nullptr;
+    int best_score = -1;
+    for (const auto* b : baselines) {
+      if (layer_names(*b) != layer_names(*r)) continue;
+      const int score = 2 * (without(*b) == without(*r)) + (b->config.value("seed", Json()) == r->config.value("seed", Json()));
+      if (score > best_score) best = b, best_score = score;
+    }
+    if (best != nullptr) paired.insert(best);
+    add(plot_kernel_magnitude(*r, best, out_dir));
+  }
+  for (const auto* b : baselines)
+    if (!paired.count(b)) add(plot_kernel_magnitude(*b, nullptr, out_dir));
+  add(plot_accuracy_vs_k(runs, out_dir));
+  add(plot_curves(runs, out_dir));
+  if (written.empty()) throw DataError("nothing to plot: the runs have no finished epoch, scaling or kernel magnitude");
+  return written;
+}
+
+}  // namespace sgs::analysis

@@ -1,0 +1,57 @@
+// `sgs plot`: the paper's figures from run.h5 files, drawn with OpenCV, each
+// also written as a CSV of the plotted numbers (same basename):
+//   scalings_<run>.png          per-layer scaling G_l at the first and the last update (Figs. 4, 5)
+//   kernel_magnitude_<run>.png  per-layer kernel magnitude after the last epoch, beside a
+//                               baseline run's when the inputs hold one (Fig. 6)
+//   accuracy_vs_k.png           accuracy against strategy.k, mean ± std over seeds (Fig. 8)
+//   curves_loss.png, curves_accuracy.png   training curves of every run
+// Only the figures the runs support are made.
+#pragma once
+
+#include "analysis/runs.h"
+
+#include <opencv2/core.hpp>
+
+#include <string>
+#include <vector>
+
+namespace sgs::analysis {
+
+// Layout of the matrix grids (scalings, kernel magnitudes): a panel per
+// layer holding `per_panel` heatmaps of `max_kernel` cells a side, in rows of
+// matrix_grid_columns(per_panel) panels, a colour bar on the right.
+int matrix_grid_columns(size_t per_panel);
+cv::Size matrix_grid_size(size_t panels, size_t per_panel, int64_t max_kernel);
+// Every line chart (curves, accuracy vs k) has this size.
+cv::Size line_chart_size();
+
+struct MatrixPanel {
+  std::string title;                                    // the layer
+  std::vector<std::pair<std::string, Matrix>> matrices;  // (caption, matrix), one or two
+};
+struct MatrixRow {  // one CSV row
+  std::string layer, which;
+  int64_t index = 0, epoch = 0, row = 0, col = 0;
+  double value = 0;
+};
+// Draws the grid (one colour scale for all panels) and writes DIR/<base>.png and .csv.
+void write_matrix_figure(const std::string& out_dir, const std::string& base, const std::string& title,
+                         const std::string& colour_label, const std::vector<MatrixPanel>& panels,
+                         const std::vector<MatrixRow>& rows, std::vector<std::string>& written);
+
+// Each returns the files it wrote (PNG then CSV), none when the runs do not support the figure.
+std::vector<std::string> plot_scalings(const RunData& run, const std::string& out_dir);
+// `baseline`: a run without SGS to show beside `run`, or null.
+std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData* baseline,
+                                               const std::string& out_dir);
+std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, const std::string& out_dir);
+std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std::string& out_dir);
+
+// All of the above for the runs given (creates out_dir). Throws DataError when
+// no figure can be made.
+std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir);
+
+// A run name as a file name part: "search/mi/k=5,seed=0" -> "search_mi_k5_seed0".
+std::string file_part(const std::string& name);
+
+}  // namespace sgs::analysis

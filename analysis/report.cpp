@@ -1,0 +1,290 @@
+#include "analysis/report.h"
+
+#include <sgs/errors.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+namespace sgs::analysis {
+
+Stat make_stat(const std::vector<double>& values) {
+  Stat s;
+  for (double v : values)
+    if (std::isfinite(v)) s.values.push_back(v);
+  if (s.values.empty()) return s;
+  double sum = 0;
+  for (double v : s.values) sum += v;
+  s.mean = sum / static_cast<double>(s.n());
+  if (s.n() > 1) {
+    double ss = 0;
+    for (double v : s.values) ss += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(ss / static_cast<double>(s.n() - 1));
+  }
+  return s;
+}
+
+namespace {
+
+std::string fixed2(double v) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+std::string hours_text(double h) {
+  char buf[64];
+  if (h >= 1)
+    std::snprintf(buf, sizeof buf, "%.2f", h);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g", h);
+  return buf;
+}
+
+// 9.23M, 145.2k, 812.
+std::string count_text(double n) {
+  if (!std::isfinite(n)) return "-";
+  char buf[64];
+  if (n >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
+  else if (n >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", n / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", n);
+  return buf;
+}
+
+std::string integer_text(double n) {
+  if (!std::isfinite(n)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f", n);
+  return buf;
+}
+
+std::string md_cell(std::string s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|')
+      out += "\\|";
+    else if (c == '\n' || c == '\r')
+      out += ' ';
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+Json stat_json(const Stat& s) {
+  auto num = [](double v) { return std::isfinite(v) ? Json(v) : Json(); };
+  Json values = Json::array();
+  for (double v : s.values) values.push_back(v);
+  return Json{{"mean", num(s.mean)}, {"std", num(s.std)}, {"n", s.n()}, {"values", values}};
+}
+
+std::string seeds_text(const std::vector<Json>& seeds, const std::string& sep) {
+  std::vector<std::string> parts;
+  for (const auto& s : seeds) parts.push_back(value_label(s));
+  return join(parts, sep);
+}
+
+// Column header for the best accuracy: "best val acc (%)", or "best acc (%)" when groups differ.
+std::string best_header(const Report& r) {
+  std::set<std::string> on;
+  for (const auto& g : r.groups)
+    if (!g.best_on.empty()) on.insert(g.best_on);
+  if (on.size() == 1) return "best " + *on.begin() + " acc (%)";
+  return "best acc (%)";
+}
+
+bool any_val(const Report& r) {
+  return std::any_of(r.groups.begin(), r.groups.end(), [](const ReportGroup& g) { return g.final_val_acc.n() > 0; });
+}
+
+}  // namespace
+
+std::string mean_std_text(const Stat& s) {
+  if (s.n() == 0) return "-";
+  return fixed2(s.mean) + " ± " + (s.n() > 1 ? fixed2(s.std) : std::string("-"));
+}
+
+Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by) {
+  Report report;
+  std::vector<const RunData*> completed;
+  for (const auto& r : runs) {
+    if (r.completed()) {
+      completed.push_back(&r);
+    } else {
+      report.excluded.push_back(
+          {r.name, r.file, r.status.empty() ? "unknown" : r.status, r.error, static_cast<int64_t>(r.epochs.size())});
+    }
+  }
+  if (!by.empty() && completed.empty()) {
+    // Still check the keys against whatever runs there are.
+    std::vector<const RunData*> all;
+    for (const auto& r : runs) all.push_back(&r);
+    group_runs(all, by);
+  }
+  auto grouping = group_runs(completed, by);
+  report.keys = grouping.keys;
+  for (const auto& g : grouping.groups) {
+    ReportGroup out;
+    out.label = g.label;
+    out.values = g.values;
+    std::vector<double> test, val, train, best;
+    std::set<std::string> best_on;
+    std::vector<std::string> seen_seeds;
+    double seconds = 0;
+    for (size_t i : g.members) {
+      const RunData& r = *completed[i];
+      out.runs.push_back(r.name);
+      const Json seed = r.config.contains("seed") ? r.config["seed"] : Json();
+      out.seeds.push_back(seed);
+      const std::string seed_text = value_label(seed);
+      if (by.empty() && std::find(seen_seeds.begin(), seen_seeds.end(), seed_text) != seen_seeds.end())
+        report.warnings.push_back("group '" + g.label + "' holds more than one run with seed " + seed_text +
+                                  " (" + r.name + ")");
+      seen_seeds.push_back(seed_text);
+      test.push_back(100 * r.final_metric("test_acc"));
+      val.push_back(100 * r.final_metric("val_acc"));
+      train.push_back(100 * r.final_metric("train_acc"));
+      if (r.has_metric("val_acc")) {
+        best.push_back(100 * r.max_metric("val_acc"));
+        best_on.insert("val");
+      } else if (r.has_metric("test_acc")) {
+        best.push_back(100 * r.max_metric("test_acc"));
+        best_on.insert("test");
+      }
+      seconds += r.train_seconds();
+    }
+    out.final_test_acc = make_stat(test);
+    out.final_val_acc = make_stat(val);
+    out.final_train_acc = make_stat(train);
+    out.best_acc = make_stat(best);
+    out.best_on = join(std::vector<std::string>(best_on.rbegin(), best_on.rend()), "/");  // "val", "test", "val/test"
+    out.train_hours = seconds / 3600.0;
+    const RunData& first = *completed[g.members[0]];
+    out.parameters = first.summary_value("parameters");
+    out.parameters_fused = first.summary_value("parameters_fused");
+    report.groups.push_back(std::move(out));
+  }
+  std::sort(report.excluded.begin(), report.excluded.end(),
+            [](const ExcludedRun& a, const ExcludedRun& b) { return a.name < b.name; });
+  return report;
+}
+
+std::string format_markdown(const Report& r) {
+  std::ostringstream out;
+  size_t completed = 0;
+  for (const auto& g : r.groups) completed += g.runs.size();
+  out << "## Results: " << completed << " completed run" << (completed == 1 ? "" : "s") << " in " << r.groups.size()
+      << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
+  const bool val = any_val(r);
+  if (!r.groups.empty()) {
+    out << "| method | seeds | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
+        << " | train hours | parameters | parameters fused |\n";
+    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|\n";
+    const bool mixed = best_header(r) == "best acc (%)";
+    for (const auto& g : r.groups) {
+      out << "| " << md_cell(g.label) << " | " << g.runs.size() << " | " << mean_std_text(g.final_test_acc) << " | ";
+      if (val) out << mean_std_text(g.final_val_acc) << " | ";
+      out << mean_std_text(g.best_acc) << (mixed && !g.best_on.empty() ? " (" + g.best_on + ")" : "") << " | "
+          << hours_text(g.train_hours) << " | " << count_text(g.parameters) << " | " << count_text(g.parameters_fused)
+          << " |\n";
+    }
+    out << "\nMean ± sample standard deviation over seeds (\"-\": one seed); final = last epoch, best = highest "
+           "over epochs; train hours summed over the seeds.\n";
+  }
+  if (!r.excluded.empty()) {
+    out << "\n## Not averaged: " << r.excluded.size() << " run" << (r.excluded.size() == 1 ? "" : "s")
+        << " not completed\n\n| run | status | epochs | error |\n|---|---|---|---|\n";
+    for (const auto& e : r.excluded)
+      out << "| " << md_cell(e.name) << " | " << e.status << " | " << e.epochs << " | " << md_cell(e.error) << " |\n";
+  }
+  return out.str();
+}
+
+std::string format_csv(const Report& r) {
+  std::ostringstream out;
+  std::vector<std::string> header{"status", "group"};
+  for (const auto& k : r.keys) header.push_back(k);
+  for (const char* h : {"n", "seeds", "final_test_acc_mean", "final_test_acc_std", "final_val_acc_mean",
+                        "final_val_acc_std", "best_acc_mean", "best_acc_std", "best_on", "train_hours", "parameters",
+                        "parameters_fused", "epochs", "error"})
+    header.push_back(h);
+  for (auto& h : header) h = csv_field(h);
+  out << join(header, ",") << "\n";
+  auto hours = [](double h) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", h);
+    return std::string(buf);
+  };
+  auto std_text = [](const Stat& s) { return s.n() > 1 ? fixed2(s.std) : std::string(); };
+  auto mean_text = [](const Stat& s) { return s.n() > 0 ? fixed2(s.mean) : std::string(); };
+  for (const auto& g : r.groups) {
+    std::vector<std::string> row{"completed", g.label};
+    for (const auto& kv : g.values) row.push_back(kv.second.is_null() ? "" : value_label(kv.second));
+    for (const auto& s : {mean_text(g.final_test_acc), std_text(g.final_test_acc), mean_text(g.final_val_acc),
+                          std_text(g.final_val_acc), mean_text(g.best_acc), std_text(g.best_acc)})
+      row.push_back(s);
+    row.insert(row.begin() + 2 + static_cast<long>(r.keys.size()),
+               {std::to_string(g.runs.size()), seeds_text(g.seeds, " ")});
+    row.push_back(g.best_on);
+    row.push_back(hours(g.train_hours));
+    row.push_back(integer_text(g.parameters));
+    row.push_back(integer_text(g.parameters_fused));
+    row.push_back("");
+    row.push_back("");
+    for (auto& f : row) f = csv_field(f);
+    out << join(row, ",") << "\n";
+  }
+  for (const auto& e : r.excluded) {
+    std::vector<std::string> row{e.status, e.name};
+    for (size_t k = 0; k < r.keys.size(); ++k) row.push_back("");
+    for (int i = 0; i < 12; ++i) row.push_back("");
+    row.push_back(std::to_string(e.epochs));
+    row.push_back(e.error);
+    for (auto& f : row) f = csv_field(f);
+    out << join(row, ",") << "\n";
+  }
+  return out.str();
+}
+
+Json format_json(const Report& r) {
+  auto num = [](double v) { return std::isfinite(v) ? Json(v) : Json(); };
+  Json groups = Json::array();
+  for (const auto& g : r.groups) {
+    Json keys = Json::object();
+    for (const auto& [k, v] : g.values) keys[k] = v;
+    groups.push_back(Json{{"label", g.label},
+                          {"keys", keys},
+                          {"n", g.runs.size()},
+                          {"runs", g.runs},
+                          {"seeds", g.seeds},
+                          {"final_test_acc", stat_json(g.final_test_acc)},
+                          {"final_val_acc", stat_json(g.final_val_acc)},
+                          {"final_train_acc", stat_json(g.final_train_acc)},
+                          {"best_acc", stat_json(g.best_acc)},
+                          {"best_on", g.best_on},
+                          {"train_hours", g.train_hours},
+                          {"parameters", num(g.parameters)},
+                          {"parameters_fused", num(g.parameters_fused)}});
+  }
+  Json excluded = Json::array();
+  for (const auto& e : r.excluded)
+    excluded.push_back(
+        Json{{"run", e.name}, {"file", e.file}, {"status", e.status}, {"error", e.error}, {"epochs", e.epochs}});
+  return Json{{"accuracy_unit", "percent"}, {"std", "sample (n - 1)"}, {"keys", r.keys},
+              {"groups", groups},           {"excluded", excluded},      {"warnings", r.warnings}};
+}
+
+}  // namespace sgs::analysis

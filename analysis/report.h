@@ -1,0 +1,59 @@
+// `sgs report`: the paper's kind of table from run.h5 files. Completed runs
+// that differ only by seed form a group (mean and sample std over the seeds);
+// running, interrupted, failed and diverged runs are listed apart and never
+// averaged in.
+#pragma once
+
+#include "analysis/runs.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace sgs::analysis {
+
+// Mean and sample standard deviation (n - 1; NaN for fewer than 2 values) of
+// the finite values given.
+struct Stat {
+  std::vector<double> values;
+  double mean = NAN, std = NAN;
+  size_t n() const { return values.size(); }
+};
+Stat make_stat(const std::vector<double>& values);
+
+struct ReportGroup {
+  std::string label;
+  std::vector<std::pair<std::string, Json>> values;  // the grouping keys
+  std::vector<std::string> runs;                     // run names
+  std::vector<Json> seeds;
+  // Accuracies in percent.
+  Stat final_test_acc, final_val_acc, final_train_acc;
+  Stat best_acc;        // max over epochs of val_acc when the runs have it, else of test_acc
+  std::string best_on;  // "val", "test" or "" (neither)
+  double train_hours = 0;  // train_seconds summed over the group's runs, in hours
+  double parameters = NAN, parameters_fused = NAN;  // of the group's first run
+};
+
+struct ExcludedRun {
+  std::string name, file, status, error;
+  int64_t epochs = 0;  // epochs with metrics
+};
+
+struct Report {
+  std::vector<std::string> keys;  // grouping keys
+  std::vector<ReportGroup> groups;
+  std::vector<ExcludedRun> excluded;  // not completed, ordered by name
+  std::vector<std::string> warnings;  // e.g. a group holding two runs of one seed
+};
+
+// `by`: group by these config keys instead of "everything but the seed".
+Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by = {});
+
+std::string format_markdown(const Report& report);
+std::string format_csv(const Report& report);
+Json format_json(const Report& report);
+
+// "12.35 ± 0.21", "12.35 ± -" for a single value, "-" for none (2 decimals).
+std::string mean_std_text(const Stat& s);
+
+}  // namespace sgs::analysis

@@ -1,0 +1,447 @@
+#include "analysis/runs.h"
+
+#include <sgs/errors.h>
+
+#include <H5Cpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace sgs::analysis {
+
+bool RunData::has_metric(const std::string& name) const {
+  auto it = metrics.find(name);
+  if (it == metrics.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [](double v) { return std::isfinite(v); });
+}
+
+double RunData::final_metric(const std::string& name) const {
+  auto it = metrics.find(name);
+  if (it == metrics.end()) return NAN;
+  for (auto v = it->second.rbegin(); v != it->second.rend(); ++v)
+    if (std::isfinite(*v)) return *v;
+  return NAN;
+}
+
+double RunData::max_metric(const std::string& name) const {
+  auto it = metrics.find(name);
+  double best = NAN;
+  if (it == metrics.end()) return best;
+  for (double v : it->second)
+    if (std::isfinite(v) && !(v <= best)) best = v;
+  return best;
+}
+
+double RunData::summary_value(const std::string& name) const {
+  auto it = summary.find(name);
+  return it == summary.end() ? NAN : it->second;
+}
+
+double RunData::train_seconds() const {
+  const double s = summary_value("train_seconds");
+  if (std::isfinite(s)) return s;
+  double sum = 0;
+  auto it = metrics.find("epoch_seconds");
+  if (it != metrics.end())
+    for (double v : it->second)
+      if (std::isfinite(v)) sum += v;
+  return sum;
+}
+
+std::string RunData::strategy() const {
+  if (config.contains("strategy") && config["strategy"].is_object() && config["strategy"].contains("name") &&
+      config["strategy"]["name"].is_string())
+    return config["strategy"]["name"].get<std::string>();
+  return "none";
+}
+
+bool RunData::has_scalings() const {
+  return std::any_of(layers.begin(), layers.end(), [](const LayerData& l) { return !l.scaling.empty(); });
+}
+
+namespace {
+
+H5::FileAccPropList access_without_lock() {
+  H5::FileAccPropList fapl;
+#if H5_VERSION_GE(1, 10, 7)
+  H5Pset_file_locking(fapl.getId(), false, true);
+#endif
+  return fapl;
+}
+
+bool has_link(const H5::Group& g, const std::string& name) {
+  return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string string_attr(const H5::H5Object& obj, const std::string& name) {
+  if (!obj.attrExists(name)) return "";
+  auto a = obj.openAttribute(name);
+  std::string s;
+  a.read(a.getStrType(), s);
+  return s;
+}
+
+std::vector<int64_t> int_attr(const H5::H5Object& obj, const std::string& name) {
+  if (!obj.attrExists(name)) return {};
+  auto a = obj.openAttribute(name);
+  std::vector<int64_t> v(static_cast<size_t>(a.getSpace().getSimpleExtentNpoints()));
+  if (!v.empty()) a.read(H5::PredType::NATIVE_INT64, v.data());
+  return v;
+}
+
+std::vector<hsize_t> dims_of(const H5::DataSet& ds) {
+  auto space = ds.getSpace();
+  std::vector<hsize_t> d(static_cast<size_t>(space.getSimpleExtentNdims()));
+  if (!d.empty()) space.getSimpleExtentDims(d.data());
+  return d;
+}
+
+std::vector<double> read_all(const H5::DataSet& ds) {
+  std::vector<double> v(static_cast<size_t>(ds.getSpace().getSimpleExtentNpoints()));
+  if (!v.empty()) ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
+  return v;
+}
+
+// A [U, kh, kw] dataset as U matrices.
+std::vector<Matrix> read_matrices(const H5::Group& g, const std::string& name) {
+  if (!has_link(g, name)) return {};
+  auto ds = g.openDataSet(name);
+  auto d = dims_of(ds);
+  if (d.size() != 3) throw std::runtime_error(name + ": expected 3 dimensions");
+  auto v = read_all(ds);
+  std::vector<Matrix> out;
+  const size_t per = static_cast<size_t>(d[1] * d[2]);
+  for (hsize_t u = 0; u < d[0]; ++u) {
+    Matrix m{static_cast<int64_t>(d[1]), static_cast<int64_t>(d[2]), {}};
+    m.values.assign(v.begin() + static_cast<long>(u * per), v.begin() + static_cast<long>((u + 1) * per));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+RunData read_run(const std::string& file) {
+  RunData run;
+  run.file = file;
+  H5::Exception::dontPrint();
+  try {
+    H5::H5File f(file, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_without_lock());
+    const std::string config = string_attr(f, "config");
+    if (config.empty()) throw DataError(file + ": not a run file (no config attribute)");
+    try {
+      run.config = Json::parse(config);
+    } catch (const Json::parse_error&) {
+      throw DataError(file + ": the config attribute is not valid JSON");
+    }
+    run.status = string_attr(f, "status");
+    run.error = string_attr(f, "error");
+    if (has_link(f, "metrics")) {
+      auto g = f.openGroup("metrics");
+      if (has_link(g, "epoch")) {
+        auto e = read_all(g.openDataSet("epoch"));
+        for (double v : e) run.epochs.push_back(static_cast<int64_t>(std::llround(v)));
+      }
+      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+        const std::string name = g.getObjnameByIdx(i);
+        if (name == "epoch") continue;
+        auto v = read_all(g.openDataSet(name));
+        v.resize(run.epochs.size(), NAN);  // a metric that stopped early reads as NaN
+        run.metrics[name] = std::move(v);
+      }
+    }
+    if (has_link(f, "summary")) {
+      auto g = f.openGroup("summary");
+      for (int i = 0; i < g.getNumAttrs(); ++i) {
+        auto a = g.openAttribute(static_cast<unsigned>(i));
+        double v = 0;
+        a.read(H5::PredType::NATIVE_DOUBLE, &v);
+        run.summary[a.getName()] = v;
+      }
+    }
+    if (has_link(f, "layers")) {
+      auto g = f.openGroup("layers");
+      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+        LayerData layer;
+        layer.name = g.getObjnameByIdx(i);
+        auto lg = g.openGroup(layer.name);
+        auto index = int_attr(lg, "index");
+        layer.index = index.empty() ? static_cast<int64_t>(i) : index[0];
+        auto kernel = int_attr(lg, "kernel");
+        if (kernel.size() == 2) layer.kernel = {kernel[0], kernel[1]};
+        layer.scaling = read_matrices(lg, "scaling");
+        if (has_link(lg, "scaling_epoch"))
+          for (double v : read_all(lg.openDataSet("scaling_epoch"))) layer.scaling_epoch.push_back(std::llround(v));
+        layer.scaling_epoch.resize(layer.scaling.size(), -1);
+        layer.kernel_magnitude = read_matrices(lg, "kernel_magnitude");
+        run.layers.push_back(std::move(layer));
+      }
+      std::sort(run.layers.begin(), run.layers.end(), [](const LayerData& a, const LayerData& b) {
+        return a.index != b.index ? a.index < b.index : a.name < b.name;
+      });
+    }
+  } catch (const H5::Exception& e) {
+    throw DataError(file + ": cannot read the run file: " + e.getDetailMsg());
+  } catch (const DataError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DataError(file + ": cannot read the run file: " + e.what());
+  }
+  return run;
+}
+
+FoundRuns find_runs(const std::vector<std::string>& inputs) {
+  if (inputs.empty()) throw ConfigError("no run file or directory given");
+  std::vector<fs::path> files;
+  for (const auto& input : inputs) {
+    const fs::path p(input);
+    std::error_code ec;
+    std::vector<fs::path> here;
+    if (fs::is_regular_file(p, ec)) {
+      here.push_back(p);
+    } else if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->path().filename() == "run.h5" && it->is_regular_file(ec)) here.push_back(it->path());
+    } else {
+      throw ConfigError(input + ": no such file or directory");
+    }
+    if (here.empty()) throw ConfigError(input + ": no run.h5 found");
+    files.insert(files.end(), here.begin(), here.end());
+  }
+  // One entry per file, however it was reached.
+  std::vector<std::pair<fs::path, fs::path>> unique;  // (absolute normal, as given)
+  for (const auto& f : files) {
+    auto abs = fs::absolute(f).lexically_normal();
+    if (std::none_of(unique.begin(), unique.end(), [&](const auto& u) { return u.first == abs; }))
+      unique.emplace_back(abs, f);
+  }
+  FoundRuns found;
+  std::vector<fs::path> dirs;
+  for (const auto& [abs, given] : unique) {
+    try {
+      found.runs.push_back(read_run(given.string()));
+      dirs.push_back(abs.parent_path());
+    } catch (const DataError& e) {
+      found.warnings.push_back(std::string(e.what()) + " (skipped)");
+    }
+  }
+  // Names: run directories relative to the deepest directory holding them all.
+  if (!dirs.empty()) {
+    fs::path common = dirs[0];
+    for (const auto& d : dirs) {
+      fs::path c;
+      auto a = common.begin(), b = d.begin();
+      for (; a != common.end() && b != d.end() && *a == *b; ++a, ++b) c /= *a;
+      common = c;
+    }
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      std::string name = dirs[i].lexically_relative(common).string();
+      if (name.empty() || name == ".") name = dirs[i].filename().string();
+      if (name.empty()) name = "run";
+      found.runs[i].name = name;
+    }
+  }
+  std::sort(found.runs.begin(), found.runs.end(), [](const RunData& a, const RunData& b) {
+    return a.name != b.name ? a.name < b.name : a.file < b.file;
+  });
+  return found;
+}
+
+namespace {
+void flatten_into(const Json& value, const std::string& prefix, std::map<std::string, Json>& out) {
+  if (value.is_object() && (!value.empty() || prefix.empty())) {
+    for (auto it = value.begin(); it != value.end(); ++it)
+      flatten_into(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+  } else {
+    out[prefix] = value;
+  }
+}
+}  // namespace
+
+std::map<std::string, Json> flatten_config(const Json& config) {
+  std::map<std::string, Json> out;
+  flatten_into(config, "", out);
+  return out;
+}
+
+const std::set<std::string>& run_specific_keys() {
+  static const std::set<std::string> keys{"seed",          "description",     "device",
+                                          "threads",       "data_workers",    "checkpoint",
+                                          "eval_batch_size", "dataset.root",  "strategy.save_features",
+                                          "strategy.save_features_update"};
+  return keys;
+}
+
+std::string value_label(const Json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number()) {
+    const double v = value.get<double>();
+    char buf[64];
+    if (std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15)
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+    else
+      std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+  }
+  return value.dump();
+}
+
+std::string short_key(const std::string& key, const std::vector<std::string>& all_keys) {
+  auto shorten = [](const std::string& k) {
+    const auto dot = k.rfind('.');
+    if (dot == std::string::npos) return k;
+    const std::string last = k.substr(dot + 1);
+    if (last == "name") return k.substr(0, dot);  // "strategy.name" -> "strategy"
+    return last;
+  };
+  const std::string s = shorten(key);
+  for (const auto& other : all_keys)
+    if (other != key && shorten(other) == s) return key;
+  return s;
+}
+
+bool value_less(const Json& a, const Json& b) {
+  auto rank = [](const Json& v) {
+    if (v.is_null()) return 0;
+    if (v.is_number()) return 1;
+    if (v.is_boolean()) return 2;
+    if (v.is_string()) return 3;
+    return 4;
+  };
+  const int ra = rank(a), rb = rank(b);
+  if (ra != rb) return ra < rb;
+  switch (ra) {
+    case 0: return false;
+    case 1: return a.get<double>() < b.get<double>();
+    case 2: return !a.get<bool>() && b.get<bool>();
+    case 3: return a.get<std::string>() < b.get<std::string>();
+    default: return a.dump() < b.dump();
+  }
+}
+
+namespace {
+struct ValuesLess {
+  bool operator()(const std::vector<Json>& a, const std::vector<Json>& b) const {
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), value_less);
+  }
+};
+}  // namespace
+
+Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<std::string>& by,
+                    const std::set<std::string>& ignore) {
+  std::vector<std::map<std::string, Json>> flat;
+  std::set<std::string> all;
+  for (const auto* r : runs) {
+    flat.push_back(flatten_config(r->config));
+    for (const auto& [k, v] : flat.back()) all.insert(k);
+  }
+  auto value_of = [&](size_t i, const std::string& key) {
+    auto it = flat[i].find(key);
+    return it == flat[i].end() ? Json() : it->second;
+  };
+  Grouping out;
+  if (!by.empty()) {
+    std::vector<std::string> known(all.begin(), all.end());
+    for (const auto& key : by)
+      if (!all.count(key) && !runs.empty())
+        throw ConfigError("--by: no run has the config key '" + key + "'" + did_you_mean(key, known));
+    out.keys = by;
+  } else {
+    // The keys whose values are not the same in every run.
+    for (const auto& key : all) {
+      if (run_specific_keys().count(key) || ignore.count(key)) continue;
+      for (size_t i = 1; i < runs.size(); ++i)
+        if (value_less(value_of(i, key), value_of(0, key)) || value_less(value_of(0, key), value_of(i, key))) {
+          out.keys.push_back(key);
+          break;
+        }
+    }
+    auto strategy = std::find(out.keys.begin(), out.keys.end(), "strategy.name");
+    if (strategy != out.keys.end()) std::rotate(out.keys.begin(), strategy, strategy + 1);
+  }
+  std::map<std::vector<Json>, std::vector<size_t>, ValuesLess> groups;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    std::vector<Json> values;
+    for (const auto& key : out.keys) values.push_back(value_of(i, key));
+    groups[values].push_back(i);
+  }
+  // Labels and columns: a plugin's other keys that only some runs have (the
+  // alpha of alpha_beta, the k of mutual_information) and that never take two
+  // values are implied by its name; keep them only when needed to tell groups apart.
+  std::vector<size_t> shown;
+  for (size_t k = 0; k < out.keys.size(); ++k) {
+    const auto& key = out.keys[k];
+    std::vector<Json> distinct;
+    for (const auto& entry : groups) {
+      const Json& v = entry.first[k];
+      if (v.is_null()) continue;
+      if (std::none_of(distinct.begin(), distinct.end(),
+                       [&](const Json& d) { return !value_less(d, v) && !value_less(v, d); }))
+        distinct.push_back(v);
+    }
+    const bool name = key.size() > 5 && key.compare(key.size() - 5, 5, ".name") == 0;
+    if (!by.empty() || name || distinct.size() > 1) shown.push_back(k);
+  }
+  auto shown_values = [&](const std::vector<Json>& values) {
+    std::vector<Json> v;
+    for (size_t k : shown) v.push_back(values[k]);
+    return v;
+  };
+  std::set<std::vector<Json>, ValuesLess> seen;
+  for (const auto& entry : groups) seen.insert(shown_values(entry.first));
+  if (seen.size() != groups.size()) {
+    shown.clear();
+    for (size_t k = 0; k < out.keys.size(); ++k) shown.push_back(k);
+  }
+  std::vector<std::string> keys;
+  for (size_t k : shown) keys.push_back(out.keys[k]);
+  std::vector<std::pair<std::vector<Json>, const std::vector<size_t>*>> ordered;
+  for (const auto& entry : groups) ordered.emplace_back(shown_values(entry.first), &entry.second);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return ValuesLess()(a.first, b.first); });
+  out.keys = keys;
+  for (const auto& [values, members] : ordered) {
+    RunGroup g;
+    g.members = *members;
+    std::vector<std::string> parts;
+    for (size_t k = 0; k < out.keys.size(); ++k) {
+      g.values.emplace_back(out.keys[k], values[k]);
+      if (values[k].is_null() && by.empty()) continue;  // a key this group's runs lack (strategy.k of "none")
+      parts.push_back(short_key(out.keys[k], out.keys) + "=" + value_label(values[k]));
+    }
+    g.label = parts.empty() ? "strategy=" + runs[g.members[0]]->strategy() : join(parts, ", ");
+    out.groups.push_back(std::move(g));
+  }
+  return out;
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.close();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw DataError(path + ": cannot write the file");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw DataError(path + ": cannot write the file (rename failed)");
+  }
+}
+
+}  // namespace sgs::analysis

@@ -1,0 +1,110 @@
+// Reading run.h5 files back (layout: shared/HDF5_LAYOUT.md) for `sgs report`
+// and `sgs plot`, and grouping runs that differ only by seed. Read-only: the
+// trainer's RunLog is the only writer.
+#pragma once
+
+#include <sgs/schema.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace sgs::analysis {
+
+// A row-major kh x kw matrix.
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<double> values;
+  double at(int64_t r, int64_t c) const { return values[static_cast<size_t>(r * cols + c)]; }
+};
+
+// One /layers/<name> group.
+struct LayerData {
+  std::string name;
+  int64_t index = 0;
+  std::array<int64_t, 2> kernel{0, 0};
+  std::vector<Matrix> scaling;           // one per update
+  std::vector<int64_t> scaling_epoch;    // as many as `scaling`
+  std::vector<Matrix> kernel_magnitude;  // row 0 at initialisation, row e after epoch e
+};
+
+struct RunData {
+  std::string file;  // the run.h5
+  std::string name;  // short unique name among the runs read together (see find_runs)
+  Json config;       // the resolved config (root attribute "config")
+  std::string status, error;
+  std::vector<int64_t> epochs;                         // /metrics/epoch
+  std::map<std::string, std::vector<double>> metrics;  // /metrics/* (as many rows as `epochs`)
+  std::map<std::string, double> summary;               // /summary attributes (empty while running)
+  std::vector<LayerData> layers;                       // ordered by their index attribute
+
+  bool completed() const { return status == "completed"; }
+  bool has_metric(const std::string& name) const;
+  // The last finite value of a metric, NaN when none.
+  double final_metric(const std::string& name) const;
+  // The largest finite value of a metric, NaN when none.
+  double max_metric(const std::string& name) const;
+  // summary train_seconds, else the sum of /metrics/epoch_seconds.
+  double train_seconds() const;
+  // A summary attribute, NaN when absent.
+  double summary_value(const std::string& name) const;
+  std::string strategy() const;  // config strategy.name ("none" when absent)
+  bool has_scalings() const;     // any layer with at least one scaling row
+};
+
+// Reads one run.h5; throws DataError naming the file when it cannot.
+RunData read_run(const std::string& file);
+
+struct FoundRuns {
+  std::vector<RunData> runs;          // ordered by name
+  std::vector<std::string> warnings;  // unreadable files, one line each
+};
+
+// Every run.h5 at or below each input (a run.h5 file, a run directory or a
+// directory of runs, searched recursively). An input that does not exist or
+// holds no run.h5 throws ConfigError naming it; an unreadable run.h5 is a
+// warning. Names are the run directories relative to the deepest directory
+// containing them all (the directory's own name for a single run).
+FoundRuns find_runs(const std::vector<std::string>& inputs);
+
+// The config flattened to dotted keys ("strategy.k"); lists and other
+// non-object values are leaves.
+std::map<std::string, Json> flatten_config(const Json& config);
+
+// Keys that never define a group: the seed and what only says where or how a
+// run executed (paths, threads, device, description, checkpointing).
+const std::set<std::string>& run_specific_keys();
+
+// A value as a short label: 5.0 -> "5", "sgd" -> "sgd", null -> "-".
+std::string value_label(const Json& value);
+
+// The key as shown in a label: its last component, or the slot name for
+// "<slot>.name"; the full key when the last component is ambiguous.
+std::string short_key(const std::string& key, const std::vector<std::string>& all_keys);
+
+// Runs that differ only by seed (and run-specific keys), or, with `by`, runs
+// that agree on the given keys.
+struct RunGroup {
+  std::string label;                                     // "strategy=mutual_information, k=5"
+  std::vector<std::pair<std::string, Json>> values;      // the keys that tell groups apart, with this group's values
+  std::vector<size_t> members;                           // indices into the runs given, in their order
+};
+struct Grouping {
+  std::vector<std::string> keys;  // the keys that tell groups apart (`by`, or those that vary)
+  std::vector<RunGroup> groups;   // ordered by their values, key by key (numbers numerically)
+};
+// `ignore`: further keys left out of the default grouping.
+Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<std::string>& by = {},
+                    const std::set<std::string>& ignore = {});
+
+// Orders two config values: null first, then numbers (numerically), then the rest by their JSON text.
+bool value_less(const Json& a, const Json& b);
+
+// Writes `content` to `path` through a temporary file in the same directory
+// and a rename, so that no reader sees it half-written.
+void write_file_atomically(const std::string& path, const std::string& content);
+
+}  // namespace sgs::analysis

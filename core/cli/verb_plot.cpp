@@ -1,0 +1,34 @@
+// sgs plot RUN_OR_DIR... --out DIR: the paper's figures (scaling heatmaps,
+// kernel magnitudes, accuracy vs k, training curves) as PNG + CSV
+// (analysis/plot.h).
+#include "verb.h"
+
+#include "analysis/plot.h"
+
+#include <sgs/errors.h>
+
+#include <iostream>
+
+namespace {
+
+int run_plot(const std::vector<std::string>& args) {
+  namespace po = sgs::cli::po;
+  po::options_description opts("options");
+  std::vector<std::string> inputs;
+  std::string out;
+  opts.add_options()("runs", po::value(&inputs)->required(), "run directories, directories of runs or run.h5 files")(
+      "out", po::value(&out)->required(), "directory for the PNG and CSV files");
+  po::positional_options_description pos;
+  pos.add("runs", -1);
+  po::variables_map vm;
+  if (!sgs::cli::parse_args("plot", "RUN_OR_DIR... --out DIR", args, opts, pos, vm)) return 0;
+  auto found = sgs::analysis::find_runs(inputs);
+  for (const auto& w : found.warnings) std::cerr << "sgs plot: warning: " << w << "\n";
+  if (found.runs.empty()) throw sgs::DataError("no readable run.h5 in " + sgs::join(inputs, ", "));
+  for (const auto& file : sgs::analysis::make_plots(found.runs, out)) std::cout << file << "\n";
+  return 0;
+}
+
+}  // namespace
+
+SGS_VERB("plot", "figures (PNG + CSV) from run.h5 files: scalings, kernel magnitudes, accuracy vs k, curves", run_plot)

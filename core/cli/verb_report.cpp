@@ -1,0 +1,56 @@
+// sgs report DIR... [--format md|csv|json] [--by KEYS]: a table of every
+// run.h5 below the directories, runs differing only by seed grouped (mean ±
+// sample std), unfinished and failed runs listed apart (analysis/report.h).
+#include "verb.h"
+
+#include "analysis/report.h"
+
+#include <sgs/errors.h>
+
+#include <iostream>
+#include <sstream>
+
+namespace {
+
+std::vector<std::string> split_keys(const std::string& s) {
+  std::vector<std::string> keys;
+  std::stringstream in(s);
+  std::string key;
+  while (std::getline(in, key, ','))
+    if (!key.empty()) keys.push_back(key);
+  if (keys.empty()) throw sgs::ConfigError("--by: expected config keys, e.g. --by strategy.name,strategy.k");
+  return keys;
+}
+
+int run_report(const std::vector<std::string>& args) {
+  namespace po = sgs::cli::po;
+  po::options_description opts("options");
+  std::vector<std::string> inputs;
+  std::string format = "md", by;
+  opts.add_options()("runs", po::value(&inputs)->required(), "run directories, directories of runs or run.h5 files")(
+      "format", po::value(&format), "md (default) | csv | json")(
+      "by", po::value(&by), "group by these config keys (comma-separated, e.g. strategy.name,strategy.k) "
+                            "instead of everything but the seed");
+  po::positional_options_description pos;
+  pos.add("runs", -1);
+  po::variables_map vm;
+  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS]", args, opts, pos, vm)) return 0;
+  if (format != "md" && format != "csv" && format != "json")
+    throw sgs::ConfigError("--format: expected md, csv or json, got '" + format + "'");
+  auto found = sgs::analysis::find_runs(inputs);
+  for (const auto& w : found.warnings) std::cerr << "sgs report: warning: " << w << "\n";
+  if (found.runs.empty()) throw sgs::DataError("no readable run.h5 in " + sgs::join(inputs, ", "));
+  auto report = sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{});
+  for (const auto& w : report.warnings) std::cerr << "sgs report: warning: " << w << "\n";
+  if (format == "md")
+    std::cout << sgs::analysis::format_markdown(report);
+  else if (format == "csv")
+    std::cout << sgs::analysis::format_csv(report);
+  else
+    std::cout << sgs::analysis::format_json(report).dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+SGS_VERB("report", "a table of runs (mean ± std over seeds) from run.h5 files", run_report)

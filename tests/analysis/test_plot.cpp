@@ -1,0 +1,202 @@
+#include <doctest/doctest.h>
+
+#include "analysis/fake_runs.h"
+#include "support/support.h"
+
+#include "analysis/plot.h"
+
+#include <sgs/errors.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace sgs;
+using namespace sgs::test;
+using namespace sgs::analysis;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<FakeLayer> kLayers{{"features.0", 3}, {"features.4", 3}, {"features.8", 3}};
+
+std::vector<std::string> lines(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+// The PNG's size, and that it is drawn on (coloured pixels, not only white).
+cv::Size png_size(const fs::path& file) {
+  cv::Mat img = cv::imread(file.string(), cv::IMREAD_COLOR);
+  REQUIRE_FALSE(img.empty());
+  cv::Mat grey;
+  cv::extractChannel(img, grey, 0);
+  CHECK(cv::countNonZero(grey < 250) > 500);
+  return img.size();
+}
+
+std::set<std::string> names_in(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+// Baseline and MI runs (3 layers, 3 epochs, MI with 3 scaling updates) for seeds 0, 1.
+void write_pair(const fs::path& dir) {
+  for (int seed = 0; seed < 2; ++seed) {
+    FakeRun b{fake_config("none", seed)};
+    b.test_acc = {0.5, 0.6, 0.7 + 0.01 * seed};
+    b.layers = kLayers;
+    write_fake_run(dir / "baseline" / ("seed=" + std::to_string(seed)), b);
+    FakeRun s{fake_config("mutual_information", seed)};
+    s.test_acc = {0.5, 0.65, 0.75 + 0.01 * seed};
+    s.layers = kLayers;
+    s.scaling_updates = 3;
+    write_fake_run(dir / "mi" / ("seed=" + std::to_string(seed)), s);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("plot: matrix grid sizes follow the layout") {
+  // 3 panels of two 3x3 heatmaps (168 px boxes): 40 + 3 * 372 + 120 wide, 60 + 226 + 20 high.
+  CHECK(matrix_grid_size(3, 2, 3) == cv::Size(1276, 306));
+  // 13 layers, 4 per row, 4 rows.
+  CHECK(matrix_grid_size(13, 2, 3) == cv::Size(40 + 4 * 372 + 120, 60 + 4 * 226 + 20));
+  // A 7x7 kernel: cells of 40 px, 280 px boxes.
+  CHECK(matrix_grid_size(2, 1, 7) == cv::Size(40 + 2 * 300 + 120, 60 + 338 + 20));
+  CHECK(line_chart_size() == cv::Size(1000, 600));
+  CHECK(file_part("search/mi/k=5,seed=0") == "search_mi_k5_seed0");
+}
+
+TEST_CASE("plot: scaling heatmaps at the first and last update, with their numbers") {
+  TempDir dir("plot_scalings");
+  write_pair(dir.path());
+  auto run = read_run((dir / "mi" / "seed=0" / "run.h5").string());
+  run.name = "mi/seed=0";
+  auto files = plot_scalings(run, dir.path().string());
+  REQUIRE(files.size() == 2);
+  CHECK(files[0] == (dir / "scalings_mi_seed0.png").string());
+  CHECK(png_size(files[0]) == cv::Size(1276, 306));
+  auto csv = lines(files[1]);
+  REQUIRE(csv.size() == 1 + 3 * 2 * 9);
+  CHECK(csv[0] == "layer,index,which,epoch,row,col,value");
+  CHECK(csv[1] == "features.0,0,first,1,0,0,0.6");   // 0.5 + 0.1 * epoch 1
+  CHECK(csv[18] == "features.0,0,last,3,2,2,1.6");   // 0.8 + 0.1 * 8
+  CHECK(csv[19] == "features.4,1,first,1,0,0,1.6");  // + 1 for layer 1
+
+  auto baseline = read_run((dir / "baseline" / "seed=0" / "run.h5").string());
+  CHECK(plot_scalings(baseline, dir.path().string()).empty());
+
+  // One update (a fixed matrix): one heatmap per layer; a 7x7 stem widens every box.
+  FakeRun fixed{fake_config("fixed", 0)};
+  fixed.test_acc = {0.5};
+  fixed.layers = {{"stem", 7}, {"layer1.0", 3}};
+  fixed.scaling_updates = 1;
+  auto one = read_run(write_fake_run(dir / "fixed", fixed).string());
+  one.name = "fixed";
+  auto f = plot_scalings(one, dir.path().string());
+  REQUIRE(f.size() == 2);
+  CHECK(png_size(f[0]) == matrix_grid_size(2, 1, 7));
+  CHECK(lines(f[1]).size() == 1 + 49 + 9);
+}
+
+TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes beside the baseline, curves") {
+  TempDir dir("plot_all");
+  write_pair(dir / "runs");
+  auto found = find_runs({(dir / "runs").string()});
+  REQUIRE(found.runs.size() == 4);
+  auto files = make_plots(found.runs, (dir / "out").string());
+  const std::set<std::string> expected{
+      "scalings_mi_seed0.png",         "scalings_mi_seed0.csv",         "scalings_mi_seed1.png",
+      "scalings_mi_seed1.csv",         "kernel_magnitude_mi_seed0.png", "kernel_magnitude_mi_seed0.csv",
+      "kernel_magnitude_mi_seed1.png", "kernel_magnitude_mi_seed1.csv", "curves_loss.png",
+      "curves_loss.csv",               "curves_accuracy.png",           "curves_accuracy.csv"};
+  CHECK(names_in(dir / "out") == expected);  // no temporary files left, no accuracy_vs_k (one k)
+  CHECK(files.size() == expected.size());
+
+  // Fig. 6: the baseline of the same seed on the left, the SGS run on the right, after epoch 3.
+  CHECK(png_size(dir / "out" / "kernel_magnitude_mi_seed1.png") == matrix_grid_size(3, 2, 3));
+  auto km = lines(dir / "out" / "kernel_magnitude_mi_seed1.csv");
+  REQUIRE(km.size() == 1 + 3 * 2 * 9);
+  CHECK(km[1] == "features.0,0,without SGS,3,0,0,1.6");
+  CHECK(km[10] == "features.0,0,with SGS,3,0,0,1.6");
+
+  for (const char* name : {"curves_loss.png", "curves_accuracy.png"})
+    CHECK(png_size(dir / "out" / name) == cv::Size(1000, 600));
+  auto acc = lines(dir / "out" / "curves_accuracy.csv");
+  CHECK(acc.size() == 1 + 4 * 2 * 3);  // 4 runs x (test, train) x 3 epochs
+  CHECK(acc[0] == "run,group,metric,epoch,value");
+  CHECK(acc[1] == "baseline/seed=0,strategy=none,test_acc,1,50");
+  CHECK(std::count(acc.begin(), acc.end(), "mi/seed=1,strategy=mutual_information,test_acc,3,76") == 1);
+
+  // Without an SGS run, the baseline's kernel magnitudes stand alone.
+  auto solo = make_plots({found.runs[0]}, (dir / "solo").string());
+  CHECK(names_in(dir / "solo") == std::set<std::string>{"kernel_magnitude_baseline_seed0.png",
+                                                         "kernel_magnitude_baseline_seed0.csv", "curves_loss.png",
+                                                         "curves_loss.csv", "curves_accuracy.png",
+                                                         "curves_accuracy.csv"});
+  CHECK(png_size(dir / "solo" / "kernel_magnitude_baseline_seed0.png") == matrix_grid_size(3, 1, 3));
+}
+
+TEST_CASE("plot: accuracy vs k, mean and std over seeds (val accuracy of search runs), baseline apart") {
+  TempDir dir("plot_k");
+  const double val[2][3] = {{0.70, 0.72, 0.74}, {0.80, 0.78, 0.76}};  // per seed, for k = 2, 3, 4
+  for (int seed = 0; seed < 2; ++seed) {
+    for (int k = 2; k <= 4; ++k) {
+      FakeRun r{fake_config("mutual_information", seed, k)};
+      r.test_acc = {0.5, 0.6};
+      r.val_acc = {0.5, val[seed][k - 2]};
+      write_fake_run(dir / "search" / ("k=" + std::to_string(k) + ",seed=" + std::to_string(seed)), r);
+    }
+    FakeRun b{fake_config("none", seed)};
+    b.test_acc = {0.5, 0.6};
+    b.val_acc = {0.5, 0.70 + 0.02 * seed};
+    write_fake_run(dir / "baseline" / ("seed=" + std::to_string(seed)), b);
+  }
+  FakeRun running{fake_config("mutual_information", 5, 7)};  // not completed: not on the curve
+  running.test_acc = {0.1};
+  running.val_acc = {0.1};
+  running.status = "running";
+  write_fake_run(dir / "search" / "k=7,seed=5", running);
+
+  auto runs = find_runs({dir.path().string()}).runs;
+  make_plots(runs, (dir / "out").string());
+  CHECK(png_size(dir / "out" / "accuracy_vs_k.png") == cv::Size(1000, 600));
+  auto csv = lines(dir / "out" / "accuracy_vs_k.csv");
+  REQUIRE(csv.size() == 1 + 3 + 1);
+  CHECK(csv[0] == "series,k,metric,n,mean,std");
+  CHECK(csv[1] == "strategy=mutual_information,2,val_acc,2,75,7.071067812");
+  CHECK(csv[2] == "strategy=mutual_information,3,val_acc,2,75,4.242640687");
+  CHECK(csv[3] == "strategy=mutual_information,4,val_acc,2,75,1.414213562");
+  CHECK(csv[4] == "baseline,,val_acc,2,71,1.414213562");
+}
+
+TEST_CASE("plot: the CLI lists the files; a path without runs is one line and exit 2") {
+  TempDir dir("plot_cli");
+  write_pair(dir / "runs");
+  auto out = run_sgs("plot " + (dir / "runs" / "mi" / "seed=0").string() + " --out " + (dir / "out").string(),
+                     dir.path());
+  CHECK(out.exit_code == 0);
+  CHECK(out.out == (dir / "out" / "scalings_seed0.png").string() + "\n" +
+                       (dir / "out" / "scalings_seed0.csv").string() + "\n" +
+                       (dir / "out" / "kernel_magnitude_seed0.png").string() + "\n" +
+                       (dir / "out" / "kernel_magnitude_seed0.csv").string() + "\n" +
+                       (dir / "out" / "curves_loss.png").string() + "\n" + (dir / "out" / "curves_loss.csv").string() +
+                       "\n" + (dir / "out" / "curves_accuracy.png").string() + "\n" +
+                       (dir / "out" / "curves_accuracy.csv").string() + "\n");
+  fs::create_directories(dir / "empty");
+  auto empty = run_sgs("plot " + (dir / "empty").string() + " --out " + (dir / "out2").string(), dir.path());
+  CHECK(empty.exit_code == 2);
+  CHECK(empty.err == "sgs: error: " + (dir / "empty").string() + ": no run.h5 found\n");
+  CHECK_FALSE(fs::exists(dir / "out2"));
+  auto no_out = run_sgs("plot " + (dir / "runs").string(), dir.path());
+  CHECK(no_out.exit_code == 2);
+  CHECK(no_out.err.find("--out") != std::string::npos);
+  CHECK_THROWS_AS(find_runs({(dir / "empty").string()}), ConfigError);
+}
