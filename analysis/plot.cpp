@@ -411,7 +411,13 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
       draw::polyline(img, axes, x, y, draw::palette(group_of[line.run]), 2, line.dashed, markers);
     }
     std::vector<draw::LegendEntry> entries;
+    // As many groups as the legend's height holds (the CSV has them all).
+    const size_t room = static_cast<size_t>((kChartH - kChartArea.y - 20) / 22) - 3;
     for (size_t g = 0; g < grouping.groups.size(); ++g) {
+      if (g == room && grouping.groups.size() > room + 1) {
+        entries.push_back({"... " + std::to_string(grouping.groups.size() - room) + " more groups", draw::kWhite});
+        break;
+      }
       const size_t n = grouping.groups[g].members.size();
       entries.push_back({grouping.groups[g].label + (n > 1 ? " (" + std::to_string(n) + " runs)" : ""),
                          draw::palette(g), false, markers});
