@@ -22,6 +22,7 @@
 #include <sgs/dataset.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
+#include <sgs/norm.h>
 #include <sgs/registry.h>
 
 #include <H5Cpp.h>
@@ -76,7 +77,7 @@ std::vector<Layer> vgg11_maps(const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
   // BatchNorm running statistics = this batch's, as after training on such images.
   for (auto& m : model->modules(/*include_self=*/false))
-    if (auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) bn->options.momentum(1.0);
+    if (auto* bn = dynamic_cast<sgs::BatchNorm2dImpl*>(m.get())) bn->options.momentum(1.0);
   model->train();
   model->forward(images);
   model->eval();

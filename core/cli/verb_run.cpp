@@ -1,7 +1,10 @@
-// sgs run CONFIG.json [--set k=v]... [--out DIR] [--resume]: train one model.
+// sgs run CONFIG.json [--set k=v]... [--out DIR] [--resume] [--nproc N]: train
+// one model, in one process, as N local ranks, or as one rank of a job that
+// the environment describes (torchrun's variables or srun's).
 #include "verb.h"
 
 #include <sgs/config.h>
+#include <sgs/distributed.h>
 #include <sgs/errors.h>
 #include <sgs/trainer.h>
 
@@ -18,18 +21,53 @@ int run_run(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string path, out, progress = "auto";
   std::vector<std::string> sets;
+  int nproc = 0;
+  double dist_timeout = static_cast<double>(sgs::kDefaultDistTimeout.count());
   opts.add_options()("config", po::value(&path)->required(), "experiment config (JSON)")(
       "set", po::value(&sets)->composing(), "override a key: --set optimizer.lr=0.05 (repeatable)")(
       "out", po::value(&out), "output directory (default runs/<config name>)")(
       "resume", "continue from OUT/checkpoint.pt when there is one (appends to run.h5)")(
       "quiet,q", "no progress output")("progress", po::value(&progress),
-                                       "auto (bar on a terminal, else a line per epoch) | bar | lines | none");
+                                       "auto (bar on a terminal, else a line per epoch) | bar | lines | none")(
+      "nproc", po::value(&nproc), "train data-parallel as N ranks on this machine (each takes batch_size examples "
+                                  "of every global batch of batch_size x N)")(
+      "dist-timeout", po::value(&dist_timeout),
+      "data-parallel: seconds a rank waits for the others (rendezvous, each collective) before failing; default 60");
   po::positional_options_description pos;
   pos.add("config", 1);
   po::variables_map vm;
-  if (!sgs::cli::parse_args("run", "CONFIG.json [--set KEY=VALUE]... [--out DIR] [--resume]", args, opts, pos, vm))
+  if (!sgs::cli::parse_args("run", "CONFIG.json [--set KEY=VALUE]... [--out DIR] [--resume] [--nproc N]", args, opts,
+                            pos, vm))
     return 0;
   sgs::Json config = sgs::load_config(path, sets);  // validated before anything is written
+  if (!(dist_timeout > 0)) throw sgs::ConfigError("--dist-timeout: must be > 0 seconds");
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));
+  sgs::World world = sgs::world_from_environment();
+  if (vm.count("nproc")) {
+    if (nproc < 1) throw sgs::ConfigError("--nproc: must be >= 1, got " + std::to_string(nproc));
+    if (world.source != "single")
+      throw sgs::ConfigError("--nproc: this process is already rank " + std::to_string(world.rank) + " of " +
+                             std::to_string(world.world_size) + " (from the " + world.source +
+                             " environment); launch one or the other");
+    if (nproc > 1) {
+      if (!sgs::distributed_available())
+        throw sgs::ConfigError("--nproc: this build has no c10d Gloo process group (gloo headers were not found)");
+      // The ranks run this same command line without --nproc.
+      std::vector<std::string> argv;
+      auto own = sgs::own_command_line();
+      for (size_t i = 0; i < own.size(); ++i) {
+        if (own[i] == "--nproc") {
+          ++i;
+          continue;
+        }
+        if (own[i].rfind("--nproc=", 0) == 0) continue;
+        argv.push_back(own[i]);
+      }
+      return sgs::launch_local_ranks(nproc, argv, timeout + std::chrono::seconds(10));
+    }
+  }
+  std::unique_ptr<sgs::Communicator> comm;
+  if (world.world_size > 1) comm = sgs::connect(world, sgs::rank_device(config["device"].get<std::string>(), world), timeout);
   sgs::RunOptions ro;
   ro.out_dir = out.empty() ? "runs/" + std::filesystem::path(path).stem().string() : out;
   ro.resume = vm.count("resume") > 0;
@@ -38,12 +76,16 @@ int run_run(const std::vector<std::string>& args) {
   else if (progress == "lines") ro.progress = sgs::RunOptions::Progress::Lines;
   else if (progress == "none") ro.progress = sgs::RunOptions::Progress::None;
   else if (progress != "auto") throw sgs::ConfigError("--progress: expected auto, bar, lines or none, got '" + progress + "'");
+  ro.comm = comm.get();
+  ro.local_rank = world.local_rank;
+  ro.local_world_size = world.local_world_size;
   sgs::install_interrupt_handlers();
   auto result = sgs::run_training(config, ro);
   if (result.status == "interrupted") {
     int sig = sgs::interrupt_signal();
     return 128 + (sig == 0 ? SIGINT : sig);
   }
+  if (world.rank != 0) return 0;  // rank 0 reports
   auto pct = [&](const char* key) {
     double v = result.summary.count(key) ? result.summary.at(key) : NAN;
     char buf[16];

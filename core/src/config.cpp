@@ -23,7 +23,7 @@ const Schema& run_schema() {
       Key::string("description", "", "free text describing the experiment"),
       Key::integer("seed", 0, "seed of every random draw (weights, data order, augmentation)").ge(0),
       Key::integer("epochs", 10, "number of training epochs").ge(1),
-      Key::integer("batch_size", 128, "training batch size (global, over all ranks)").ge(1),
+      Key::integer("batch_size", 128, "training batch size per rank (global batch: batch_size x ranks)").ge(1),
       Key::integer("eval_batch_size", 500, "batch size for evaluation").ge(1),
       Key::choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train; auto = cuda when available"),
       Key::integer("threads", 0, "intra-op threads; 0 = all cores").ge(0),
@@ -33,6 +33,7 @@ const Schema& run_schema() {
       Key::choice("evaluate", "auto", {"auto", "val", "test", "both", "none"},
                   "what to evaluate each epoch; auto = val when a split is carved out, and test"),
       Key::boolean("checkpoint", true, "write checkpoint.pt at every epoch end"),
+      Key::boolean("sync_batchnorm", false, "data-parallel runs: BatchNorm statistics over all ranks' batches"),
   };
   return schema;
 }

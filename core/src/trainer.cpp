@@ -1,8 +1,10 @@
 #include <sgs/config.h>
 #include <sgs/dataset.h>
+#include <sgs/distributed.h>
 #include <sgs/errors.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
+#include <sgs/norm.h>
 #include <sgs/optimizer.h>
 #include <sgs/run_log.h>
 #include <sgs/schedule.h>
@@ -138,7 +140,9 @@ struct Evaluation {
   double loss = 0, acc = 0;
 };
 
-Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device) {
+// Over this rank's shard of the split; with `comm`, the sums are reduced so
+// every rank returns the whole split's figures.
+Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Communicator* comm) {
   torch::NoGradGuard no_grad;
   model.eval();
   auto loss_sum = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kFloat64));
@@ -148,6 +152,7 @@ Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device) {
   while (auto batch = loader.next()) {
     auto x = batch->images.to(device, /*non_blocking=*/true);
     auto y = batch->labels.to(device, /*non_blocking=*/true);
+    if (y.size(0) == 0) continue;  // this rank's share of a last, small batch
     auto logits = model.forward(x);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -156,8 +161,13 @@ Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device) {
     seen += y.size(0);
   }
   model.train();
-  if (seen == 0) return {NAN, NAN};
-  return {loss_sum.item<double>() / static_cast<double>(seen), static_cast<double>(correct.item<int64_t>()) / seen};
+  auto sums = torch::stack({loss_sum, correct.to(torch::kFloat64),
+                            torch::full({}, static_cast<double>(seen), loss_sum.options())});
+  if (comm != nullptr) comm->all_reduce(sums, ReduceOp::Sum);
+  sums = sums.cpu();
+  const double n = sums[2].item<double>();
+  if (n == 0) return {NAN, NAN};
+  return {sums[0].item<double>() / n, sums[1].item<double>() / n};
 }
 
 torch::Device resolve_device(const std::string& name) {
@@ -172,14 +182,21 @@ torch::Device resolve_device(const std::string& name) {
 class Trainer {
  public:
   Trainer(const Json& config, const RunOptions& options)
-      : config_(config), options_(options), progress_(options.progress, options.quiet) {}
+      : config_(config),
+        options_(options),
+        comm_(options.comm != nullptr && options.comm->world_size() > 1 ? options.comm : nullptr),
+        rank_(comm_ ? comm_->rank() : 0),
+        world_(comm_ ? comm_->world_size() : 1),
+        progress_(options.progress, options.quiet || rank_ != 0) {}
 
   RunResult run();
 
  private:
   void build();
   void save_checkpoint(const fs::path& path);
-  bool load_checkpoint(const fs::path& path);
+  void load_checkpoint(const std::string& bytes, const fs::path& path);
+  void sync_batchnorms();
+  void together(const std::function<void()>& step);
   void train_epoch();
   void log_kernel_magnitudes();
   std::map<std::string, double> summary() const;
@@ -187,6 +204,8 @@ class Trainer {
 
   Json config_;
   RunOptions options_;
+  Communicator* comm_;  // null in one process
+  int rank_, world_;
   Progress progress_;
   torch::Device device_ = torch::kCPU;
   int64_t threads_ = 1, epochs_ = 1;
@@ -211,9 +230,15 @@ void Trainer::build() {
   seed_ = static_cast<uint64_t>(config_["seed"].get<int64_t>());
   epochs_ = config_["epochs"].get<int64_t>();
   threads_ = config_["threads"].get<int64_t>();
-  if (threads_ == 0) threads_ = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (threads_ == 0)
+    threads_ = std::max<int64_t>(1, std::thread::hardware_concurrency() / std::max(1, options_.local_world_size));
   at::set_num_threads(static_cast<int>(threads_));
   device_ = resolve_device(config_["device"].get<std::string>());
+  if (device_.is_cuda() && comm_) {
+    World w;
+    w.local_rank = options_.local_rank;
+    device_ = rank_device("cuda", w);
+  }
   label_smoothing_ = config_["label_smoothing"].get<double>();
   grad_clip_ = config_["grad_clip_norm"].get<double>();
   const auto& reg = Registry::global();
@@ -230,6 +255,7 @@ void Trainer::build() {
                                                    ModelSpec{info.channels, info.num_classes, info.height, info.width},
                                                    factory ? *factory : plain);
   model_->to(device_);
+  if (config_["sync_batchnorm"].get<bool>()) sync_batchnorms();
   blocks_ = conv_blocks(*model_);
   for (auto& b : blocks_)
     if (b->spec().spatial()) spatial_.push_back(b);
@@ -241,8 +267,17 @@ void Trainer::build() {
   lo.batch_size = config_["batch_size"].get<int64_t>();
   lo.seed = seed_;
   lo.workers = config_["data_workers"].get<int64_t>();
+  lo.rank = rank_;
+  lo.world_size = world_;
   train_loader_ = std::make_unique<Loader>(dataset_->train(), lo);
   if (train_loader_->batches_per_epoch() == 0) throw ConfigError("batch_size: larger than the training set");
+  {
+    // A last global batch smaller than the ranks would leave a rank without examples.
+    const int64_t global = lo.batch_size * world_, last = dataset_->train()->size() % global;
+    if (last != 0 && last < world_)
+      throw ConfigError("batch_size: the last global batch holds " + std::to_string(last) + " examples, fewer than the " +
+                        std::to_string(world_) + " ranks; change batch_size or the number of ranks");
+  }
   LoaderOptions eval = lo;
   eval.batch_size = config_["eval_batch_size"].get<int64_t>();
   eval.shuffle = eval.augment = false;
@@ -269,6 +304,7 @@ void Trainer::build() {
   ctx_.seed = seed_;
   ctx_.epochs = epochs_;
   ctx_.scaling_seconds = &pos_.scaling_seconds;
+  ctx_.comm = comm_;
   ctx_.gather = [this](int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
     return gather(batches, draw_seed, sink);
   };
@@ -279,6 +315,8 @@ int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& 
   lo.batch_size = config_["batch_size"].get<int64_t>();
   lo.seed = draw_seed;
   lo.workers = 0;
+  lo.rank = rank_;  // each rank gathers its share of every global batch
+  lo.world_size = world_;
   Loader loader(dataset_->train(), lo);
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
@@ -289,6 +327,7 @@ int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& 
     for (int64_t i = 0; i < batches; ++i) {
       auto batch = loader.next();
       if (!batch) break;
+      if (batch->images.size(0) == 0) continue;
       model_->forward(batch->images.to(device_));
       images += batch->images.size(0);
     }
@@ -328,11 +367,11 @@ void Trainer::save_checkpoint(const fs::path& path) {
   fs::rename(tmp, path);
 }
 
-bool Trainer::load_checkpoint(const fs::path& path) {
-  if (!fs::exists(path)) return false;
+// `bytes`: the checkpoint file's contents (rank 0 reads it, every rank loads it).
+void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string(), device_);
+    archive.load_from(bytes.data(), bytes.size(), device_);
   } catch (const std::exception& e) {
     throw std::runtime_error(path.string() + ": cannot read the checkpoint: " + e.what());
   }
@@ -360,7 +399,47 @@ bool Trainer::load_checkpoint(const fs::path& path) {
   pos_.best_val_acc = read("best_val_acc").item<double>();
   auto generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(read("rng_cpu").to(torch::kCPU));
-  return true;
+}
+
+// sync_batchnorm: every BatchNorm of the model reduces its statistics over the
+// ranks. Only sgs::BatchNorm2d can (LibTorch modules have no forward hooks).
+void Trainer::sync_batchnorms() {
+  if (!comm_) return;
+  for (const auto& item : model_->named_modules()) {
+    auto* m = item.value().get();
+    if (auto* bn = dynamic_cast<BatchNorm2dImpl*>(m)) {
+      bn->set_communicator(comm_);
+    } else if (dynamic_cast<torch::nn::BatchNorm1dImpl*>(m) || dynamic_cast<torch::nn::BatchNorm2dImpl*>(m) ||
+               dynamic_cast<torch::nn::BatchNorm3dImpl*>(m)) {
+      throw ConfigError("sync_batchnorm: module '" + item.key() +
+                        "' is a torch::nn BatchNorm, which cannot synchronise; build it as sgs::BatchNorm2d "
+                        "(sgs/norm.h)");
+    }
+  }
+}
+
+// Runs a setup step on every rank; then the ranks tell each other whether it
+// went well, so that a failure on one stops all (instead of the others waiting
+// for it in the next collective until the timeout).
+void Trainer::together(const std::function<void()>& step) {
+  std::exception_ptr error;
+  try {
+    step();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (comm_) {
+    auto flag = torch::tensor(error ? int64_t{0} : int64_t{1}, torch::kInt64);
+    try {
+      comm_->all_reduce(flag, ReduceOp::Min);
+    } catch (...) {
+      if (!error) throw;
+    }
+    if (!error && flag.item<int64_t>() == 0)
+      throw std::runtime_error("rank " + std::to_string(rank_) + ": another rank failed while setting up the run " +
+                               "(see its error)");
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void Trainer::log_kernel_magnitudes() {
@@ -372,8 +451,23 @@ void Trainer::train_epoch() {
   const int64_t epoch = pos_.epochs_done + 1;
   const int64_t batches = train_loader_->batches_per_epoch();
   auto params = model_->parameters();
-  auto loss_sum = torch::full({}, pos_.loss_sum, torch::TensorOptions(device_).dtype(torch::kFloat64));
-  auto correct = torch::full({}, static_cast<int64_t>(pos_.correct), torch::TensorOptions(device_).dtype(torch::kInt64));
+  // pos_ holds the sums over all ranks; each rank adds its own, rank 0 starting from pos_.
+  const bool first = rank_ == 0;
+  auto loss_sum = torch::full({}, first ? pos_.loss_sum : 0.0, torch::TensorOptions(device_).dtype(torch::kFloat64));
+  auto correct = torch::full({}, first ? static_cast<int64_t>(pos_.correct) : int64_t{0},
+                             torch::TensorOptions(device_).dtype(torch::kInt64));
+  double seen = first ? pos_.seen : 0.0;
+  // The sums over ranks: [loss_sum, correct, seen, stop requests].
+  auto reduce = [&](bool stop) {
+    auto t = torch::stack({loss_sum, correct.to(torch::kFloat64),
+                           torch::full({}, seen, loss_sum.options()),
+                           torch::full({}, stop ? 1.0 : 0.0, loss_sum.options())});
+    if (comm_) comm_->all_reduce(t, ReduceOp::Sum);
+    t = t.cpu();
+    return std::array<double, 4>{t[0].item<double>(), t[1].item<double>(), t[2].item<double>(), t[3].item<double>()};
+  };
+  const int64_t global_batch = config_["batch_size"].get<int64_t>() * world_;
+  const int64_t train_size = dataset_->train()->size();
   // On CPU reading the loss back costs nothing; on CUDA it syncs, so check less often.
   const int64_t check_every = device_.is_cpu() ? 1 : 25;
   auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing_);
@@ -391,37 +485,55 @@ void Trainer::train_epoch() {
     for (auto& p : params) p.mutable_grad().reset();
     auto logits = model_->forward(x);
     auto loss = torch::nn::functional::cross_entropy(logits, y, options);
-    loss.backward();
+    const int64_t n = y.size(0);
+    if (comm_) {
+      // The summed gradients / ranks = the gradient of the mean loss over the
+      // global batch: weight this rank's mean by its share (1 unless the last
+      // global batch splits unevenly).
+      const int64_t global_n = std::min(global_batch, train_size - pos_.batch * global_batch);
+      const double weight = static_cast<double>(n * world_) / static_cast<double>(global_n);
+      (weight == 1.0 ? loss : loss * weight).backward();
+      all_reduce_gradients(params, *comm_, 1.0 / world_);
+    } else {
+      loss.backward();
+    }
     if (grad_clip_ > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip_);
     ctx_.step = pos_.step;
     strategy_->after_backward(ctx_);
     optimizer_->step();
     strategy_->after_step(ctx_);
-    const int64_t n = y.size(0);
     loss_sum += loss.detach().to(torch::kFloat64) * static_cast<double>(n);
     correct += logits.detach().argmax(1).eq(y).sum();
-    pos_.seen += static_cast<double>(n);
-    images_this_session += n;
+    seen += static_cast<double>(n);
+    images_this_session += n * world_;
     ++pos_.batch;
     ++pos_.step;
+    const bool stop_here =
+        g_interrupt.load() != 0 || (options_.stop_after_steps > 0 && pos_.step >= options_.stop_after_steps);
+    bool stop = stop_here;
     if (pos_.batch % check_every == 0 || pos_.batch == batches) {
-      double l = loss_sum.item<double>();
+      // Ranks decide together (all stop at the same step) from the global sums.
+      auto [l, c, all_seen, stops] = reduce(stop_here);
+      if (comm_) stop = stops > 0;
       if (!std::isfinite(l)) {
         throw DivergedError("loss is " + std::string(std::isnan(l) ? "NaN" : "infinite") + " at epoch " +
                             std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
                             " (try a lower optimizer.lr or grad_clip_norm)");
       }
       double ips = static_cast<double>(images_this_session) / std::max(1e-9, seconds_since(start));
-      progress_.step(epoch, epochs_, pos_.batch, batches, l / pos_.seen,
-                     static_cast<double>(correct.item<int64_t>()) / pos_.seen, ips);
+      progress_.step(epoch, epochs_, pos_.batch, batches, l / all_seen, c / all_seen, ips);
+    } else if (comm_) {
+      stop = false;  // between checks (CUDA) the ranks cannot agree; stop at the next one
     }
-    if (g_interrupt.load() != 0 || (options_.stop_after_steps > 0 && pos_.step >= options_.stop_after_steps)) {
+    if (stop) {
       stop_requested_ = true;
       break;
     }
   }
-  pos_.loss_sum = loss_sum.item<double>();
-  pos_.correct = static_cast<double>(correct.item<int64_t>());
+  auto [l, c, all_seen, stops] = reduce(false);
+  pos_.loss_sum = l;
+  pos_.correct = c;
+  pos_.seen = all_seen;
   if (!std::isfinite(pos_.loss_sum))
     throw DivergedError("loss is not finite at epoch " + std::to_string(epoch) + " (try a lower optimizer.lr)");
   pos_.epoch_seconds = seconds_before + seconds_since(start);
@@ -452,55 +564,81 @@ std::map<std::string, double> Trainer::summary() const {
 }
 
 RunResult Trainer::run() {
-  build();
+  together([&] { build(); });
   const fs::path out(options_.out_dir);
   const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
-  bool resumed = false;
-  if (options_.resume && fs::exists(ckpt)) {
+  // Rank 0 reads the checkpoint and hands it to every rank, so that resuming
+  // needs the output directory on rank 0's machine only.
+  std::string checkpoint;
+  together([&] {
+    if (rank_ != 0 || !options_.resume || !fs::exists(ckpt)) return;
     if (fs::exists(cfg)) {
       Json previous = read_json_file(cfg.string());
       if (previous != config_)
         throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
                           "resume it with the same config and --set values, or use a new --out");
     }
-    resumed = load_checkpoint(ckpt);
-  }
+    std::ifstream in(ckpt, std::ios::binary);
+    checkpoint.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) throw std::runtime_error(ckpt.string() + ": cannot read the checkpoint");
+  });
+  if (comm_) broadcast_bytes(checkpoint, *comm_);
+  const bool resumed = !checkpoint.empty();
+  together([&] {
+    if (resumed) load_checkpoint(checkpoint, ckpt);
+  });
+  checkpoint.clear();
+  if (comm_) broadcast_module(*model_, *comm_);  // every rank starts from rank 0's weights and buffers
   if (resumed && pos_.epochs_done >= epochs_) {  // nothing left to do: report the finished run as it is
     progress_.message(out.string() + ": already completed");
     RunResult done;
     done.status = "completed";
     done.epochs_completed = pos_.epochs_done;
-    done.summary = RunLog::read_summary(h5.string());
+    if (rank_ == 0) done.summary = RunLog::read_summary(h5.string());
     return done;
   }
-  strategy_->attach(ctx_);  // checks the strategy's per-layer config before anything is written
-  fs::create_directories(out);
-  std::string device_name = device_.str();
-  if (resumed) {
-    log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0);
-    progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
-                      ", step " + std::to_string(pos_.step));
-  } else {
-    write_text_atomically(cfg, config_.dump(2) + "\n");
-    log_ = RunLog::create(h5.string(), config_, device_name, threads_);
-  }
+  together([&] {
+    strategy_->attach(ctx_);  // checks the strategy's per-layer config before anything is written
+    if (rank_ != 0) return;   // only rank 0 writes
+    fs::create_directories(out);
+    std::string device_name = device_.str();
+    if (resumed) {
+      log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0);
+      progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
+                        ", step " + std::to_string(pos_.step));
+    } else {
+      write_text_atomically(cfg, config_.dump(2) + "\n");
+      log_ = RunLog::create(h5.string(), config_, device_name, threads_);
+    }
+  });
   ctx_.log = log_.get();
+  const bool sync_bn = config_["sync_batchnorm"].get<bool>();
   try {
-    for (size_t i = 0; i < spatial_.size(); ++i) log_->add_layer(spatial_[i]->path(), static_cast<int64_t>(i), spatial_[i]->spec());
-    if (!resumed) {
+    if (log_)
+      for (size_t i = 0; i < spatial_.size(); ++i)
+        log_->add_layer(spatial_[i]->path(), static_cast<int64_t>(i), spatial_[i]->spec());
+    if (!resumed && log_) {
       log_kernel_magnitudes();
       log_->flush();
     }
-    progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>()));
+    progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>() * world_));
     RunResult result;
     while (pos_.epochs_done < epochs_) {
       const int64_t epoch = pos_.epochs_done + 1;
       ctx_.epochs_done = pos_.epochs_done;
       if (pos_.batch == 0) strategy_->on_epoch_begin(ctx_);  // not again for an epoch resumed mid-way
       train_epoch();
+      // Per-rank BatchNorm statistics: rank 0's are the run's (evaluated, saved).
+      if (comm_ && !sync_bn) {
+        torch::NoGradGuard no_grad;
+        for (auto& b : model_->buffers()) {
+          auto t = b.detach();
+          comm_->broadcast(t, 0);
+        }
+      }
       if (stop_requested_) {
-        save_checkpoint(ckpt);
-        log_->set_status("interrupted");
+        if (rank_ == 0) save_checkpoint(ckpt);
+        if (log_) log_->set_status("interrupted");
         progress_.epoch_end("interrupted at epoch " + std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
                             "; checkpoint written, resume with --resume");
         result.status = "interrupted";
@@ -514,13 +652,13 @@ RunResult Trainer::run() {
       m["epoch_seconds"] = pos_.epoch_seconds;
       m["scaling_seconds"] = pos_.scaling_seconds;
       if (val_loader_) {
-        auto v = evaluate(*model_, *val_loader_, device_);
+        auto v = evaluate(*model_, *val_loader_, device_, comm_);
         m["val_loss"] = v.loss;
         m["val_acc"] = v.acc;
         pos_.best_val_acc = std::max(pos_.best_val_acc, v.acc);
       }
       if (test_loader_) {
-        auto v = evaluate(*model_, *test_loader_, device_);
+        auto v = evaluate(*model_, *test_loader_, device_, comm_);
         m["test_loss"] = v.loss;
         m["test_acc"] = v.acc;
       }
@@ -530,10 +668,12 @@ RunResult Trainer::run() {
       pos_.loss_sum = pos_.correct = pos_.seen = 0;
       pos_.epoch_seconds = pos_.scaling_seconds = 0;
       last_metrics_ = m;
-      log_->append_metrics(epoch, m);
-      log_kernel_magnitudes();
-      log_->flush();
-      if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
+      if (log_) {
+        log_->append_metrics(epoch, m);
+        log_kernel_magnitudes();
+        log_->flush();
+        if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
+      }
       char line[256];
       std::snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f acc %.2f%%", static_cast<long long>(epoch),
                     static_cast<long long>(epochs_), m["train_loss"], 100 * m["train_acc"]);
@@ -544,17 +684,21 @@ RunResult Trainer::run() {
       progress_.epoch_end(text + line);
     }
     result.summary = summary();
-    log_->set_summary(result.summary);
-    log_->set_status("completed");
+    if (log_) {
+      log_->set_summary(result.summary);
+      log_->set_status("completed");
+    }
     result.status = "completed";
     result.epochs_completed = pos_.epochs_done;
     return result;
   } catch (const DivergedError& e) {
-    log_->set_summary(summary());
-    log_->set_status("diverged", e.what());
+    if (log_) {
+      log_->set_summary(summary());
+      log_->set_status("diverged", e.what());
+    }
     throw;
   } catch (const std::exception& e) {
-    log_->set_status("failed", e.what());
+    if (log_) log_->set_status("failed", e.what());
     throw;
   }
 }

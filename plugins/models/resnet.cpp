@@ -3,6 +3,7 @@
 // conv + 3x3 stride-2 max-pool; "auto" picks imagenet for inputs of 128
 // pixels or more. Module paths follow torchvision (layer1.0.conv1, ...).
 #include <sgs/model.h>
+#include <sgs/norm.h>
 
 #include <torch/torch.h>
 
@@ -24,7 +25,7 @@ ConvSpec conv_spec(int64_t in, int64_t out, int64_t k, int64_t stride) {
 torch::nn::Sequential downsample(int64_t in, int64_t out, int64_t stride, ConvFactory& f) {
   torch::nn::Sequential d;
   d->push_back(f.make(conv_spec(in, out, 1, stride)));
-  d->push_back(torch::nn::BatchNorm2d(out));
+  d->push_back(sgs::BatchNorm2d(out));
   return d;
 }
 
@@ -33,9 +34,9 @@ class BasicBlock : public torch::nn::Module {
   static constexpr int64_t kExpansion = 1;
   BasicBlock(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
     conv1 = register_module("conv1", f.make(conv_spec(in, planes, 3, stride)));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1 = register_module("bn1", sgs::BatchNorm2d(planes));
     conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, 1)));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2 = register_module("bn2", sgs::BatchNorm2d(planes));
     if (stride != 1 || in != planes) down = register_module("downsample", downsample(in, planes, stride, f));
   }
   torch::Tensor forward(torch::Tensor x) {
@@ -46,7 +47,7 @@ class BasicBlock : public torch::nn::Module {
 
  private:
   std::shared_ptr<sgs::ConvBlock> conv1, conv2;
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  sgs::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential down{nullptr};
 };
 
@@ -55,11 +56,11 @@ class Bottleneck : public torch::nn::Module {
   static constexpr int64_t kExpansion = 4;
   Bottleneck(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
     conv1 = register_module("conv1", f.make(conv_spec(in, planes, 1, 1)));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1 = register_module("bn1", sgs::BatchNorm2d(planes));
     conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, stride)));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2 = register_module("bn2", sgs::BatchNorm2d(planes));
     conv3 = register_module("conv3", f.make(conv_spec(planes, planes * kExpansion, 1, 1)));
-    bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+    bn3 = register_module("bn3", sgs::BatchNorm2d(planes * kExpansion));
     if (stride != 1 || in != planes * kExpansion)
       down = register_module("downsample", downsample(in, planes * kExpansion, stride, f));
   }
@@ -72,7 +73,7 @@ class Bottleneck : public torch::nn::Module {
 
  private:
   std::shared_ptr<sgs::ConvBlock> conv1, conv2, conv3;
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  sgs::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential down{nullptr};
 };
 
@@ -84,7 +85,7 @@ class ResNet : public sgs::Model {
     int64_t in = sgs::scaled_width(64, width);
     conv1_ = register_module("conv1", f.make(imagenet_stem ? conv_spec(spec.in_channels, in, 7, 2)
                                                            : conv_spec(spec.in_channels, in, 3, 1)));
-    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(in));
+    bn1_ = register_module("bn1", sgs::BatchNorm2d(in));
     imagenet_stem_ = imagenet_stem;
     const int64_t planes[4] = {64, 128, 256, 512};
     for (int i = 0; i < 4; ++i) {
@@ -108,7 +109,7 @@ class ResNet : public sgs::Model {
 
  private:
   std::shared_ptr<sgs::ConvBlock> conv1_;
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  sgs::BatchNorm2d bn1_{nullptr};
   std::vector<torch::nn::Sequential> layers_;
   torch::nn::Linear fc_{nullptr};
   bool imagenet_stem_ = false;

@@ -4,6 +4,7 @@
 // mode, so 28x28 inputs reach 1x1 (28-14-7-4-2-1) while 32x32 and 224x224
 // are pooled exactly as with floor mode.
 #include <sgs/model.h>
+#include <sgs/norm.h>
 
 #include <torch/torch.h>
 
@@ -36,7 +37,7 @@ class Vgg : public sgs::Model {
       conv.kernel = {3, 3};
       conv.padding = {1, 1};
       features->push_back(factory.make(conv));
-      features->push_back(torch::nn::BatchNorm2d(out));
+      features->push_back(sgs::BatchNorm2d(out));
       features->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
       channels = out;
     }

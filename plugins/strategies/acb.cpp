@@ -25,9 +25,9 @@ class AcbConv : public sgs::ConvBlock {
     square = register_parameter("square", sgs::init_conv(spec_).first);
     hor = register_parameter("hor", sgs::init_conv(br::branch_spec(spec_, in, out, {1, spec_.kernel[1]})).first);
     ver = register_parameter("ver", sgs::init_conv(br::branch_spec(spec_, in, out, {spec_.kernel[0], 1})).first);
-    square_bn = register_module("square_bn", torch::nn::BatchNorm2d(out));
-    hor_bn = register_module("hor_bn", torch::nn::BatchNorm2d(out));
-    ver_bn = register_module("ver_bn", torch::nn::BatchNorm2d(out));
+    square_bn = register_module("square_bn", sgs::BatchNorm2d(out));
+    hor_bn = register_module("hor_bn", sgs::BatchNorm2d(out));
+    ver_bn = register_module("ver_bn", sgs::BatchNorm2d(out));
   }
 
   torch::Tensor forward(torch::Tensor x) override {
@@ -46,7 +46,7 @@ class AcbConv : public sgs::ConvBlock {
   }
 
   torch::Tensor square, hor, ver;
-  torch::nn::BatchNorm2d square_bn{nullptr}, hor_bn{nullptr}, ver_bn{nullptr};
+  sgs::BatchNorm2d square_bn{nullptr}, hor_bn{nullptr}, ver_bn{nullptr};
 };
 
 class AcbFactory : public sgs::ConvFactory {

@@ -6,7 +6,7 @@
 
 namespace sgs::branches {
 
-std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const torch::nn::BatchNorm2d& bn) {
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const sgs::BatchNorm2d& bn) {
   torch::NoGradGuard no_grad;
   const auto& o = bn->options;
   auto t = (bn->running_var + o.eps()).rsqrt();
@@ -19,7 +19,7 @@ std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const torch::nn::BatchNor
 }
 
 std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                const torch::nn::BatchNorm2d& bn) {
+                                                const sgs::BatchNorm2d& bn) {
   torch::NoGradGuard no_grad;
   auto [t, shift] = bn_scale_shift(bn);
   std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);

@@ -6,8 +6,7 @@
 #pragma once
 
 #include <sgs/conv.h>
-
-#include <torch/nn/modules/batchnorm.h>
+#include <sgs/norm.h>
 
 #include <string>
 #include <utility>
@@ -16,12 +15,12 @@ namespace sgs::branches {
 
 // t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t
 // (eval mode), both [C], detached.
-std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const torch::nn::BatchNorm2d& bn);
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const sgs::BatchNorm2d& bn);
 
 // The weight [out, ...] and bias [out] of `weight` (bias `bias`, may be
 // undefined) followed by `bn`, in eval mode. Detached.
 std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                const torch::nn::BatchNorm2d& bn);
+                                                const sgs::BatchNorm2d& bn);
 
 // A [o, i, a, b] kernel zero-padded into the centre of `kernel` (both odd
 // differences).

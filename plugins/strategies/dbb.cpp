@@ -34,12 +34,12 @@ class DbbConv : public sgs::ConvBlock {
     idconv1 = register_parameter("idconv1", torch::zeros({in, in, 1, 1}));
     conv2 = register_parameter("conv2", sgs::init_conv(br::branch_spec(spec_, in, out, spec_.kernel)).first);
     avg_conv = register_parameter("avg_conv", sgs::init_conv(br::branch_spec(spec_, in, out, {1, 1})).first);
-    origin_bn = register_module("origin_bn", torch::nn::BatchNorm2d(out));
-    one_bn = register_module("one_bn", torch::nn::BatchNorm2d(out));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(in));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
-    avg_bn = register_module("avg_bn", torch::nn::BatchNorm2d(out));
-    avg_out_bn = register_module("avg_out_bn", torch::nn::BatchNorm2d(out));
+    origin_bn = register_module("origin_bn", sgs::BatchNorm2d(out));
+    one_bn = register_module("one_bn", sgs::BatchNorm2d(out));
+    bn1 = register_module("bn1", sgs::BatchNorm2d(in));
+    bn2 = register_module("bn2", sgs::BatchNorm2d(out));
+    avg_bn = register_module("avg_bn", sgs::BatchNorm2d(out));
+    avg_out_bn = register_module("avg_out_bn", sgs::BatchNorm2d(out));
   }
 
   torch::Tensor forward(torch::Tensor x) override {
@@ -78,7 +78,7 @@ class DbbConv : public sgs::ConvBlock {
   }
 
   torch::Tensor origin, one, idconv1, conv2, avg_conv;
-  torch::nn::BatchNorm2d origin_bn{nullptr}, one_bn{nullptr}, bn1{nullptr}, bn2{nullptr}, avg_bn{nullptr},
+  sgs::BatchNorm2d origin_bn{nullptr}, one_bn{nullptr}, bn1{nullptr}, bn2{nullptr}, avg_bn{nullptr},
       avg_out_bn{nullptr};
 };
 

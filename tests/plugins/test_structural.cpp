@@ -8,6 +8,7 @@
 #include <sgs/errors.h>
 #include <sgs/fuse.h>
 #include <sgs/loader.h>
+#include <sgs/norm.h>
 #include <sgs/optimizer.h>
 #include <sgs/registry.h>
 #include <sgs/strategy.h>
@@ -50,7 +51,7 @@ ConvSpec conv_spec(int64_t in, int64_t out, std::array<int64_t, 2> kernel, std::
 void randomize(torch::nn::Module& block) {
   torch::NoGradGuard no_grad;
   for (auto& m : block.modules(/*include_self=*/false)) {
-    if (auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) {
+    if (auto bn = std::dynamic_pointer_cast<sgs::BatchNorm2dImpl>(m)) {
       bn->weight.uniform_(0.5, 1.5);
       bn->bias.normal_(0, 0.5);
       bn->running_mean.normal_(0, 0.5);

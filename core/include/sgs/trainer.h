@@ -10,6 +10,8 @@
 
 namespace sgs {
 
+class Communicator;
+
 struct RunOptions {
   std::string out_dir;
   bool resume = false;  // continue from DIR/checkpoint.pt when there is one
@@ -18,6 +20,13 @@ struct RunOptions {
   enum class Progress { Auto, Bar, Lines, None } progress = Progress::Auto;
   // Tests: stop (as if interrupted) after this many steps; 0 = never.
   int64_t stop_after_steps = 0;
+  // Data-parallel: this rank's link to the others (sgs/distributed.h); null
+  // or one rank: training in one process. Each rank trains on batch_size
+  // examples of every global batch of batch_size x ranks; gradients are
+  // averaged over ranks; only rank 0 writes run.h5, config.json, the
+  // checkpoint and progress.
+  Communicator* comm = nullptr;
+  int local_rank = 0, local_world_size = 1;  // CUDA device = local_rank; threads 0 = cores / local ranks
 };
 
 struct RunResult {

@@ -1,0 +1,89 @@
+// Data-parallel runs on PyTorch's c10d: where this process sits in the job,
+// the c10d-backed Communicator, the collectives the trainer needs, and the
+// local launcher behind `sgs run --nproc N`.
+//
+// A job is W processes (ranks). They meet through a c10d TCPStore served by
+// rank 0 at MASTER_ADDR:MASTER_PORT, then talk through a process group:
+// NCCL when training on CUDA and the build has it (USE_C10D_NCCL), Gloo
+// otherwise. Every collective waits at most `timeout`: a rank that died makes
+// the others fail with an error naming the operation instead of hanging.
+#pragma once
+
+#include <sgs/communicator.h>
+
+#include <torch/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace sgs {
+
+struct World {
+  int rank = 0, world_size = 1;
+  int local_rank = 0, local_world_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string source = "single";  // single | env (torchrun's variables) | slurm
+};
+
+// The default time a collective or the rendezvous may wait for the others.
+constexpr std::chrono::seconds kDefaultDistTimeout{60};
+
+// This process's place from the environment:
+//  - RANK, WORLD_SIZE (required together), LOCAL_RANK, LOCAL_WORLD_SIZE,
+//    MASTER_ADDR, MASTER_PORT as torchrun (or `sgs run --nproc`) sets them;
+//  - else SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (srun), with MASTER_ADDR
+//    (default: the first host of SLURM_STEP_NODELIST / SLURM_JOB_NODELIST /
+//    SLURM_NODELIST) and MASTER_PORT (default: derived from SLURM_JOB_ID and
+//    SLURM_STEP_ID, in [15000, 35000));
+//  - else one process. Throws ConfigError naming a bad variable.
+// `getenv` is injectable for tests.
+World world_from_environment(const std::function<const char*(const char*)>& getenv = nullptr);
+
+// The first host of a Slurm node list: "gpu[07-09,12],cpu1" -> "gpu07".
+std::string first_slurm_host(const std::string& nodelist);
+
+// The device a rank trains on: config "cpu" | "cuda" | "auto"; CUDA ranks
+// take device LOCAL_RANK (modulo the devices visible).
+torch::Device rank_device(const std::string& config_device, const World& world);
+
+// Joins the job (blocks until all ranks are there, at most `timeout`).
+// Collectives take tensors on `device` (others are staged through it).
+std::unique_ptr<Communicator> connect(const World& world, const torch::Device& device,
+                                      std::chrono::milliseconds timeout = kDefaultDistTimeout);
+
+// True when this build has c10d's Gloo process group (USE_C10D_GLOO).
+bool distributed_available();
+
+// Gradients of `params` summed over ranks and multiplied by `scale`, in
+// buckets of about `bucket_bytes` (one all-reduce each; grads flattened into
+// the bucket and copied back). A parameter without a gradient counts as zero.
+void all_reduce_gradients(const std::vector<torch::Tensor>& params, Communicator& comm, double scale,
+                          int64_t bucket_bytes = 25 << 20);
+
+// Every parameter and buffer of `module` set to root's.
+void broadcast_module(torch::nn::Module& module, Communicator& comm, int root = 0);
+
+// `bytes` set to root's (any length).
+void broadcast_bytes(std::string& bytes, Communicator& comm, int root = 0);
+
+// `sgs run --nproc N`: runs `argv` (this program, without --nproc) as N ranks
+// on this machine with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+// MASTER_ADDR=127.0.0.1 and a free MASTER_PORT; ranks > 0 get stdin from
+// /dev/null. Waits for all. When one fails, prints which, stops the others
+// (SIGTERM, then SIGKILL after `grace`) and returns its exit status; SIGINT
+// and SIGTERM are passed on to the ranks. Returns 0 when all succeed.
+int launch_local_ranks(int nproc, const std::vector<std::string>& argv,
+                       std::chrono::milliseconds grace = std::chrono::seconds(30));
+
+// The arguments this process was started with (from /proc/self/cmdline).
+std::vector<std::string> own_command_line();
+
+}  // namespace sgs

@@ -1,0 +1,476 @@
+#include <sgs/distributed.h>
+#include <sgs/errors.h>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace sgs {
+
+namespace {
+
+int parse_int(const char* name, const char* value, int lo, int hi) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || v < lo || v > hi)
+    throw ConfigError(std::string(name) + ": expected an integer in [" + std::to_string(lo) + ", " +
+                      std::to_string(hi) + "], got '" + value + "'");
+  return static_cast<int>(v);
+}
+
+std::string error_text(const std::exception& e) {
+  if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
+
+c10d::ReduceOp to_c10d(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return c10d::ReduceOp::SUM;
+    case ReduceOp::Min: return c10d::ReduceOp::MIN;
+    case ReduceOp::Max: return c10d::ReduceOp::MAX;
+  }
+  return c10d::ReduceOp::SUM;
+}
+
+// A Communicator on one c10d process group (ProcessGroupGloo or
+// ProcessGroupNCCL: the same calls exist on both in LibTorch 1.13 and 2.x).
+template <class Group>
+class GroupCommunicator : public Communicator {
+ public:
+  GroupCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Group> group, const World& world,
+                    torch::Device device, std::chrono::milliseconds timeout, std::string backend)
+      : store_(std::move(store)), group_(std::move(group)), world_(world), device_(device), timeout_(timeout),
+        backend_(std::move(backend)) {}
+
+  int rank() const override { return world_.rank; }
+  int world_size() const override { return world_.world_size; }
+
+  void all_reduce(torch::Tensor& tensor, ReduceOp op) override {
+    run("all_reduce", tensor, [&](std::vector<at::Tensor>& v) {
+      c10d::AllreduceOptions o;
+      o.reduceOp = to_c10d(op);
+      o.timeout = timeout_;
+      return group_->allreduce(v, o);
+    });
+  }
+
+  void broadcast(torch::Tensor& tensor, int root) override {
+    run("broadcast", tensor, [&](std::vector<at::Tensor>& v) {
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.timeout = timeout_;
+      return group_->broadcast(v, o);
+    });
+  }
+
+ private:
+  template <class Op>
+  void run(const char* what, torch::Tensor& tensor, const Op& op) {
+    // The group wants dense tensors on its device (NCCL: CUDA).
+    const bool stage = !tensor.is_contiguous() || (backend_ == "nccl" && tensor.device() != device_);
+    std::vector<at::Tensor> v{stage ? tensor.to(backend_ == "nccl" ? device_ : tensor.device()).contiguous() : tensor};
+    try {
+      auto work = op(v);
+      work->wait(timeout_);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("distributed " + std::string(what) + " failed on rank " + std::to_string(world_.rank) +
+                               " of " + std::to_string(world_.world_size) + " (" + backend_ +
+                               "): " + error_text(e) + " (has another rank stopped or died?)");
+    }
+    if (stage) tensor.copy_(v[0]);
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<Group> group_;
+  World world_;
+  torch::Device device_;
+  std::chrono::milliseconds timeout_;
+  std::string backend_;
+};
+
+// One process: every collective is the identity.
+class SingleCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  void all_reduce(torch::Tensor&, ReduceOp) override {}
+  void broadcast(torch::Tensor&, int) override {}
+};
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+}  // namespace
+
+std::string first_slurm_host(const std::string& nodelist) {
+  // The first entry: up to the first comma outside brackets.
+  std::string first;
+  int depth = 0;
+  for (char ch : nodelist) {
+    if (ch == '[') ++depth;
+    if (ch == ']') --depth;
+    if (ch == ',' && depth == 0) break;
+    first += ch;
+  }
+  auto open = first.find('[');
+  if (open == std::string::npos) return first;
+  auto close = first.find(']', open);
+  if (close == std::string::npos) throw ConfigError("SLURM node list '" + nodelist + "': unbalanced '['");
+  std::string range = first.substr(open + 1, close - open - 1);
+  std::string lo = range.substr(0, range.find_first_of(",-"));  // keeps zero padding: "07"
+  return first.substr(0, open) + lo + first.substr(close + 1);
+}
+
+World world_from_environment(const std::function<const char*(const char*)>& getenv_fn) {
+  auto env = [&](const char* name) -> const char* {
+    const char* v = getenv_fn ? getenv_fn(name) : std::getenv(name);
+    return v != nullptr && *v != '\0' ? v : nullptr;
+  };
+  World w;
+  const char* rank = env("RANK");
+  const char* size = env("WORLD_SIZE");
+  if (rank != nullptr || size != nullptr) {
+    if (rank == nullptr || size == nullptr)
+      throw ConfigError(std::string(rank ? "WORLD_SIZE" : "RANK") + ": must be set together with " +
+                        (rank ? "RANK" : "WORLD_SIZE"));
+    w.source = "env";
+    w.world_size = parse_int("WORLD_SIZE", size, 1, 1 << 20);
+    w.rank = parse_int("RANK", rank, 0, w.world_size - 1);
+    w.local_rank = env("LOCAL_RANK") ? parse_int("LOCAL_RANK", env("LOCAL_RANK"), 0, w.world_size - 1) : 0;
+    w.local_world_size =
+        env("LOCAL_WORLD_SIZE") ? parse_int("LOCAL_WORLD_SIZE", env("LOCAL_WORLD_SIZE"), 1, w.world_size) : 1;
+    if (w.world_size > 1) {
+      if (!env("MASTER_ADDR") || !env("MASTER_PORT"))
+        throw ConfigError("RANK/WORLD_SIZE are set: MASTER_ADDR and MASTER_PORT must be set too");
+    }
+    if (env("MASTER_ADDR")) w.master_addr = env("MASTER_ADDR");
+    if (env("MASTER_PORT")) w.master_port = parse_int("MASTER_PORT", env("MASTER_PORT"), 1, 65535);
+    return w;
+  }
+  const char* procid = env("SLURM_PROCID");
+  const char* ntasks = env("SLURM_NTASKS");
+  if (procid != nullptr && ntasks != nullptr) {
+    w.source = "slurm";
+    w.world_size = parse_int("SLURM_NTASKS", ntasks, 1, 1 << 20);
+    w.rank = parse_int("SLURM_PROCID", procid, 0, w.world_size - 1);
+    if (w.world_size == 1) {
+      w.source = "single";
+      return w;
+    }
+    w.local_rank = env("SLURM_LOCALID") ? parse_int("SLURM_LOCALID", env("SLURM_LOCALID"), 0, w.world_size - 1) : 0;
+    if (const char* per_node = env("SLURM_NTASKS_PER_NODE")) {
+      // "2" or "2(x3)" or "2,1": the first number is this node's count when uniform.
+      w.local_world_size = std::max(1, std::atoi(per_node));
+    }
+    if (env("MASTER_ADDR")) {
+      w.master_addr = env("MASTER_ADDR");
+    } else {
+      const char* list = env("SLURM_STEP_NODELIST");
+      if (!list) list = env("SLURM_JOB_NODELIST");
+      if (!list) list = env("SLURM_NODELIST");
+      if (!list) throw ConfigError("SLURM_PROCID is set but no node list (SLURM_STEP_NODELIST, SLURM_JOB_NODELIST) "
+                                   "nor MASTER_ADDR");
+      w.master_addr = first_slurm_host(list);
+    }
+    if (env("MASTER_PORT")) {
+      w.master_port = parse_int("MASTER_PORT", env("MASTER_PORT"), 1, 65535);
+    } else {
+      const char* job = env("SLURM_JOB_ID");
+      if (!job) job = env("SLURM_JOBID");
+      if (!job) throw ConfigError("SLURM_PROCID is set but neither SLURM_JOB_ID nor MASTER_PORT");
+      uint64_t id = std::strtoull(job, nullptr, 10);
+      uint64_t step = env("SLURM_STEP_ID") ? std::strtoull(env("SLURM_STEP_ID"), nullptr, 10) : 0;
+      w.master_port = 15000 + static_cast<int>((id * 131 + step) % 20000);
+    }
+    return w;
+  }
+  return w;
+}
+
+torch::Device rank_device(const std::string& config_device, const World& world) {
+  if (config_device == "cuda" || (config_device == "auto" && torch::cuda::is_available())) {
+    if (!torch::cuda::is_available())
+      throw ConfigError("device: 'cuda' requested but this LibTorch build has no usable CUDA device");
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % count));
+  }
+  return torch::Device(torch::kCPU);
+}
+
+bool distributed_available() {
+#ifdef USE_C10D_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> connect(const World& world, const torch::Device& device,
+                                      std::chrono::milliseconds timeout) {
+  if (world.world_size == 1) return std::make_unique<SingleCommunicator>();
+  const std::string where = " (rank " + std::to_string(world.rank) + " of " + std::to_string(world.world_size) +
+                            ", rendezvous at " + world.master_addr + ":" + std::to_string(world.master_port) + ")";
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(world.master_port);
+    so.isServer = world.rank == 0;
+    so.numWorkers = static_cast<std::size_t>(world.world_size);
+    so.waitWorkers = true;
+    so.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("distributed: rendezvous failed" + where + ": " + error_text(e));
+  }
+#ifdef USE_C10D_NCCL
+  if (device.is_cuda()) {
+    // Blocking waits make NCCL honour the timeout (a dead rank -> an error).
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+    setenv("NCCL_BLOCKING_WAIT", "1", 0);
+    c10::cuda::set_device(device.index());
+    try {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, world.rank, world.world_size, options);
+      return std::make_unique<GroupCommunicator<c10d::ProcessGroupNCCL>>(store, group, world, device, timeout,
+                                                                          "nccl");
+    } catch (const std::exception& e) {
+      throw std::runtime_error("distributed: cannot create the NCCL process group" + where + ": " + error_text(e));
+    }
+  }
+#endif
+#ifdef USE_C10D_GLOO
+  try {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"))
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    else if (is_loopback(world.master_addr))
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    options->threads = 2;
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, world.rank, world.world_size, options);
+    return std::make_unique<GroupCommunicator<c10d::ProcessGroupGloo>>(store, group, world, device, timeout, "gloo");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("distributed: cannot create the Gloo process group" + where + ": " + error_text(e));
+  }
+#else
+  (void)device;
+  throw ConfigError("distributed: this build has no c10d process group (built without USE_C10D_GLOO: gloo "
+                    "headers not found); " + std::to_string(world.world_size) + " ranks requested");
+#endif
+}
+
+void all_reduce_gradients(const std::vector<torch::Tensor>& params, Communicator& comm, double scale,
+                          int64_t bucket_bytes) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    auto& g = const_cast<torch::Tensor&>(p).mutable_grad();
+    if (!g.defined()) g = torch::zeros_like(p);
+    grads.push_back(g);
+  }
+  size_t i = 0;
+  while (i < grads.size()) {
+    // A bucket: consecutive grads of one dtype and device, up to bucket_bytes.
+    size_t j = i;
+    int64_t bytes = 0;
+    while (j < grads.size() && grads[j].scalar_type() == grads[i].scalar_type() &&
+           grads[j].device() == grads[i].device() &&
+           (j == i || bytes + grads[j].numel() * static_cast<int64_t>(grads[j].element_size()) <= bucket_bytes)) {
+      bytes += grads[j].numel() * static_cast<int64_t>(grads[j].element_size());
+      ++j;
+    }
+    std::vector<torch::Tensor> flat;
+    for (size_t k = i; k < j; ++k) flat.push_back(grads[k].reshape({-1}));
+    auto bucket = torch::cat(flat);
+    comm.all_reduce(bucket, ReduceOp::Sum);
+    if (scale != 1.0) bucket.mul_(scale);
+    int64_t offset = 0;
+    for (size_t k = i; k < j; ++k) {
+      const int64_t n = grads[k].numel();
+      grads[k].copy_(bucket.narrow(0, offset, n).view_as(grads[k]));
+      offset += n;
+    }
+    i = j;
+  }
+}
+
+void broadcast_module(torch::nn::Module& module, Communicator& comm, int root) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    auto t = p.detach();
+    comm.broadcast(t, root);
+  }
+  for (auto& b : module.buffers()) {
+    auto t = b.detach();
+    comm.broadcast(t, root);
+  }
+}
+
+void broadcast_bytes(std::string& bytes, Communicator& comm, int root) {
+  auto size = torch::tensor(static_cast<int64_t>(bytes.size()), torch::kInt64);
+  comm.broadcast(size, root);
+  const int64_t n = size.item<int64_t>();
+  auto data = torch::empty({n}, torch::kUInt8);
+  if (comm.rank() == root && n > 0) std::memcpy(data.data_ptr(), bytes.data(), static_cast<size_t>(n));
+  if (n > 0) comm.broadcast(data, root);
+  bytes.assign(reinterpret_cast<const char*>(data.data_ptr()), static_cast<size_t>(n));
+}
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
+}
+
+namespace {
+
+std::atomic<int> g_launcher_signal{0};
+extern "C" void on_launcher_signal(int sig) { g_launcher_signal.store(sig); }
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("sgs run --nproc: socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error(std::string("sgs run --nproc: cannot find a free port: ") + std::strerror(errno));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
+  return "stopped";
+}
+
+int exit_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+}  // namespace
+
+int launch_local_ranks(int nproc, const std::vector<std::string>& argv, std::chrono::milliseconds grace) {
+  if (nproc < 1) throw ConfigError("--nproc: must be >= 1, got " + std::to_string(nproc));
+  if (argv.empty()) throw ConfigError("--nproc: no command to run");
+  const int port = free_port();
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = on_launcher_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  g_launcher_signal.store(0);
+  std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  std::string exe = "/proc/self/exe";
+  for (int r = 0; r < nproc; ++r) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error(std::string("sgs run --nproc: fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      sigaction(SIGINT, &old_int, nullptr);
+      sigaction(SIGTERM, &old_term, nullptr);
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      if (r > 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) dup2(null, 0);
+      }
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(exe.c_str(), args.data());
+      std::fprintf(stderr, "sgs run --nproc: cannot start rank %d: %s\n", r, std::strerror(errno));
+      _exit(127);
+    }
+    pids[static_cast<size_t>(r)] = pid;
+  }
+  int alive = nproc, result = 0, forwarded = 0;
+  bool failed = false;
+  std::chrono::steady_clock::time_point kill_at{};
+  while (alive > 0) {
+    const int sig = g_launcher_signal.load();
+    if (sig != 0 && sig != forwarded) {  // pass SIGINT/SIGTERM on: the ranks checkpoint and stop together
+      forwarded = sig;
+      for (pid_t p : pids)
+        if (p > 0) kill(p, sig);
+    }
+    if (failed && std::chrono::steady_clock::now() >= kill_at) {
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGKILL);
+    }
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0 || (pid < 0 && errno == EINTR)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (pid < 0) break;
+    int rank = -1;
+    for (int r = 0; r < nproc; ++r)
+      if (pids[static_cast<size_t>(r)] == pid) rank = r;
+    if (rank < 0) continue;
+    pids[static_cast<size_t>(rank)] = -1;
+    --alive;
+    const int code = exit_code(status);
+    if (code != 0 && !failed) {
+      result = code;
+      // An interruption every rank saw is not a failure of one rank.
+      const bool interrupted = forwarded != 0 && code == 128 + forwarded;
+      if (!interrupted) {
+        failed = true;
+        std::fprintf(stderr, "sgs run --nproc: rank %d %s; stopping the other ranks\n", rank,
+                     describe(status).c_str());
+        for (pid_t p : pids)
+          if (p > 0) kill(p, SIGTERM);
+        kill_at = std::chrono::steady_clock::now() + grace;
+      }
+    }
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return result;
+}
+
+}  // namespace sgs
