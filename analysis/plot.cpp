@@ -25,7 +25,7 @@ using draw::Align;
 // Matrix grid layout (pixels).
 constexpr int kMargin = 20, kTitleBand = 60, kPad = 10, kPanelTitle = 26, kCaption = 22, kGap = 16, kBarBand = 120;
 // Line charts.
-constexpr int kChartW = 1000, kChartH = 600, kLegendW = 275;
+constexpr int kChartW = 1100, kChartH = 600, kLegendW = 340;
 const cv::Rect kChartArea(90, 60, kChartW - 90 - kLegendW - 35, kChartH - 60 - 75);
 
 int cell_size(int64_t max_kernel) { return std::max<int>(40, 168 / static_cast<int>(std::max<int64_t>(1, max_kernel))); }
@@ -268,8 +268,9 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
     for (const auto& g : bg.groups) {
       std::vector<const RunData*> members;
       for (size_t i : g.members) members.push_back(baselines[i]);
-      Series s{(bg.groups.size() == 1 ? std::string("baseline") : "baseline: " + g.label), eval_metric(members, "acc"),
-               {}, {}};
+      const std::string runs_text = " (" + std::to_string(members.size()) + " run" + (members.size() == 1 ? "" : "s") + ")";
+      Series s{(bg.groups.size() == 1 ? std::string("baseline") : "baseline: " + g.label) + runs_text,
+               eval_metric(members, "acc"), {}, {}};
       std::vector<double> values;
       for (const auto* r : members) values.push_back(100 * r->final_metric(s.metric));
       s.baseline = make_stat(values);
@@ -455,9 +456,9 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
       it = it->first.rfind("strategy", 0) == 0 || run_specific_keys().count(it->first) ? flat.erase(it) : std::next(it);
     return flat;
   };
-  std::vector<const RunData*> baselines, others;
+  std::vector<const RunData*> baselines, others;  // completed runs only: the trained kernels
   for (const auto& r : runs)
-    if (has_magnitudes(r)) (r.strategy() == "none" ? baselines : others).push_back(&r);
+    if (r.completed() && has_magnitudes(r)) (r.strategy() == "none" ? baselines : others).push_back(&r);
   std::set<const RunData*> paired;
   for (const auto* r : others) {
     const RunData* best = nullptr;

@@ -1,8 +1,8 @@
 // `sgs plot`: the paper's figures from run.h5 files, drawn with OpenCV, each
 // also written as a CSV of the plotted numbers (same basename):
 //   scalings_<run>.png          per-layer scaling G_l at the first and the last update (Figs. 4, 5)
-//   kernel_magnitude_<run>.png  per-layer kernel magnitude after the last epoch, beside a
-//                               baseline run's when the inputs hold one (Fig. 6)
+//   kernel_magnitude_<run>.png  per-layer kernel magnitude after the last epoch of a completed
+//                               run, beside a baseline run's when the inputs hold one (Fig. 6)
 //   accuracy_vs_k.png           accuracy against strategy.k, mean ± std over seeds (Fig. 8)
 //   curves_loss.png, curves_accuracy.png   training curves of every run
 // Only the figures the runs support are made.

@@ -70,7 +70,7 @@ TEST_CASE("plot: matrix grid sizes follow the layout") {
   CHECK(matrix_grid_size(13, 2, 3) == cv::Size(40 + 4 * 372 + 120, 60 + 4 * 226 + 20));
   // A 7x7 kernel: cells of 40 px, 280 px boxes.
   CHECK(matrix_grid_size(2, 1, 7) == cv::Size(40 + 2 * 300 + 120, 60 + 338 + 20));
-  CHECK(line_chart_size() == cv::Size(1000, 600));
+  CHECK(line_chart_size() == cv::Size(1100, 600));
   CHECK(file_part("search/mi/k=5,seed=0") == "search_mi_k5_seed0");
 }
 
@@ -109,12 +109,19 @@ TEST_CASE("plot: scaling heatmaps at the first and last update, with their numbe
 TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes beside the baseline, curves") {
   TempDir dir("plot_all");
   write_pair(dir / "runs");
+  FakeRun running{fake_config("mutual_information", 2)};  // scalings and curves so far; no kernel magnitudes
+  running.test_acc = {0.5};
+  running.layers = kLayers;
+  running.scaling_updates = 1;
+  running.status = "running";
+  write_fake_run(dir / "runs" / "mi" / "seed=2", running);
   auto found = find_runs({(dir / "runs").string()});
-  REQUIRE(found.runs.size() == 4);
+  REQUIRE(found.runs.size() == 5);
   auto files = make_plots(found.runs, (dir / "out").string());
   const std::set<std::string> expected{
       "scalings_mi_seed0.png",         "scalings_mi_seed0.csv",         "scalings_mi_seed1.png",
-      "scalings_mi_seed1.csv",         "kernel_magnitude_mi_seed0.png", "kernel_magnitude_mi_seed0.csv",
+      "scalings_mi_seed1.csv",         "scalings_mi_seed2.png",         "scalings_mi_seed2.csv",
+      "kernel_magnitude_mi_seed0.png", "kernel_magnitude_mi_seed0.csv",
       "kernel_magnitude_mi_seed1.png", "kernel_magnitude_mi_seed1.csv", "curves_loss.png",
       "curves_loss.csv",               "curves_accuracy.png",           "curves_accuracy.csv"};
   CHECK(names_in(dir / "out") == expected);  // no temporary files left, no accuracy_vs_k (one k)
@@ -128,9 +135,9 @@ TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes besid
   CHECK(km[10] == "features.0,0,with SGS,3,0,0,1.6");
 
   for (const char* name : {"curves_loss.png", "curves_accuracy.png"})
-    CHECK(png_size(dir / "out" / name) == cv::Size(1000, 600));
+    CHECK(png_size(dir / "out" / name) == cv::Size(1100, 600));
   auto acc = lines(dir / "out" / "curves_accuracy.csv");
-  CHECK(acc.size() == 1 + 4 * 2 * 3);  // 4 runs x (test, train) x 3 epochs
+  CHECK(acc.size() == 1 + 4 * 2 * 3 + 2);  // 4 runs x (test, train) x 3 epochs, the running run's epoch
   CHECK(acc[0] == "run,group,metric,epoch,value");
   CHECK(acc[1] == "baseline/seed=0,strategy=none,test_acc,1,50");
   CHECK(std::count(acc.begin(), acc.end(), "mi/seed=1,strategy=mutual_information,test_acc,3,76") == 1);
@@ -167,14 +174,14 @@ TEST_CASE("plot: accuracy vs k, mean and std over seeds (val accuracy of search 
 
   auto runs = find_runs({dir.path().string()}).runs;
   make_plots(runs, (dir / "out").string());
-  CHECK(png_size(dir / "out" / "accuracy_vs_k.png") == cv::Size(1000, 600));
+  CHECK(png_size(dir / "out" / "accuracy_vs_k.png") == cv::Size(1100, 600));
   auto csv = lines(dir / "out" / "accuracy_vs_k.csv");
   REQUIRE(csv.size() == 1 + 3 + 1);
   CHECK(csv[0] == "series,k,metric,n,mean,std");
   CHECK(csv[1] == "strategy=mutual_information,2,val_acc,2,75,7.071067812");
   CHECK(csv[2] == "strategy=mutual_information,3,val_acc,2,75,4.242640687");
   CHECK(csv[3] == "strategy=mutual_information,4,val_acc,2,75,1.414213562");
-  CHECK(csv[4] == "baseline,,val_acc,2,71,1.414213562");
+  CHECK(csv[4] == "baseline (2 runs),,val_acc,2,71,1.414213562");
 }
 
 TEST_CASE("plot: the CLI lists the files; a path without runs is one line and exit 2") {
