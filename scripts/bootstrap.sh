@@ -14,6 +14,7 @@ packages=(
   libhdf5-dev libboost-program-options-dev libboost-filesystem-dev
   nlohmann-json3-dev doctest-dev zlib1g-dev
   dataset-fashion-mnist
+  slurm-wlm munge   # the Slurm test of `sgs suite` starts a one-node cluster
 )
 build=1
 for arg in "$@"; do
