@@ -185,10 +185,11 @@ World world_from_environment(const std::function<const char*(const char*)>& gete
       return w;
     }
     w.local_rank = env("SLURM_LOCALID") ? parse_int("SLURM_LOCALID", env("SLURM_LOCALID"), 0, w.world_size - 1) : 0;
-    if (const char* per_node = env("SLURM_NTASKS_PER_NODE")) {
-      // "2" or "2(x3)" or "2,1": the first number is this node's count when uniform.
-      w.local_world_size = std::max(1, std::atoi(per_node));
-    }
+    // Tasks per node: "2", "2(x3)" or "2,1" (the first node's count first).
+    const char* per_node = env("SLURM_STEP_TASKS_PER_NODE");
+    if (!per_node) per_node = env("SLURM_TASKS_PER_NODE");
+    if (!per_node) per_node = env("SLURM_NTASKS_PER_NODE");
+    if (per_node) w.local_world_size = std::max(1, std::atoi(per_node));
     if (env("MASTER_ADDR")) {
       w.master_addr = env("MASTER_ADDR");
     } else {

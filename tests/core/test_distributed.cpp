@@ -223,8 +223,10 @@ TEST_CASE("distributed: ranks from torchrun's and Slurm's variables; Slurm node 
   CHECK(tr.master_port == 29501);
 
   auto sl = from({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"},
-                  {"SLURM_STEP_NODELIST", "gpu[07-08]"}, {"SLURM_JOB_ID", "1234"}});
+                  {"SLURM_STEP_NODELIST", "gpu[07-08]"}, {"SLURM_JOB_ID", "1234"},
+                  {"SLURM_STEP_TASKS_PER_NODE", "2(x2)"}});
   CHECK(sl.source == "slurm");
+  CHECK(sl.local_world_size == 2);
   CHECK(sl.rank == 1);
   CHECK(sl.world_size == 2);
   CHECK(sl.master_addr == "gpu07");
@@ -452,6 +454,48 @@ TEST_CASE("distributed: 2 ranks of batch B (sync_batchnorm) train as 1 rank of b
   }
   MESSAGE("2 ranks vs 1 after 24 steps, largest relative differences: metrics " << worst_metric
           << ", scaling/dependence/kernel_magnitude " << worst_matrix << ", weights and buffers " << worst_weight);
+}
+
+TEST_CASE("distributed: 2 ranks interrupted (SIGTERM to the launcher) and resumed equal an uninterrupted run") {
+  REQUIRE(distributed_available());
+  TempDir dir("distributed_resume");
+  Json config = tiny_config(3);
+  config["batch_size"] = 16;  // 8 steps per epoch over 2 ranks
+  config["strategy"] = Json{{"name", "mutual_information"}, {"every", 1}, {"warmup_epochs", 1}, {"batches", 1}};
+  write_json(dir / "c.json", config);
+  auto whole = run_sgs("run " + (dir / "c.json").string() + " --nproc 2 --quiet --out " + (dir / "whole").string(),
+                       dir.path());
+  REQUIRE(whole.exit_code == 0);
+  int launcher = spawn_with_env({"run", (dir / "c.json").string(), "--nproc", "2", "--out", (dir / "split").string(),
+                                 "--progress", "none"},
+                                {}, dir / "out", dir / "err");
+  REQUIRE(wait_for_file(dir / "split" / "run.h5", std::chrono::seconds(60)));
+  kill(launcher, SIGTERM);
+  const int code = wait_at_most(launcher, std::chrono::seconds(60));
+  INFO(slurp(dir / "err"));
+  if (code == 0) {
+    MESSAGE("the run finished before SIGTERM arrived; nothing to resume");
+    return;
+  }
+  REQUIRE(code == 128 + SIGTERM);
+  CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "interrupted");
+  auto resumed = run_sgs("run " + (dir / "c.json").string() + " --nproc 2 --quiet --resume --out " +
+                             (dir / "split").string(),
+                         dir.path());
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  for (const char* m : {"train_loss", "train_acc", "test_loss", "test_acc"}) {
+    CAPTURE(m);
+    CHECK(metric(dir / "whole", m) == metric(dir / "split", m));
+  }
+  const std::string layer = "/layers/features.4/";
+  CHECK(read_doubles((dir / "whole" / "run.h5").string(), layer + "scaling") ==
+        read_doubles((dir / "split" / "run.h5").string(), layer + "scaling"));
+  auto a = checkpoint_state(dir / "whole"), b = checkpoint_state(dir / "split");
+  for (const auto& [name, t] : a) {
+    CAPTURE(name);
+    CHECK(torch::equal(b.at(name), t));
+  }
 }
 
 TEST_CASE("distributed: a rank killed with SIGKILL makes the other fail within the timeout, not hang") {

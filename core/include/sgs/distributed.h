@@ -39,10 +39,10 @@ constexpr std::chrono::seconds kDefaultDistTimeout{60};
 // This process's place from the environment:
 //  - RANK, WORLD_SIZE (required together), LOCAL_RANK, LOCAL_WORLD_SIZE,
 //    MASTER_ADDR, MASTER_PORT as torchrun (or `sgs run --nproc`) sets them;
-//  - else SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (srun), with MASTER_ADDR
-//    (default: the first host of SLURM_STEP_NODELIST / SLURM_JOB_NODELIST /
-//    SLURM_NODELIST) and MASTER_PORT (default: derived from SLURM_JOB_ID and
-//    SLURM_STEP_ID, in [15000, 35000));
+//  - else SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_TASKS_PER_NODE
+//    (srun), with MASTER_ADDR (default: the first host of SLURM_STEP_NODELIST
+//    / SLURM_JOB_NODELIST / SLURM_NODELIST) and MASTER_PORT (default: derived
+//    from SLURM_JOB_ID and SLURM_STEP_ID, in [15000, 35000));
 //  - else one process. Throws ConfigError naming a bad variable.
 // `getenv` is injectable for tests.
 World world_from_environment(const std::function<const char*(const char*)>& getenv = nullptr);
