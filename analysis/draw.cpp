@@ -252,23 +252,51 @@ void colour_bar(cv::Mat& img, cv::Rect bar, double lo, double hi, const std::str
 
 void legend(cv::Mat& img, cv::Point top_left, int width, const std::vector<LegendEntry>& entries) {
   if (entries.empty()) return;
-  const int row = 22, sample = 30;
-  const cv::Rect frame(top_left.x, top_left.y, width, row * static_cast<int>(entries.size()) + 10);
+  const int row = 22, sample = 30, avail = width - sample - 24;
+  const double scale = 0.45;
+  // A label too long for one line breaks after its last space that fits; the rest is shortened if need be.
+  std::vector<std::vector<std::string>> lines;
+  int rows = 0;
+  for (const auto& e : entries) {
+    std::vector<std::string> l{e.label};
+    if (text_size(e.label, scale).width > avail) {
+      size_t cut = std::string::npos;
+      for (size_t i = e.label.find(' '); i != std::string::npos; i = e.label.find(' ', i + 1))
+        if (text_size(e.label.substr(0, i), scale).width <= avail) cut = i;
+      if (cut != std::string::npos) l = {e.label.substr(0, cut), e.label.substr(cut + 1)};
+    }
+    rows += static_cast<int>(l.size());
+    lines.push_back(std::move(l));
+  }
+  // What does not fit above the image's bottom is summed up in a last line.
+  const int max_rows = (img.rows - top_left.y - 10) / row;
+  size_t shown = entries.size();
+  if (rows > max_rows) {
+    rows = 1;
+    for (shown = 0; shown < entries.size() && rows + static_cast<int>(lines[shown].size()) <= max_rows; ++shown)
+      rows += static_cast<int>(lines[shown].size());
+  }
+  const cv::Rect frame(top_left.x, top_left.y, width, row * rows + 10);
   cv::rectangle(img, frame, kWhite, cv::FILLED);
   cv::rectangle(img, frame, kGrey, 1);
-  for (size_t i = 0; i < entries.size(); ++i) {
+  int y = top_left.y + 5 + row / 2;
+  for (size_t i = 0; i < shown; ++i) {
     const auto& e = entries[i];
-    const int y = top_left.y + 5 + row * static_cast<int>(i) + row / 2;
     const cv::Point a(top_left.x + 8, y), b(top_left.x + 8 + sample, y);
     if (e.dashed)
       dashed_line(img, a, b, e.colour, 2);
     else
       cv::line(img, a, b, e.colour, 2, cv::LINE_AA);
     if (e.marker) cv::circle(img, (a + b) / 2, 4, e.colour, cv::FILLED, cv::LINE_AA);
-    std::string s = e.label;
-    const double scale = fit(s, width - sample - 24, 0.45, 0.35);
-    text(img, s, {b.x + 8, y}, scale, kBlack, Align::Start, Align::Centre);
+    for (auto s : lines[i]) {
+      const double k = fit(s, avail, scale, 0.35);
+      text(img, s, {b.x + 8, y}, k, kBlack, Align::Start, Align::Centre);
+      y += row;
+    }
   }
+  if (shown < entries.size())
+    text(img, "... and " + std::to_string(entries.size() - shown) + " more", {top_left.x + 8, y}, scale, kBlack,
+         Align::Start, Align::Centre);
 }
 
 void save_png(const cv::Mat& img, const std::string& path) {

@@ -64,7 +64,8 @@ struct LegendEntry {
   bool dashed = false;
   bool marker = false;
 };
-// Entries stacked from `top_left`, each shortened to `width` pixels.
+// Entries stacked from `top_left`, a long label on two lines, shortened to
+// `width` pixels; entries below the image's bottom become "... and N more".
 void legend(cv::Mat& img, cv::Point top_left, int width, const std::vector<LegendEntry>& entries);
 
 // Makes [lo, hi] a non-empty finite range (widened around lo when lo == hi).

@@ -256,7 +256,9 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
   for (const auto& g : grouping.groups) {
     std::vector<const RunData*> members;
     for (size_t i : g.members) members.push_back(with_k[i]);
-    Series s{g.label, eval_metric(members, "acc"), {}, {}};
+    const std::string strategy = "strategy=" + members[0]->strategy();
+    const bool named = g.label.rfind(strategy, 0) == 0;
+    Series s{named ? g.label : strategy + ", " + g.label, eval_metric(members, "acc"), {}, {}};
     std::map<double, std::vector<double>> by_k;
     for (const auto* r : members)
       by_k[r->config["strategy"]["k"].get<double>()].push_back(100 * r->final_metric(s.metric));
@@ -412,19 +414,13 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
       draw::polyline(img, axes, x, y, draw::palette(group_of[line.run]), 2, line.dashed, markers);
     }
     std::vector<draw::LegendEntry> entries;
-    // As many groups as the legend's height holds (the CSV has them all).
-    const size_t room = static_cast<size_t>((kChartH - kChartArea.y - 20) / 22) - 3;
+    entries.push_back({eval_name + " (solid)", draw::kBlack, false, false});
+    entries.push_back({"train (dashed)", draw::kBlack, true, false});
     for (size_t g = 0; g < grouping.groups.size(); ++g) {
-      if (g == room && grouping.groups.size() > room + 1) {
-        entries.push_back({"... " + std::to_string(grouping.groups.size() - room) + " more groups", draw::kWhite});
-        break;
-      }
       const size_t n = grouping.groups[g].members.size();
       entries.push_back({grouping.groups[g].label + (n > 1 ? " (" + std::to_string(n) + " runs)" : ""),
                          draw::palette(g), false, markers});
     }
-    entries.push_back({eval_name + " (solid)", draw::kBlack, false, false});
-    entries.push_back({"train (dashed)", draw::kBlack, true, false});
     draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
     const std::string stem = (fs::path(out_dir) / ("curves_" + what)).string();
     write_png(stem + ".png", img, written);

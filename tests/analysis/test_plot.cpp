@@ -207,3 +207,18 @@ TEST_CASE("plot: the CLI lists the files; a path without runs is one line and ex
   CHECK(no_out.err.find("--out") != std::string::npos);
   CHECK_THROWS_AS(find_runs({(dir / "empty").string()}), ConfigError);
 }
+
+TEST_CASE("plot: a chart with more groups than its legend holds") {
+  TempDir dir("plot_many");
+  for (int i = 0; i < 30; ++i) {
+    FakeRun r{fake_config("none", 0)};
+    r.config["optimizer"]["lr"] = 0.01 * (i + 1);
+    r.test_acc = {0.5, 0.5 + 0.01 * i};
+    write_fake_run(dir / "runs" / ("lr" + std::to_string(i)), r);
+  }
+  auto files = make_plots(find_runs({(dir / "runs").string()}).runs, (dir / "out").string());
+  CHECK(names_in(dir / "out") ==
+        std::set<std::string>{"curves_loss.png", "curves_loss.csv", "curves_accuracy.png", "curves_accuracy.csv"});
+  CHECK(png_size(dir / "out" / "curves_loss.png") == line_chart_size());
+  CHECK(lines(dir / "out" / "curves_loss.csv").size() == 1 + 30 * 2 * 2);
+}
