@@ -960,9 +960,9 @@ class LocalRunner {
       e.state = State::Done;
       durations_.push_back(e.seconds);
       event("completed " + e.run.name + " (" + format_seconds(e.seconds) + ")");
-    } else if (st.status == "interrupted" && g_signal != 0) {
+    } else if (g_signal != 0 && !st.fresh()) {  // stopped by the signal we forwarded
       e.state = State::Interrupted;
-      event("interrupted " + e.run.name + " (checkpoint written)");
+      event("interrupted " + e.run.name + (st.status == "interrupted" ? " (checkpoint written)" : ""));
     } else {
       e.state = State::Failed;
       e.error = failure_text(dir(e), st, r > 0 ? describe_exit(status) : "lost");
@@ -1001,8 +1001,12 @@ class LocalRunner {
 
   void show_status(bool newline) {
     if (tty_) {
-      std::fprintf(stderr, "\r%s\x1b[K", status_line().c_str());
+      std::string line = status_line();
+      if (shown_ && line == shown_line_ && Clock::now() - shown_at_ < std::chrono::seconds(1)) return;
+      std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
       shown_ = true;
+      shown_line_ = line;
+      shown_at_ = Clock::now();
     } else if (newline) {
       std::fprintf(stderr, "%s\n", status_line().c_str());
     }
@@ -1041,6 +1045,8 @@ class LocalRunner {
   const Suite& suite_;
   const SuiteOptions& o_;
   bool tty_ = false, shown_ = false;
+  std::string shown_line_;
+  Clock::time_point shown_at_;
   std::deque<Entry> entries_;  // references stay valid when final runs are added
   std::map<std::string, size_t> waiting_;  // searched variant -> final runs not planned yet
   std::set<std::string> planned_;
@@ -1217,6 +1223,10 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
   install_suite_handlers();
   const fs::path out = options.out_dir;
   std::map<std::string, std::string> out_files;  // run -> its task's output file
+  std::set<std::string> before;                  // runs completed before this command
+  for (int stage = 1; stage <= suite.stages(); ++stage)
+    for (const auto& r : suite.runs(stage))
+      if (read_run_state(out / r.name).completed()) before.insert(r.name);
   for (int stage = 1; stage <= suite.stages() && g_signal == 0; ++stage) {
     std::vector<int64_t> indices;
     if (stage == 2) record_selections(suite, out, std::cerr);
@@ -1271,15 +1281,18 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
 
   // The report, from the run files.
   std::vector<std::pair<std::string, std::string>> failed, not_run;
-  size_t completed = 0;
+  size_t completed = 0, already = 0;
   auto judge = [&](const SuiteRun& r) {
     auto st = read_run_state(out / r.name);
     if (st.completed()) {
       ++completed;
+      already += before.count(r.name);
       return;
     }
     std::string where = out_files.count(r.name) ? " (see " + out_files[r.name] + ")" : "";
     if (st.status.empty()) not_run.emplace_back(r.name, "did not run" + where);
+    else if (st.status == "interrupted" || st.status == "running")
+      not_run.emplace_back(r.name, st.status + " (resumes when the suite is run again)" + where);
     else failed.emplace_back(r.name, failure_text(out / r.name, st, "") + where);
   };
   for (const auto& r : suite.runs(1)) judge(r);
@@ -1289,7 +1302,7 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
     if (sel[r.variant].ready()) judge(suite.plan_final(r, sel[r.variant]));
     else not_run.emplace_back(r.name, "waits for its search: " + sel[r.variant].error);
   }
-  print_report(std::cout, out, completed + failed.size() + not_run.size(), completed, 0, failed, not_run);
+  print_report(std::cout, out, completed + failed.size() + not_run.size(), completed, already, failed, not_run);
   if (g_signal != 0) return 128 + g_signal;
   return failed.empty() && not_run.empty() ? 0 : 1;
 }
