@@ -838,6 +838,11 @@ class LocalRunner {
       for (const auto& r : suite_.runs(2)) waiting_[v] += r.variant == v;
       plan_finals(v);
     }
+    size_t total = entries_.size();
+    for (const auto& [v, n] : waiting_) total += n;
+    std::fprintf(stderr, "suite %s: %zu runs, %zu completed before; %lld at a time; each run's output in %s/<run>/log.txt\n",
+                 suite_.path().c_str(), total, count(State::Already), static_cast<long long>(o_.jobs),
+                 o_.out_dir.c_str());
     auto last_line = Clock::now();
     int forwarded = 0;
     while (true) {
@@ -902,7 +907,6 @@ class LocalRunner {
         if (e.run.name == suite_.runs(1)[i].name && e.state != State::Done && e.state != State::Already) return;
     Selection sel = suite_.select(variant, o_.out_dir);
     planned_.insert(variant);
-    selections_.push_back(sel);
     write_selections(suite_, {sel}, o_.out_dir);
     event(selection_text(suite_, sel));
     waiting_[variant] = 0;
@@ -1050,7 +1054,6 @@ class LocalRunner {
   std::deque<Entry> entries_;  // references stay valid when final runs are added
   std::map<std::string, size_t> waiting_;  // searched variant -> final runs not planned yet
   std::set<std::string> planned_;
-  std::vector<Selection> selections_;
   std::vector<std::pair<std::string, std::string>> not_run_;
   std::vector<double> durations_;
 };
