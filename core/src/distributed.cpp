@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -406,6 +407,7 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, std::chr
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error(std::string("sgs run --nproc: fork: ") + std::strerror(errno));
     if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // a launcher that dies takes its ranks along
       sigaction(SIGINT, &old_int, nullptr);
       sigaction(SIGTERM, &old_term, nullptr);
       setenv("RANK", std::to_string(r).c_str(), 1);
