@@ -163,7 +163,7 @@ TEST_CASE("suite: axes are crossed with every variant, variant axes with the sui
   }
 }
 
-TEST_CASE("suite: a search has two stages; variants without the searched axes go straight to final") {
+TEST_CASE("suite: a search has two stages, variants without the searched axes go straight to final") {
   TempDir tmp("suite_stages");
   write_json(tmp / "s.json", search_suite());
   Suite s = Suite::load((tmp / "s.json").string());
@@ -278,7 +278,7 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
   }
 }
 
-TEST_CASE("suite: invalid suite files are refused with the file and the key; nothing is written") {
+TEST_CASE("suite: invalid suite files are refused with the file and the key, nothing is written") {
   TempDir tmp("suite_invalid");
   const fs::path f = tmp / "bad.json";
   const Json base = tiny_config(1);
@@ -319,7 +319,7 @@ TEST_CASE("suite: invalid suite files are refused with the file and the key; not
   CHECK_FALSE(fs::exists(tmp / "out"));
 }
 
-TEST_CASE("suite: runs every run as its own process; a failing run is reported, the others complete") {
+TEST_CASE("suite: runs every run as its own process, a failing run is reported, the others complete") {
   TempDir tmp("suite_failure");
   Json suite{{"base", tiny_config(1)},
              {"axes", {{"seed", {0, 1}}}},
@@ -362,7 +362,7 @@ TEST_CASE("suite: runs every run as its own process; a failing run is reported, 
         std::string::npos);
 }
 
-TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes; completed runs are not redone") {
+TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes, completed runs are not redone") {
   TempDir tmp("suite_kill");
   Json base = tiny_config(2);
   write_json(tmp / "s.json", Json{{"base", base}, {"axes", {{"seed", {0, 1, 2}}}}});
@@ -386,7 +386,7 @@ TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes;
   CHECK(read_doubles((out / "seed=1" / "run.h5").string(), "/metrics/epoch").size() == 2);
 }
 
-TEST_CASE("suite: SIGTERM reaches the runs, which write a checkpoint; the next command resumes them") {
+TEST_CASE("suite: SIGTERM reaches the runs, which write a checkpoint, the next command resumes them") {
   TempDir tmp("suite_term");
   Json base = tiny_config(3);
   base["dataset"]["train_size"] = 512;
