@@ -186,8 +186,11 @@ std::string format_markdown(const Report& r) {
   std::ostringstream out;
   size_t completed = 0;
   for (const auto& g : r.groups) completed += g.runs.size();
-  out << "## Results: " << completed << " completed run" << (completed == 1 ? "" : "s") << " in " << r.groups.size()
-      << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
+  if (r.groups.empty())
+    out << "## Results: no completed run\n";
+  else
+    out << "## Results: " << completed << " completed run" << (completed == 1 ? "" : "s") << " in " << r.groups.size()
+        << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
   const bool val = any_val(r);
   if (!r.groups.empty()) {
     out << "| method | seeds | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
