@@ -370,7 +370,7 @@ TEST_CASE("distributed: synchronised BatchNorm over 2 ranks equals BatchNorm ove
   CHECK(torch::equal(whole->forward(x), plain->forward(x)));
 }
 
-TEST_CASE("distributed: 2-rank dependence (MI, autocorrelation) equals 1-rank on the same images") {
+TEST_CASE("distributed: 2-rank dependence (MI, autocorrelation) equals 1-rank on the same images (CPU kernel and generic path)") {
   torch::manual_seed(5);
   // ReLU-like maps with many zeros (diagonal removal matters), padded by 1.
   auto x = torch::constant_pad_nd(torch::relu(torch::randn({8, 6, 9, 9})), {1, 1, 1, 1});
@@ -378,12 +378,16 @@ TEST_CASE("distributed: 2-rank dependence (MI, autocorrelation) equals 1-rank on
   spec.kernel = {3, 3};
   spec.padding = {1, 1};
   for (auto measure : {dependence::Measure::MutualInformation, dependence::Measure::Autocorrelation}) {
-    for (bool diagonal_removal : {false, true}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      // Diagonal removal; the generic tensor path (the one CUDA takes).
+      const bool diagonal_removal = variant % 2 == 1, generic = variant >= 2;
       CAPTURE(static_cast<int>(measure));
       CAPTURE(diagonal_removal);
+      CAPTURE(generic);
       dependence::Options o;
       o.measure = measure;
       o.diagonal_removal = diagonal_removal;
+      o.generic_kernel = generic;
       auto one = dependence::compute(x, spec, o);
       auto halves = on_ranks<dependence::Result>(2, [&](Communicator& comm) {
         return dependence::compute(x.narrow(0, comm.rank() * 3, comm.rank() == 0 ? 3 : 5), spec, o, &comm);
