@@ -1,6 +1,7 @@
 #include "analysis/runs.h"
 
 #include <sgs/errors.h>
+#include <sgs/registry.h>
 
 #include <H5Cpp.h>
 
@@ -336,6 +337,24 @@ struct ValuesLess {
 };
 }  // namespace
 
+namespace {
+// Whether `key` ("strategy.k") of a run with config `flat` has the default
+// value of the run's plugin in that slot (false when there is no default).
+bool is_plugin_default(const std::map<std::string, Json>& flat, const std::string& key, const Json& value) {
+  const auto dot = key.find('.');
+  if (dot == std::string::npos) return false;
+  const std::string slot = key.substr(0, dot), sub = key.substr(dot + 1);
+  auto name = flat.find(slot + ".name");
+  if (sub == "name" || name == flat.end() || !name->second.is_string()) return false;
+  const auto& registry = Registry::global();
+  if (!registry.contains(slot, name->second.get<std::string>())) return false;
+  for (const auto& k : registry.get(slot, name->second.get<std::string>()).schema)
+    if (k.name == sub) return !k.default_value.is_null() && !value_less(k.default_value, value) &&
+                              !value_less(value, k.default_value);
+  return false;
+}
+}  // namespace
+
 Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<std::string>& by,
                     const std::set<std::string>& ignore) {
   std::vector<std::map<std::string, Json>> flat;
@@ -374,22 +393,27 @@ Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<s
     for (const auto& key : out.keys) values.push_back(value_of(i, key));
     groups[values].push_back(i);
   }
-  // Labels and columns: a plugin's other keys that only some runs have (the
-  // alpha of alpha_beta, the k of mutual_information) and that never take two
-  // values are implied by its name; keep them only when needed to tell groups apart.
+  // Labels and columns: the keys that take two values, and a plugin's keys
+  // that only some runs have (the alpha of alpha_beta, the k of
+  // mutual_information) where they differ from the plugin's default: they
+  // say which setting the group ran (a search's choice, say); at their
+  // defaults they are implied by the plugin's name.
   std::vector<size_t> shown;
   for (size_t k = 0; k < out.keys.size(); ++k) {
     const auto& key = out.keys[k];
     std::vector<Json> distinct;
+    bool missing = false, non_default = false;
     for (const auto& entry : groups) {
       const Json& v = entry.first[k];
+      missing = missing || v.is_null();
       if (v.is_null()) continue;
+      non_default = non_default || !is_plugin_default(flat[entry.second.front()], key, v);
       if (std::none_of(distinct.begin(), distinct.end(),
                        [&](const Json& d) { return !value_less(d, v) && !value_less(v, d); }))
         distinct.push_back(v);
     }
     const bool name = key.size() > 5 && key.compare(key.size() - 5, 5, ".name") == 0;
-    if (!by.empty() || name || distinct.size() > 1) shown.push_back(k);
+    if (!by.empty() || name || distinct.size() > 1 || (missing && non_default)) shown.push_back(k);
   }
   auto shown_values = [&](const std::vector<Json>& values) {
     std::vector<Json> v;

@@ -93,7 +93,7 @@ TEST_CASE("report: runs differing only by seed are grouped; mean and sample std;
   CHECK(found.warnings.empty());
   CHECK(found.runs[0].name == "baseline/seed=0");
   auto report = make_report(found.runs);
-  // strategy.k is implied by the strategy's name (one value, absent from "none"): not a column.
+  // strategy.k is implied by the strategy's name (one value, its default, absent from "none"): not a column.
   CHECK(report.keys == std::vector<std::string>{"strategy.name"});
   REQUIRE(report.groups.size() == 2);
   const auto& mi = report.groups[0];
@@ -249,4 +249,21 @@ TEST_CASE("report: the CLI prints md, csv and json; bad input is one line and ex
   auto by = run_sgs("report " + (dir / "suite").string() + " --by strategy.nam", dir.path());
   CHECK(by.exit_code == 2);
   CHECK(by.err.find("did you mean 'strategy.name'") != std::string::npos);
+}
+
+TEST_CASE("report: a plugin's key away from its default is shown even with one value (a search's choice)") {
+  TempDir dir("report_choice");
+  for (int seed = 0; seed < 2; ++seed) {
+    FakeRun b{fake_config("none", seed)};
+    b.test_acc = {0.5, 0.9};
+    write_fake_run(dir.path() / "baseline" / ("seed=" + std::to_string(seed)), b);
+    FakeRun s{fake_config("mutual_information", seed, 3)};  // the default k is 5
+    s.test_acc = {0.5, 0.91};
+    write_fake_run(dir.path() / "mi" / ("seed=" + std::to_string(seed)), s);
+  }
+  auto report = make_report(find_runs({dir.path().string()}).runs);
+  CHECK(report.keys == std::vector<std::string>{"strategy.name", "strategy.k"});
+  REQUIRE(report.groups.size() == 2);
+  CHECK(report.groups[0].label == "strategy=mutual_information, k=3");
+  CHECK(report.groups[1].label == "strategy=none");
 }
