@@ -360,6 +360,7 @@ void Trainer::save_checkpoint(const fs::path& path) {
   archive.write("scaling_seconds", scalar(pos_.scaling_seconds));
   archive.write("train_seconds", scalar(pos_.train_seconds));
   archive.write("best_val_acc", scalar(pos_.best_val_acc));
+  archive.write("world_size", scalar(static_cast<int64_t>(world_)));
   archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
   fs::path tmp = path;
   tmp += ".tmp";
@@ -375,6 +376,13 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path.string() + ": cannot read the checkpoint: " + e.what());
   }
+  // The global batch, hence the position and the schedule, depend on the ranks.
+  torch::Tensor ranks;
+  const int64_t saved_ranks = archive.try_read("world_size", ranks) ? ranks.item<int64_t>() : 1;
+  if (saved_ranks != world_)
+    throw ConfigError(path.string() + ": written by a run of " + std::to_string(saved_ranks) +
+                      " rank(s); resume it with as many (--nproc " + std::to_string(saved_ranks) + "), not " +
+                      std::to_string(world_));
   torch::serialize::InputArchive model, optimizer, strategy;
   archive.read("model", model);
   archive.read("optimizer", optimizer);

@@ -499,7 +499,12 @@ TEST_CASE("distributed: 2 ranks interrupted (SIGTERM to the launcher) and resume
   for (const auto& [name, t] : a) {
     CAPTURE(name);
     CHECK(torch::equal(b.at(name), t));
-  }
+  }  // A checkpoint of 2 ranks resumes only with 2.
+  auto one = run_sgs("run " + (dir / "c.json").string() + " --quiet --resume --out " + (dir / "whole").string(),
+                     dir.path());
+  CHECK(one.exit_code == 2);
+  CHECK(one.err.find("checkpoint.pt: written by a run of 2 rank(s); resume it with as many (--nproc 2), not 1") !=
+        std::string::npos);
 }
 
 TEST_CASE("distributed: a rank killed with SIGKILL makes the other fail within the timeout, not hang") {
