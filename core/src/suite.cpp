@@ -337,7 +337,16 @@ void print_report(std::ostream& out, const fs::path& dir, size_t total, size_t c
   if (!not_run.empty()) out << ", " << not_run.size() << " not run";
   out << "\n";
   for (const auto& [name, why] : failed) out << "  failed   " << name << ": " << why << "\n";
-  for (const auto& [name, why] : not_run) out << "  not run  " << name << ": " << why << "\n";
+  // Runs not run for the same reason (not started, waiting for one search) share a line.
+  std::vector<std::pair<std::string, std::vector<std::string>>> reasons;
+  for (const auto& [name, why] : not_run) {
+    auto it = std::find_if(reasons.begin(), reasons.end(), [&](const auto& r) { return r.first == why; });
+    if (it == reasons.end()) reasons.push_back({why, {name}});
+    else it->second.push_back(name);
+  }
+  for (const auto& [why, names] : reasons)
+    out << "  not run  " << names[0]
+        << (names.size() > 1 ? " and " + std::to_string(names.size() - 1) + " more" : std::string()) << ": " << why << "\n";
   out.flush();
 }
 
