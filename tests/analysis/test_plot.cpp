@@ -184,7 +184,7 @@ TEST_CASE("plot: accuracy vs k, mean and std over seeds (val accuracy of search 
   CHECK(csv[4] == "baseline (2 runs),,val_acc,2,71,1.414213562");
 }
 
-TEST_CASE("plot: the CLI lists the files; a path without runs is one line and exit 2") {
+TEST_CASE("plot: the CLI lists the files, a path without runs is one line and exit 2") {
   TempDir dir("plot_cli");
   write_pair(dir / "runs");
   auto out = run_sgs("plot " + (dir / "runs" / "mi" / "seed=0").string() + " --out " + (dir / "out").string(),

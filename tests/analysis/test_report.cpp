@@ -85,7 +85,7 @@ size_t column(const std::vector<std::string>& header, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("report: runs differing only by seed are grouped; mean and sample std; unfinished runs apart") {
+TEST_CASE("report: runs differing only by seed are grouped, mean and sample std, unfinished runs apart") {
   TempDir dir("report_group");
   write_suite(dir.path());
   auto found = find_runs({dir.path().string()});
@@ -169,7 +169,7 @@ TEST_CASE("report: csv and json carry the same numbers") {
   CHECK(json["accuracy_unit"] == "percent");
 }
 
-TEST_CASE("report: --by groups by the given keys; one seed has no std") {
+TEST_CASE("report: --by groups by the given keys, one seed has no std") {
   TempDir dir("report_by");
   for (double k : {3.0, 5.0})
     for (int seed = 0; seed < 2; ++seed) {
@@ -217,7 +217,7 @@ TEST_CASE("report: --by groups by the given keys; one seed has no std") {
   }
 }
 
-TEST_CASE("report: the CLI prints md, csv and json; bad input is one line and exit 2") {
+TEST_CASE("report: the CLI prints md, csv and json, bad input is one line and exit 2") {
   TempDir dir("report_cli");
   write_suite(dir / "suite");
   std::filesystem::create_directories(dir / "empty");

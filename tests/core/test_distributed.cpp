@@ -195,7 +195,7 @@ std::vector<double> metric(const fs::path& dir, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("distributed: ranks from torchrun's and Slurm's variables; Slurm node lists") {
+TEST_CASE("distributed: ranks from torchrun's and Slurm's variables, Slurm node lists") {
   CHECK(first_slurm_host("node07") == "node07");
   CHECK(first_slurm_host("gpu[07-09,12],cpu1") == "gpu07");
   CHECK(first_slurm_host("a[3,5]") == "a3");

@@ -200,7 +200,7 @@ TEST_CASE("augment: cutout zeroes an L x L square after normalisation, clipped a
   CHECK(clipped > 50);
 }
 
-TEST_CASE("split: subset takes the first N or a seeded random N; val is a seeded disjoint fraction") {
+TEST_CASE("split: subset takes the first N or a seeded random N, val is a seeded disjoint fraction") {
   CommonOptions o;
   o.subset = 50;
   auto first = sgs::data::split_indices(100, o, 1, "dataset");

@@ -45,7 +45,7 @@ double normalised(int v, int c) {
 
 }  // namespace
 
-TEST_CASE("image_folder: classes are train/'s sorted sub-folders; images decode as RGB at the configured size") {
+TEST_CASE("image_folder: classes are train/'s sorted sub-folders, images decode as RGB at the configured size") {
   TempDir dir;
   write_folders(dir.path());
   auto d = make_dataset("image_folder", {{"root", dir.str()}, {"size", 16}});
