@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 
+#include <filesystem>
+
 #include <stdexcept>
 
 namespace sgs {
@@ -63,6 +65,21 @@ void Registry::throw_bad_factory(const PluginInfo& info) {
                          ") was registered with a factory of the wrong type");
 }
 
+namespace {
+std::vector<std::string>& loaded_libraries() {
+  static std::vector<std::string> libraries;
+  return libraries;
+}
+}  // namespace
+
+const std::vector<std::string>& loaded_plugin_libraries() { return loaded_libraries(); }
+
+std::vector<std::string> plugin_arguments() {
+  std::vector<std::string> args;
+  for (const auto& lib : loaded_libraries()) args.insert(args.end(), {"--plugin", lib});
+  return args;
+}
+
 void load_plugin_library(const std::string& path, Registry& registry) {
   // RTLD_GLOBAL so that the plugin's own typeinfo unifies with ours.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
@@ -76,6 +93,9 @@ void load_plugin_library(const std::string& path, Registry& registry) {
                       "' does not export the entry point extern \"C\" void "
                       "sgs_register_plugins(sgs::Registry*)");
   entry(&registry);
+  std::error_code ec;
+  const auto absolute = std::filesystem::absolute(path, ec);
+  loaded_libraries().push_back(ec ? path : absolute.lexically_normal().string());
 }
 
 namespace detail {

@@ -6,6 +6,7 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/run_log.h>
+#include <sgs/registry.h>
 #include <sgs/suite.h>
 
 #include <H5Cpp.h>
@@ -217,7 +218,9 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
   if (log < 0) throw std::runtime_error((dir / "log.txt").string() + ": cannot open: " + std::strerror(errno));
   std::string header = "== sgs suite " + utc_now() + ": " + (fresh ? "start " : "resume ") + run.name + "\n";
   if (write(log, header.data(), header.size()) < 0) { /* the log is informative only */ }
-  std::vector<std::string> args{"sgs", "run", cfg.string(), "--out", dir.string(), "--progress", "lines"};
+  std::vector<std::string> args{"sgs"};
+  for (const auto& a : plugin_arguments()) args.push_back(a);  // the plugins this suite loaded
+  args.insert(args.end(), {"run", cfg.string(), "--out", dir.string(), "--progress", "lines"});
   if (!fresh) args.push_back("--resume");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -1221,7 +1224,9 @@ std::string slurm_script(const Suite& suite, const SuiteOptions& options, int st
     << "#SBATCH --cpus-per-task=" << std::max<int64_t>(1, cpus) << "\n"
     << "#SBATCH --output=" << (out / "slurm" / "%A_%a.out").string() << "\n";
   for (const auto& a : options.slurm_args) s << "#SBATCH " << a << "\n";
-  s << "exec " << shell_quote(binary_path(options.sgs_binary)) << " suite "
+  s << "exec " << shell_quote(binary_path(options.sgs_binary));
+  for (const auto& a : plugin_arguments()) s << " " << shell_quote(a);
+  s << " suite "
     << shell_quote(fs::absolute(suite.path()).lexically_normal().string()) << " --out " << shell_quote(out.string())
     << " --stage " << stage << " --index \"$SLURM_ARRAY_TASK_ID\"";
   if (options.threads >= 0) s << " --threads " << options.threads;
