@@ -59,21 +59,9 @@ std::string status_of(const fs::path& run_dir) { return read_run_state(run_dir).
 
 // `sgs ARGS...` in its own process group (so that the group can be killed).
 int spawn_group(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    std::vector<char*> argv{const_cast<char*>(SGS_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(SGS_BINARY, argv.data());
-    _exit(127);
-  }
-  setpgid(pid, pid);
-  return pid;
+  SpawnOptions options;
+  options.new_group = true;
+  return spawn_sgs(args, options);
 }
 
 // Polls `done` every 10 ms for up to `seconds`.

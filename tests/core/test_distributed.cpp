@@ -87,22 +87,7 @@ double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
 // Starts `sgs ARGS` with extra environment variables, stdout/stderr to files.
 int spawn_with_env(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& env,
                    const fs::path& out, const fs::path& err) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    int in = open("/dev/null", O_RDONLY);
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(in, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    std::vector<char*> argv{const_cast<char*>(SGS_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(SGS_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
+  return spawn_sgs(args, SpawnOptions{env, out, err});
 }
 
 std::string slurp(const fs::path& p) {

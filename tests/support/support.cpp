@@ -63,19 +63,24 @@ CommandResult run_sgs(const std::string& args, const std::filesystem::path& scra
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
 }
 
-int spawn_sgs(const std::vector<std::string>& args) {
+int spawn_sgs(const std::vector<std::string>& args, const SpawnOptions& options) {
   pid_t pid = fork();
   if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
+    if (options.new_group) setpgid(0, 0);
+    for (const auto& [k, v] : options.env) setenv(k.c_str(), v.c_str(), 1);
+    auto open_or_null = [](const std::filesystem::path& p, int flags) {
+      return p.empty() ? open("/dev/null", flags) : open(p.c_str(), flags | O_CREAT | O_TRUNC, 0644);
+    };
+    dup2(open("/dev/null", O_RDONLY), 0);
+    dup2(open_or_null(options.out, O_WRONLY), 1);
+    dup2(open_or_null(options.err, O_WRONLY), 2);
     std::vector<char*> argv{const_cast<char*>(SGS_BINARY)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(SGS_BINARY, argv.data());
     _exit(127);
   }
+  if (options.new_group) setpgid(pid, pid);  // also here: no race with a signal sent right after
   return pid;
 }
 

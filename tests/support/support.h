@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sgs::test {
@@ -34,8 +35,16 @@ struct CommandResult {
 // Runs `sgs ARGS` (build/sgs), capturing stdout and stderr.
 CommandResult run_sgs(const std::string& args, const std::filesystem::path& scratch);
 
-// Starts `sgs ARGS...` as a child process (output discarded); returns its pid.
-int spawn_sgs(const std::vector<std::string>& args);
+// How spawn_sgs starts the child: extra environment variables, where its
+// stdout/stderr go (empty: discarded), and whether it leads a new process
+// group (so that the whole group can be signalled).
+struct SpawnOptions {
+  std::vector<std::pair<std::string, std::string>> env;
+  std::filesystem::path out, err;
+  bool new_group = false;
+};
+// Starts `sgs ARGS...` as a child process (stdin from /dev/null); returns its pid.
+int spawn_sgs(const std::vector<std::string>& args, const SpawnOptions& options = {});
 // Waits for a spawned child; returns its exit code, or 128 + signal.
 int wait_child(int pid);
 
