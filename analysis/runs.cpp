@@ -1,6 +1,7 @@
 #include "analysis/runs.h"
 
 #include <sgs/errors.h>
+#include <sgs/h5_access.h>
 #include <sgs/registry.h>
 
 #include <H5Cpp.h>
@@ -68,14 +69,6 @@ bool RunData::has_scalings() const {
 
 namespace {
 
-H5::FileAccPropList access_without_lock() {
-  H5::FileAccPropList fapl;
-#if H5_VERSION_GE(1, 10, 7)
-  H5Pset_file_locking(fapl.getId(), false, true);
-#endif
-  return fapl;
-}
-
 bool has_link(const H5::Group& g, const std::string& name) {
   return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0;
 }
@@ -133,7 +126,7 @@ RunData read_run(const std::string& file) {
   run.file = file;
   H5::Exception::dontPrint();
   try {
-    H5::H5File f(file, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_without_lock());
+    H5::H5File f(file, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
     const std::string config = string_attr(f, "config");
     if (config.empty()) throw DataError(file + ": not a run file (no config attribute)");
     try {

@@ -1,4 +1,5 @@
 #include <sgs/conv.h>
+#include <sgs/h5_access.h>
 #include <sgs/run_log.h>
 #include <sgs/version.h>
 
@@ -9,6 +10,14 @@
 #include <stdexcept>
 
 namespace sgs {
+
+H5::FileAccPropList h5_access_without_lock() {
+  H5::FileAccPropList fapl;
+#if H5_VERSION_GE(1, 10, 7)
+  H5Pset_file_locking(fapl.getId(), false, true);
+#endif
+  return fapl;
+}
 
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
@@ -54,21 +63,12 @@ void set_attr(H5::H5Object& obj, const std::string& name, const std::array<int64
       .write(H5::PredType::NATIVE_INT64, value.data());
 }
 
-// No exclusive lock on run.h5: readers (plotting scripts, sgs report) may open
-// it while a run appends; each epoch's rows are flushed before they are read.
-H5::FileAccPropList access_without_lock() {
-  H5::FileAccPropList fapl;
-#if H5_VERSION_GE(1, 10, 7)
-  H5Pset_file_locking(fapl.getId(), false, true);
-#endif
-  return fapl;
-}
 
 // Opens run.h5 (without the lock); errors name the file and what was tried.
 H5::H5File open_file(const std::string& path, unsigned flags, const char* what) {
   H5::Exception::dontPrint();
   try {
-    return H5::H5File(path, flags, H5::FileCreatPropList::DEFAULT, access_without_lock());
+    return H5::H5File(path, flags, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
   } catch (const H5::Exception& e) {
     throw std::runtime_error(path + ": cannot " + what + ": " + e.getDetailMsg());
   }

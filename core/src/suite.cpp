@@ -5,6 +5,7 @@
 // runs it) says whether someone runs it now.
 #include <sgs/config.h>
 #include <sgs/errors.h>
+#include <sgs/h5_access.h>
 #include <sgs/run_log.h>
 #include <sgs/registry.h>
 #include <sgs/suite.h>
@@ -364,11 +365,7 @@ RunState read_run_state(const fs::path& run_dir) {
   if (!fs::exists(file)) return s;
   H5::Exception::dontPrint();
   try {
-    H5::FileAccPropList fapl;
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl.getId(), false, true);
-#endif
-    H5::H5File f(file.string(), H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, fapl);
+    H5::H5File f(file.string(), H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
     auto attr = [&](const char* name) {
       std::string v;
       if (!f.attrExists(name)) return v;

@@ -352,7 +352,7 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
 
 TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes, completed runs are not redone") {
   TempDir tmp("suite_kill");
-  Json base = tiny_config(2);
+  Json base = tiny_config(6);  // a run lasts a few seconds: the kill lands while seed=1 runs
   write_json(tmp / "s.json", Json{{"base", base}, {"axes", {{"seed", {0, 1, 2}}}}});
   const fs::path out = tmp / "out";
   int pid = spawn_group({"suite", (tmp / "s.json").string(), "--out", out.string(), "--jobs", "1"});
@@ -371,12 +371,14 @@ TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes,
   for (const char* s : {"seed=0", "seed=1", "seed=2"}) CHECK(status_of(out / s) == "completed");
   CHECK(read_run_state(out / "seed=0").created == created);
   CHECK(fs::last_write_time(out / "seed=0" / "run.h5") == mtime);
-  CHECK(read_doubles((out / "seed=1" / "run.h5").string(), "/metrics/epoch").size() == 2);
+  CHECK(read_doubles((out / "seed=1" / "run.h5").string(), "/metrics/epoch").size() == 6);
 }
 
 TEST_CASE("suite: SIGTERM reaches the runs, which write a checkpoint, the next command resumes them") {
   TempDir tmp("suite_term");
-  Json base = tiny_config(3);
+  // Long enough (seconds) that neither run can finish between the check that
+  // both are running and the signal.
+  Json base = tiny_config(20);
   base["dataset"]["train_size"] = 512;
   write_json(tmp / "s.json", Json{{"base", base}, {"axes", {{"seed", {0, 1}}}}});
   const fs::path out = tmp / "out";
