@@ -16,6 +16,7 @@
 // with one. The scalings are compared entry by entry, as computed (ours
 // float64, theirs float32) and with ours reduced over channels in float32 as
 // theirs are.
+#include "bench/bench_args.h"
 #include "plugins/strategies/dependence.h"
 
 #include <sgs/config.h>
@@ -37,11 +38,7 @@
 
 namespace {
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
+using sgs::bench::arg;
 
 struct Layer {
   std::string name;     // path of the module that consumes the map

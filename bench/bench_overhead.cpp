@@ -14,6 +14,8 @@
 // Then (c), for information: `sgs run` of the baseline (fashion_mnist.json,
 // next to --config) and of --config with --set epochs=N; epoch_seconds
 // (training) and scaling_seconds (updates) read back from their run.h5.
+#include "bench/bench_args.h"
+
 #include <sgs/config.h>
 #include <sgs/dataset.h>
 #include <sgs/loader.h>
@@ -38,11 +40,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
+using sgs::bench::arg;
 
 bool flag(int argc, char** argv, const std::string& name) {
   for (int i = 1; i < argc; ++i)

@@ -21,6 +21,8 @@
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
 //                                [--threads 2] [--strategies none,mutual_information,acb,dbb]
 //                                [--update-batches 2]
+#include "bench/bench_args.h"
+
 #include <sgs/config.h>
 #include <sgs/model.h>
 #include <sgs/optimizer.h>
@@ -45,11 +47,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
+using sgs::bench::arg;
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;

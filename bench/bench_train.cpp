@@ -5,6 +5,8 @@
 //   build/bench/bench_train [--model vgg11] [--widths 1,0.25] [--batch 128] [--size 32]
 //                           [--channels 3] [--threads 2] [--steps 20] [--rounds 3] [--python /usr/bin/python3]
 // C++ and Python alternate --rounds times; each reports its best round.
+#include "bench/bench_args.h"
+
 #include <sgs/config.h>
 #include <sgs/model.h>
 #include <sgs/optimizer.h>
@@ -21,11 +23,7 @@
 
 namespace {
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
+using sgs::bench::arg;
 
 double cpp_images_per_second(const std::string& model_name, double width, int64_t batch, int64_t size,
                              int64_t channels, int steps) {
