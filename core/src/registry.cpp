@@ -72,8 +72,6 @@ std::vector<std::string>& loaded_libraries() {
 }
 }  // namespace
 
-const std::vector<std::string>& loaded_plugin_libraries() { return loaded_libraries(); }
-
 std::vector<std::string> plugin_arguments() {
   std::vector<std::string> args;
   for (const auto& lib : loaded_libraries()) args.insert(args.end(), {"--plugin", lib});

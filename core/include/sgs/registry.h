@@ -57,10 +57,9 @@ class Registry {
 // Loads an out-of-tree plugin library; throws std::runtime_error naming the
 // library and the missing symbol or dlopen error.
 void load_plugin_library(const std::string& path, Registry& registry = Registry::global());
-// The libraries loaded so far (absolute paths, in order), and the matching
-// `--plugin PATH` arguments: child `sgs` processes (suite runs, local ranks,
-// Slurm tasks) are started with them so that they know the same plugins.
-const std::vector<std::string>& loaded_plugin_libraries();
+// `--plugin PATH` for every library loaded so far (absolute paths, in
+// order): child `sgs` processes (suite runs, Slurm tasks) are started with
+// them so that they know the same plugins.
 std::vector<std::string> plugin_arguments();
 
 namespace detail {
