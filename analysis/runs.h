@@ -1,4 +1,4 @@
-// Reading run.h5 files back (layout: shared/HDF5_LAYOUT.md) for `sgs report`
+// Reading run.h5 files back (layout: docs/run_file.md) for `sgs report`
 // and `sgs plot`, and grouping runs that differ only by seed. Read-only: the
 // trainer's RunLog is the only writer.
 #pragma once

@@ -5,7 +5,7 @@ conv layer, G_l at the first and at the last update, one colour scale.
 
     /usr/bin/python3 analysis/python/redraw_scaling.py runs/x/run.h5 --out scalings.png
 
-Layout of run.h5: shared/HDF5_LAYOUT.md (/layers/<name>/scaling [U, kh, kw],
+Layout of run.h5: docs/run_file.md (/layers/<name>/scaling [U, kh, kw],
 scaling_epoch [U], attribute index = the layer's order in the network).
 """
 import argparse

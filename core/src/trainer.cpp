@@ -71,7 +71,7 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
-// Mean |W| over output and input channels, divided by its own mean (METHOD.md 6).
+// Mean |W| over output and input channels, divided by its own mean (docs/method.md 6).
 torch::Tensor kernel_magnitude(ConvBlock& block) {
   torch::NoGradGuard no_grad;
   auto m = block.fused().first.abs().mean(std::vector<int64_t>{0, 1}).to(torch::kFloat64);

@@ -1,6 +1,6 @@
 // cosine: linear warm-up over the first `warmup_epochs`, then
 //   lr(t) = min_lr + (lr_0 - min_lr) * (1 + cos(pi * p)) / 2,  p = (t - T_w) / (T - T_w),
-// stepped per iteration (Loshchilov & Hutter 2017; the paper's recipes, METHOD.md section 4).
+// stepped per iteration (Loshchilov & Hutter 2017; the paper's recipes, docs/method.md section 4).
 #include <sgs/schedule.h>
 
 #include <algorithm>

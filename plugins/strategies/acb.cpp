@@ -1,4 +1,4 @@
-// acb: Asymmetric Convolution Blocks (Ding et al. 2019, ACNet; METHOD.md 5).
+// acb: Asymmetric Convolution Blocks (Ding et al. 2019, ACNet; docs/method.md 5).
 // Every KxK conv (K odd) becomes three convs, each with its own BatchNorm,
 // summed:
 //   y = BN_s(W_s * x) + BN_h(W_h * x) + BN_v(W_v * x),

@@ -1,5 +1,5 @@
 // dbb: Diverse Branch Blocks (Ding et al. 2021, DiverseBranchBlock;
-// METHOD.md 5). Every KxK conv (K odd, groups 1) becomes four branches,
+// docs/method.md 5). Every KxK conv (K odd, groups 1) becomes four branches,
 // summed:
 //   origin:  BN(W_o * x)                                KxK, the block's stride and padding
 //   1x1:     BN(W_1 * x)                                1x1, stride s, centred

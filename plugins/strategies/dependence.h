@@ -1,5 +1,5 @@
 // Spatial dependence of a conv's padded input feature map (paper section 3.3,
-// METHOD.md section 3), shared by the mutual_information and autocorrelation
+// docs/method.md section 3), shared by the mutual_information and autocorrelation
 // strategies and by `sgs dependence`.
 //
 // For every kernel position (i, j), displacement d = ((i - kh/2) * dil_h,

@@ -1,5 +1,5 @@
 // masked_branches: the N-branch reparameterization of Lemma 1 (paper section
-// 3.2, METHOD.md 2). Every spatial conv becomes N convs of the full kernel
+// 3.2, docs/method.md 2). Every spatial conv becomes N convs of the full kernel
 // size with binary masks M_n, no normalisation inside, summed:
 //   y = sum_n (M_n ⊙ W_n) * x        fused: W = sum_n M_n ⊙ W_n.
 // Training it with SGD (momentum, weight decay) gives step for step the merged

@@ -1,6 +1,6 @@
 // mutual_information: G_l from the normalised mutual information between each
 // pixel of conv l's padded input and its neighbour at every kernel
-// displacement (paper section 3.3, eq. 6-8; METHOD.md section 3 for the
+// displacement (paper section 3.3, eq. 6-8; docs/method.md section 3 for the
 // public implementation's conventions this follows).
 #include "plugins/strategies/dependence_strategy.h"
 

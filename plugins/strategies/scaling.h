@@ -1,4 +1,4 @@
-// The machinery shared by the gradient-scaling strategies (METHOD.md section 1):
+// The machinery shared by the gradient-scaling strategies (docs/method.md section 1):
 // a matrix G_l [kh, kw] per spatial conv, applied after backward() (and
 // clipping), before the optimizer:
 //   apply "gradient": grad(W_l)[o, i, y, x] *= G_l[y, x]

@@ -1,4 +1,4 @@
-// run.h5: the run's public output (layout: shared/HDF5_LAYOUT.md, version 1).
+// run.h5: the run's public output (layout: docs/run_file.md, version 1).
 // Growing datasets are chunked and extendable along their first axis; flush()
 // after every epoch leaves a readable file holding every finished epoch.
 #pragma once
