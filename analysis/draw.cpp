@@ -1,5 +1,6 @@
 #include "analysis/draw.h"
 
+#include <sgs/io.h>
 #include <sgs/errors.h>
 
 #include <opencv2/imgcodecs.hpp>

@@ -3,6 +3,7 @@
 #include "analysis/draw.h"
 #include "analysis/report.h"
 
+#include <sgs/io.h>
 #include <sgs/errors.h>
 
 #include <opencv2/imgproc.hpp>

@@ -441,24 +441,4 @@ Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<s
   return out;
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.close();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw DataError(path + ": cannot write the file");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw DataError(path + ": cannot write the file (rename failed)");
-  }
-}
-
 }  // namespace sgs::analysis

@@ -105,6 +105,5 @@ bool value_less(const Json& a, const Json& b);
 
 // Writes `content` to `path` through a temporary file in the same directory
 // and a rename, so that no reader sees it half-written.
-void write_file_atomically(const std::string& path, const std::string& content);
 
 }  // namespace sgs::analysis

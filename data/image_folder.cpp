@@ -10,11 +10,18 @@
 #include "data/common.h"
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 namespace {
@@ -37,6 +44,47 @@ bool is_image(const fs::path& p) {
   for (const char* e : {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
     if (ext == e) return true;
   return false;
+}
+
+// Before training: every image exists, is not empty, starts with the
+// signature of a format OpenCV decodes and, for JPEG and PNG (nearly every
+// dataset), ends with its end marker; so that an empty, truncated or
+// mislabelled file stops the run before anything is written rather than in
+// epoch 37. (A file damaged inside is still found when it is decoded.)
+void check_image_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    std::error_code ec;
+    if (errno == ENOENT && fs::is_symlink(path, ec)) data_error(kName, path, "a dangling symbolic link");
+    data_error(kName, path, std::string("cannot open the image: ") + std::strerror(errno));
+  }
+  struct stat st {};
+  unsigned char head[16] = {}, tail[1024] = {};
+  ssize_t n_head = 0, n_tail = 0;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    n_head = ::pread(fd, head, sizeof head, 0);
+    const off_t from = std::max<off_t>(0, st.st_size - static_cast<off_t>(sizeof tail));
+    n_tail = ::pread(fd, tail, static_cast<size_t>(st.st_size - from), from);
+  }
+  ::close(fd);
+  if (st.st_size == 0) data_error(kName, path, "an empty file (0 bytes), not an image");
+  if (n_head < 4 || n_tail < 2) data_error(kName, path, "cannot read the image");
+  auto starts = [&](const char* sig, size_t n) {
+    return static_cast<size_t>(n_head) >= n && std::memcmp(head, sig, n) == 0;
+  };
+  auto tail_has = [&](const char* marker, size_t n) {
+    for (ssize_t i = n_tail - static_cast<ssize_t>(n); i >= 0; --i)
+      if (std::memcmp(tail + i, marker, n) == 0) return true;
+    return false;
+  };
+  if (starts("\xFF\xD8\xFF", 3)) {
+    if (!tail_has("\xFF\xD9", 2)) data_error(kName, path, "a truncated JPEG (no end-of-image marker)");
+  } else if (starts("\x89PNG\r\n\x1A\n", 8)) {
+    if (!tail_has("IEND", 4)) data_error(kName, path, "a truncated PNG (no IEND chunk)");
+  } else if (!(starts("BM", 2) || (head[0] == 'P' && head[1] >= '1' && head[1] <= '6') || starts("II*\0", 4) ||
+               starts("MM\0*", 4) || (starts("RIFF", 4) && n_head >= 12 && std::memcmp(head + 8, "WEBP", 4) == 0))) {
+    data_error(kName, path, "not an image (its first bytes match no JPEG, PNG, BMP, PNM, TIFF or WebP signature)");
+  }
 }
 
 bool hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
@@ -72,7 +120,7 @@ class FolderSource : public sgs::data::ExampleSource {
   // Lists dir/<class>/<image> for the given classes; a class folder absent
   // from dir is allowed only when `all_classes` is false (val/).
   FolderSource(const fs::path& dir, const std::vector<std::string>& classes, bool all_classes, int64_t size,
-               double min_scale, Jitter jitter)
+               double min_scale, Jitter jitter, bool check_files)
       : size_(size), min_scale_(min_scale), jitter_(jitter) {
     for (const auto& folder : sorted_entries(dir)) {
       if (!folder.is_directory()) continue;
@@ -93,6 +141,8 @@ class FolderSource : public sgs::data::ExampleSource {
       for (const auto& c : classes)
         if (!fs::is_directory(dir / c)) data_error(kName, (dir / c).string(), "missing class folder");
     if (files_.empty()) data_error(kName, dir.string(), "no class folders with images");
+    if (check_files)
+      for (const auto& f : files_) check_image_file(f);
   }
 
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
@@ -221,15 +271,18 @@ std::shared_ptr<sgs::Dataset> make_image_folder(const sgs::Options& o, uint64_t 
   const int64_t size = o.integer("size");
   const Jitter jitter{o.real("brightness"), o.real("contrast"), o.real("saturation")};
   const fs::path root = o.string("root");
+  const bool check = o.boolean("check_files");
+  // A file OpenCV cannot decode is reported by our error, not by its log.
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   sgs::data::require_directory(kName, root.string());
   sgs::data::require_directory(kName, (root / "train").string());
   const std::vector<std::string> classes = class_names(root / "train");
-  auto train = std::make_shared<FolderSource>(root / "train", classes, true, size, o.real("min_scale"), jitter);
+  auto train = std::make_shared<FolderSource>(root / "train", classes, true, size, o.real("min_scale"), jitter, check);
   std::shared_ptr<const sgs::data::ExampleSource> test;
   std::error_code ec;
   if (fs::exists(root / "val", ec)) {
     sgs::data::require_directory(kName, (root / "val").string());
-    test = std::make_shared<FolderSource>(root / "val", classes, false, size, o.real("min_scale"), jitter);
+    test = std::make_shared<FolderSource>(root / "val", classes, false, size, o.real("min_scale"), jitter, check);
   }
   sgs::DatasetInfo info;
   info.name = kName;
@@ -242,18 +295,20 @@ std::shared_ptr<sgs::Dataset> make_image_folder(const sgs::Options& o, uint64_t 
 
 }  // namespace
 
-SGS_REGISTER(sgs::DatasetKind, image_folder,
-             "ImageNet-style folders root/{train,val}/<class>/<image>, decoded with OpenCV, 3 x size x size",
-             sgs::data::with_common_keys(
-                 {
-                     sgs::Key::string("root", "", "folder holding train/<class>/ and optionally val/<class>/").require(),
-                     sgs::Key::integer("size", 224, "side of the square crop the model sees").ge(8).le(4096),
-                     sgs::Key::real("min_scale", 0.08, "training: smallest area fraction of a random-resized crop")
-                         .gt(0)
-                         .le(1),
-                     sgs::Key::real("brightness", 0.4, "training: colour jitter of brightness; 0 = off").ge(0),
-                     sgs::Key::real("contrast", 0.4, "training: colour jitter of contrast; 0 = off").ge(0),
-                     sgs::Key::real("saturation", 0.4, "training: colour jitter of saturation; 0 = off").ge(0),
-                 },
-                 defaults()),
-             make_image_folder);
+SGS_REGISTER(
+    sgs::DatasetKind, image_folder,
+    "ImageNet-style folders root/{train,val}/<class>/<image>, decoded with OpenCV, 3 x size x size",
+    sgs::data::with_common_keys(
+        {
+            sgs::Key::string("root", "", "folder holding train/<class>/ and optionally val/<class>/").require(),
+            sgs::Key::integer("size", 224, "side of the square crop the model sees").ge(8).le(4096),
+            sgs::Key::real("min_scale", 0.08, "training: smallest area fraction of a random-resized crop").gt(0).le(1),
+            sgs::Key::real("brightness", 0.4, "training: colour jitter of brightness; 0 = off").ge(0),
+            sgs::Key::real("contrast", 0.4, "training: colour jitter of contrast; 0 = off").ge(0),
+            sgs::Key::real("saturation", 0.4, "training: colour jitter of saturation; 0 = off").ge(0),
+            sgs::Key::boolean("check_files", true,
+                              "before training, check that every image file is non-empty and starts (and, "
+                              "for JPEG/PNG, ends) as its format does; one read of each file's ends"),
+        },
+        defaults()),
+    make_image_folder);

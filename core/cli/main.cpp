@@ -7,7 +7,10 @@
 #include <sgs/trainer.h>
 #include <sgs/version.h>
 
+#include <H5Cpp.h>
+
 #include <algorithm>
+#include <csignal>
 #include <iostream>
 
 namespace sgs::cli {
@@ -53,6 +56,9 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   sgs::keep_freed_memory();
+  // Output to a closed pipe (`sgs run ... | head`) fails quietly instead of
+  // killing a run: progress is informative, run.h5 is the record.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     std::size_t i = 0;
     for (; i < args.size(); ++i) {
@@ -86,16 +92,22 @@ int main(int argc, char** argv) {
     throw sgs::ConfigError("unknown verb '" + verb + "'" + sgs::did_you_mean(verb, names) + " (known: " +
                            sgs::join(names, ", ") + ")");
   } catch (const sgs::ConfigError& e) {
-    std::cerr << "sgs: error: " << e.what() << "\n";
+    std::cerr << "sgs: error: " << sgs::error_message(e) << "\n";
     return 2;
   } catch (const sgs::DivergedError& e) {
-    std::cerr << "sgs: diverged: " << e.what() << "\n";
+    std::cerr << "sgs: diverged: " << sgs::error_message(e) << "\n";
     return 3;
   } catch (const sgs::DataError& e) {
-    std::cerr << "sgs: data error: " << e.what() << "\n";
+    std::cerr << "sgs: data error: " << sgs::error_message(e) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "sgs: error: " << e.what() << "\n";
+    std::cerr << "sgs: error: " << sgs::error_message(e) << "\n";
+    return 1;
+  } catch (const H5::Exception& e) {  // a reader that did not name its file (a bug: report it)
+    std::cerr << "sgs: error: HDF5: " << e.getFuncName() << ": " << e.getDetailMsg() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "sgs: error: an unknown exception (a bug: please report it with the command line)\n";
     return 1;
   }
 }

@@ -24,7 +24,20 @@ torch::Tensor read_feature_map(const std::string& file, const std::string& name)
   }
   if (H5Lexists(f.getId(), name.c_str(), H5P_DEFAULT) <= 0)
     throw sgs::DataError(file + ": no dataset '" + name + "'");
-  auto ds = f.openDataSet(name);
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  const bool is_dataset = H5Oget_info_by_name(f.getId(), name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
+#else
+  const bool is_dataset = H5Oget_info_by_name(f.getId(), name.c_str(), &info, H5P_DEFAULT) >= 0 &&
+#endif
+                          info.type == H5O_TYPE_DATASET;
+  if (!is_dataset) throw sgs::DataError(file + ": '" + name + "' is a group, not a dataset (name a feature map in it)");
+  H5::DataSet ds;
+  try {
+    ds = f.openDataSet(name);
+  } catch (const H5::Exception& e) {
+    throw sgs::DataError(file + ": cannot open dataset '" + name + "': " + e.getDetailMsg());
+  }
   auto space = ds.getSpace();
   if (space.getSimpleExtentNdims() != 4)
     throw sgs::DataError(file + ": " + name + ": expected a 4-d [N, C, H, W] feature map, got " +
@@ -34,7 +47,15 @@ torch::Tensor read_feature_map(const std::string& file, const std::string& name)
   auto x = torch::empty({static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1]), static_cast<int64_t>(dims[2]),
                          static_cast<int64_t>(dims[3])},
                         torch::kFloat32);
-  ds.read(x.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+  if (x.size(0) == 0 || x.size(1) == 0)
+    throw sgs::DataError(file + ": " + name + ": the feature map holds no examples or channels (shape " +
+                         std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) + "x" +
+                         std::to_string(dims[3]) + ")");
+  try {
+    ds.read(x.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+  } catch (const H5::Exception& e) {
+    throw sgs::DataError(file + ": " + name + ": cannot read it as float32: " + e.getDetailMsg());
+  }
   return x;
 }
 
@@ -97,6 +118,14 @@ int run_dependence(const std::vector<std::string>& args) {
   at::set_num_threads(threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency()));
   auto x = read_feature_map(file, dataset);
   spec.in_channels = x.size(1);
+  for (int d = 0; d < 2; ++d) {
+    const int64_t reach = spec.dilation[d] * (spec.kernel[d] - 1) + 1, size = x.size(2 + d) + 2 * spec.padding[d];
+    if (reach > size)
+      throw sgs::ConfigError("--kernel: a " + std::to_string(spec.kernel[0]) + "x" + std::to_string(spec.kernel[1]) +
+                             " kernel (dilation " + std::to_string(spec.dilation[d]) + ") does not fit the " +
+                             std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) + " map padded by " +
+                             std::to_string(spec.padding[d]));
+  }
   auto result = sgs::dependence::compute(sgs::pad_input(x, spec), spec, o);
   sgs::Json out = {{"dependence", matrix_json(result.dependence)}, {"scaling", matrix_json(result.scaling)}};
   if (vm.count("per-channel")) {

@@ -7,6 +7,7 @@
 #include "verb.h"
 
 #include <sgs/errors.h>
+#include <sgs/io.h>
 #include <sgs/fuse.h>
 
 #include <H5Cpp.h>
@@ -112,8 +113,15 @@ int run_fuse(const std::vector<std::string>& args) {
     torch::serialize::OutputArchive archive;
     fused->save(archive);
     const std::filesystem::path path(out);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    archive.save_to(out);
+    std::error_code ec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) throw sgs::IoError(out + ": cannot create its directory: " + ec.message());
+    std::string bytes;
+    archive.save_to([&](const void* data, size_t n) {
+      bytes.append(static_cast<const char*>(data), n);
+      return n;
+    });
+    sgs::write_file_atomically(path, bytes);
   }
   std::cout << "fused " << spatial << " spatial convs of " << dir << " (strategy "
             << run.config["strategy"]["name"].get<std::string>() << ", model "

@@ -71,6 +71,7 @@ int run_run(const std::vector<std::string>& args) {
   sgs::RunOptions ro;
   ro.out_dir = out.empty() ? "runs/" + std::filesystem::path(path).stem().string() : out;
   ro.resume = vm.count("resume") > 0;
+  ro.config_source = path;
   ro.quiet = vm.count("quiet") > 0;
   if (progress == "bar") ro.progress = sgs::RunOptions::Progress::Bar;
   else if (progress == "lines") ro.progress = sgs::RunOptions::Progress::Lines;

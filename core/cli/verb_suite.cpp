@@ -2,6 +2,7 @@
 // expand a suite into runs and run them (sgs/suite.h).
 #include "verb.h"
 
+#include <sgs/io.h>
 #include <sgs/errors.h>
 #include <sgs/suite.h>
 
@@ -76,10 +77,7 @@ int run_suite_verb(const std::vector<std::string>& args) {
     }
     sgs::write_suite_files(suite, o.out_dir);
     std::filesystem::create_directories(o.out_dir / "slurm");
-    {
-      std::ofstream f(emit);
-      if (!(f << script)) throw std::runtime_error(emit + ": cannot write");
-    }
+    sgs::write_file_atomically(emit, script);
     fs::permissions(emit, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
     std::cerr << "wrote " << emit << ": stage " << stage << " of " << suite.stages() << ", " << indices.size()
               << " array tasks; submit it with `sbatch " << emit << "`";

@@ -2,6 +2,7 @@
 #include <sgs/errors.h>
 #include <sgs/registry.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -38,18 +39,65 @@ const Schema& run_schema() {
   return schema;
 }
 
+namespace {
+
+// Parses with a callback that refuses a key seen twice in one object (the
+// JSON standard leaves that open; nlohmann keeps the last one silently).
+template <class J>
+J parse_strict(const std::string& text, const std::string& source) {
+  std::vector<std::vector<std::string>> seen;  // keys of each open object
+  std::vector<std::string> path;               // the key being read in each open object
+  auto callback = [&](int, typename J::parse_event_t event, J& parsed) {
+    using E = typename J::parse_event_t;
+    if (event == E::object_start) {
+      seen.emplace_back();
+      path.emplace_back();
+    } else if (event == E::object_end) {
+      if (!seen.empty()) seen.pop_back();
+      if (!path.empty()) path.pop_back();
+    } else if (event == E::key) {
+      const std::string key = parsed.template get<std::string>();
+      auto& keys = seen.back();
+      path.back() = key;
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        std::string where;
+        for (const auto& p : path) where += (where.empty() ? "" : ".") + p;
+        throw ConfigError(source + ": " + where + ": duplicate key (given twice in one object)");
+      }
+      keys.push_back(key);
+    }
+    return true;
+  };
+  try {
+    return J::parse(text, callback);
+  } catch (const typename J::exception& e) {
+    // parse_error: the position; out_of_range (e.g. 1e999): the number.
+    std::string what = e.what();
+    for (const char* tag : {"parse error", "number overflow"}) {
+      auto pos = what.find(tag);
+      if (pos != std::string::npos) {
+        what = what.substr(pos);
+        break;
+      }
+    }
+    throw ConfigError(source + ": invalid JSON: " + what);
+  }
+}
+
+}  // namespace
+
+Json parse_json_text(const std::string& text, const std::string& source) { return parse_strict<Json>(text, source); }
+
+nlohmann::ordered_json parse_ordered_json_text(const std::string& text, const std::string& source) {
+  return parse_strict<nlohmann::ordered_json>(text, source);
+}
+
 Json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open the file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  try {
-    return Json::parse(buffer.str());
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    auto pos = what.find("parse error");
-    throw ConfigError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
-  }
+  return parse_json_text(buffer.str(), path);
 }
 
 namespace {

@@ -1,5 +1,7 @@
 #include <sgs/errors.h>
 
+#include <c10/util/Exception.h>
+
 #include <algorithm>
 
 namespace sgs {
@@ -58,6 +60,25 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   std::string s;
   for (std::size_t i = 0; i < items.size(); ++i) s += (i ? sep : "") + items[i];
   return s;
+}
+
+std::string error_message(const std::exception& e) {
+  std::string text;
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) text = c10->what_without_backtrace();
+  else text = e.what();
+  // LibTorch appends "Exception raised from ..." lines; keep what precedes them.
+  auto cut = text.find("\nException raised from");
+  if (cut != std::string::npos) text.resize(cut);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') {
+      if (!out.empty() && out.back() != ' ') out += "; ";
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace sgs

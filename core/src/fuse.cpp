@@ -1,6 +1,8 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
+#include <sgs/checkpoint_file.h>
 #include <sgs/fuse.h>
+#include <sgs/io.h>
 #include <sgs/loader.h>
 
 #include <torch/torch.h>
@@ -51,12 +53,14 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   run.made = recording.blocks();
   conv_blocks(*run.model);  // sets the blocks' paths
   torch::serialize::InputArchive archive, model;
+  const std::string bytes = read_file(ckpt);
+  verify_checkpoint(bytes, ckpt.string());
   try {
-    archive.load_from(ckpt.string(), device);
+    archive.load_from(bytes.data(), bytes.size(), device);
     archive.read("model", model);
     run.model->load(model);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(ckpt.string() + ": cannot load the model from the checkpoint: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw DataError(ckpt.string() + ": cannot load the model from the checkpoint: " + error_message(e));
   }
   run.model->to(device);
   run.model->eval();

@@ -90,7 +90,13 @@ void load_plugin_library(const std::string& path, Registry& registry) {
     throw ConfigError("plugin: '" + path +
                       "' does not export the entry point extern \"C\" void "
                       "sgs_register_plugins(sgs::Registry*)");
-  entry(&registry);
+  try {
+    entry(&registry);
+  } catch (const std::exception& e) {
+    throw ConfigError("plugin: '" + path + "': sgs_register_plugins failed: " + error_message(e));
+  } catch (...) {
+    throw ConfigError("plugin: '" + path + "': sgs_register_plugins threw an exception that is not a std::exception");
+  }
   std::error_code ec;
   const auto absolute = std::filesystem::absolute(path, ec);
   loaded_libraries().push_back(ec ? path : absolute.lexically_normal().string());

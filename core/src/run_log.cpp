@@ -1,15 +1,46 @@
 #include <sgs/conv.h>
 #include <sgs/h5_access.h>
+#include <sgs/io.h>
 #include <sgs/run_log.h>
 #include <sgs/version.h>
 
 #include <H5Cpp.h>
 
 #include <cmath>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 
+namespace fs = std::filesystem;
+
 namespace sgs {
+
+namespace {
+
+herr_t collect_error(unsigned, const H5E_error2_t* e, void* out) {
+  auto& text = *static_cast<std::string*>(out);
+  if (e->desc == nullptr) return 0;
+  // The innermost entries of a failed write carry the system's errno.
+  const char* at = std::strstr(e->desc, "errno = ");
+  if (at != nullptr && text.rfind("errno:", 0) != 0) {
+    int n = std::atoi(at + 8);
+    if (n > 0) text = std::string("errno:") + std::strerror(n);
+  } else if (text.empty()) {
+    text = e->desc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string h5_error_reason(const H5::Exception& e) {
+  std::string text;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &text);
+  if (text.rfind("errno:", 0) == 0) return text.substr(6);
+  if (!text.empty()) return text;
+  return e.getDetailMsg();
+}
 
 H5::FileAccPropList h5_access_without_lock() {
   H5::FileAccPropList fapl;
@@ -70,7 +101,18 @@ H5::H5File open_file(const std::string& path, unsigned flags, const char* what) 
   try {
     return H5::H5File(path, flags, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
   } catch (const H5::Exception& e) {
-    throw std::runtime_error(path + ": cannot " + what + ": " + e.getDetailMsg());
+    throw IoError(path + ": cannot " + what + ": " + h5_error_reason(e));
+  }
+}
+
+// Runs `body`, turning HDF5's exceptions into an IoError naming the file.
+template <class F>
+auto guarded(const std::string& path, const char* what, F&& body) {
+  H5::Exception::dontPrint();
+  try {
+    return body();
+  } catch (const H5::Exception& e) {
+    throw IoError(path + ": cannot " + what + ": " + h5_error_reason(e));
   }
 }
 
@@ -125,152 +167,270 @@ void append_row(H5::DataSet& ds, const H5::PredType& type, const void* data) {
 
 }  // namespace
 
+// Changes go to a copy of run.h5 held in memory (HDF5's core driver, no
+// backing store); commit() writes its image to run.h5.tmp, syncs it and
+// renames it over run.h5 (sgs/io.h), so the file on disk is always a complete
+// one and every write error (a full disk) is ours to report, not HDF5's.
 struct RunLog::Impl {
-  H5::H5File file;
+  H5::H5File file;  // the copy in memory, while open
+  bool open = false;
 };
 
+namespace {
+
+H5::FileAccPropList in_memory_access() {
+  H5::FileAccPropList fapl = h5_access_without_lock();
+  H5Pset_fapl_core(fapl.getId(), 1 << 20, /*backing_store=*/0);
+  return fapl;
+}
+
+}  // namespace
+
 RunLog::RunLog(std::string path) : path_(std::move(path)), impl_(std::make_unique<Impl>()) {}
-RunLog::~RunLog() {
+RunLog::~RunLog() { discard(); }
+
+void RunLog::discard() noexcept {
+  if (!impl_ || !impl_->open) return;
   try {
-    if (impl_) impl_->file.close();
+    impl_->file.close();
   } catch (...) {
+  }
+  impl_->open = false;
+}
+
+H5::H5File& RunLog::working_copy() {
+  if (impl_->open) return impl_->file;
+  H5::Exception::dontPrint();
+  try {
+    impl_->file = H5::H5File(path_, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, in_memory_access());
+  } catch (const H5::Exception& e) {
+    throw IoError(path_ + ": cannot read the run file: " + h5_error_reason(e));
+  }
+  impl_->open = true;
+  return impl_->file;
+}
+
+void RunLog::commit() {
+  if (!impl_->open) return;
+  try {
+    const hid_t id = impl_->file.getId();
+    std::string image = guarded(path_, "write the run file", [&] {
+      impl_->file.flush(H5F_SCOPE_GLOBAL);
+      const ssize_t n = H5Fget_file_image(id, nullptr, 0);
+      if (n < 0) throw H5::FileIException("H5Fget_file_image", "cannot take the file's image");
+      std::string out(static_cast<size_t>(n), '\0');
+      if (H5Fget_file_image(id, out.data(), out.size()) != n)
+        throw H5::FileIException("H5Fget_file_image", "cannot take the file's image");
+      return out;
+    });
+    write_file_atomically(path_, image);
+  } catch (...) {
+    discard();  // the next change starts again from the file on disk
+    throw;
   }
 }
 
 std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& config, const std::string& device,
                                        int64_t threads) {
   std::unique_ptr<RunLog> log(new RunLog(path));
-  log->impl_->file = open_file(path, H5F_ACC_TRUNC, "create the run file");
-  auto& f = log->impl_->file;
-  set_attr(f, "layout_version", static_cast<int64_t>(kLayoutVersion));
-  std::string commit = SGS_GIT_COMMIT;
-  set_attr(f, "sgs_version", std::string(SGS_VERSION) + (commit.empty() ? "" : " (" + commit + ")"));
-  set_attr(f, "config", config.dump());
-  set_attr(f, "status", std::string("running"));
-  set_attr(f, "error", std::string(""));
-  set_attr(f, "created", utc_now());
-  set_attr(f, "finished", std::string(""));
-  set_attr(f, "device", device);
-  set_attr(f, "threads", threads);
-  f.createGroup("metrics");
-  f.createGroup("layers");
-  f.createGroup("summary");
-  f.flush(H5F_SCOPE_GLOBAL);
+  log->impl_->file = guarded(path, "create the run file", [&] {
+    return H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, in_memory_access());
+  });
+  log->impl_->open = true;
+  guarded(path, "create the run file", [&] {
+    auto& f = log->impl_->file;
+    set_attr(f, "layout_version", static_cast<int64_t>(kLayoutVersion));
+    std::string commit = SGS_GIT_COMMIT;
+    set_attr(f, "sgs_version", std::string(SGS_VERSION) + (commit.empty() ? "" : " (" + commit + ")"));
+    set_attr(f, "config", config.dump());
+    set_attr(f, "status", std::string("running"));
+    set_attr(f, "error", std::string(""));
+    set_attr(f, "created", utc_now());
+    set_attr(f, "finished", std::string(""));
+    set_attr(f, "device", device);
+    set_attr(f, "threads", threads);
+    f.createGroup("metrics");
+    f.createGroup("layers");
+    f.createGroup("summary");
+  });
+  log->commit();
   return log;
 }
 
 std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch) {
   std::unique_ptr<RunLog> log(new RunLog(path));
-  log->impl_->file = open_file(path, H5F_ACC_RDWR, "open the run file to resume");
-  auto& f = log->impl_->file;
-  const auto done = static_cast<hsize_t>(epochs_done);
-  auto metrics = f.openGroup("metrics");
-  for (hsize_t i = 0; i < metrics.getNumObjs(); ++i) {
-    auto ds = metrics.openDataSet(metrics.getObjnameByIdx(i));
-    if (rows(ds) > done) resize_rows(ds, done);
-  }
-  auto layers = f.openGroup("layers");
-  for (hsize_t i = 0; i < layers.getNumObjs(); ++i) {
-    auto layer = layers.openGroup(layers.getObjnameByIdx(i));
-    if (has_link(layer, "kernel_magnitude")) {
-      auto ds = layer.openDataSet("kernel_magnitude");
-      if (rows(ds) > done + 1) resize_rows(ds, done + 1);
+  remove_quietly(temporary_path(path));  // what a kill left of an uncommitted epoch
+  if (!fs::exists(path))
+    throw IoError(path + ": missing; the checkpoint beside it cannot be resumed without its run file");
+  open_file(path, H5F_ACC_RDONLY, "read the run file to resume").close();
+  auto& f = log->working_copy();
+  guarded(path, "update the run file to resume", [&] {
+    const auto done = static_cast<hsize_t>(epochs_done);
+    auto metrics = f.openGroup("metrics");
+    for (hsize_t i = 0; i < metrics.getNumObjs(); ++i) {
+      auto ds = metrics.openDataSet(metrics.getObjnameByIdx(i));
+      if (rows(ds) > done) resize_rows(ds, done);
     }
-    if (has_link(layer, "scaling_epoch")) {  // drop updates that took effect in epochs to be redone
-      auto se = layer.openDataSet("scaling_epoch");
-      std::vector<int32_t> epochs(rows(se));
-      if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
-      hsize_t keep = 0;
-      while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0))
-        ++keep;
-      for (const char* name : {"scaling_epoch", "scaling", "dependence"})
-        if (has_link(layer, name)) {
-          auto ds = layer.openDataSet(name);
-          if (rows(ds) > keep) resize_rows(ds, keep);
-        }
+    auto layers = f.openGroup("layers");
+    for (hsize_t i = 0; i < layers.getNumObjs(); ++i) {
+      auto layer = layers.openGroup(layers.getObjnameByIdx(i));
+      if (has_link(layer, "kernel_magnitude")) {
+        auto ds = layer.openDataSet("kernel_magnitude");
+        if (rows(ds) > done + 1) resize_rows(ds, done + 1);
+      }
+      if (has_link(layer, "scaling_epoch")) {  // drop updates that took effect in epochs to be redone
+        auto se = layer.openDataSet("scaling_epoch");
+        std::vector<int32_t> epochs(rows(se));
+        if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
+        hsize_t keep = 0;
+        while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0)) ++keep;
+        for (const char* name : {"scaling_epoch", "scaling", "dependence"})
+          if (has_link(layer, name)) {
+            auto ds = layer.openDataSet(name);
+            if (rows(ds) > keep) resize_rows(ds, keep);
+          }
+      }
     }
-  }
-  set_attr(f, "status", std::string("running"));
-  set_attr(f, "error", std::string(""));
-  set_attr(f, "finished", std::string(""));
-  f.flush(H5F_SCOPE_GLOBAL);
+    set_attr(f, "status", std::string("running"));
+    set_attr(f, "error", std::string(""));
+    set_attr(f, "finished", std::string(""));
+  });
+  log->commit();
   return log;
 }
 
 std::map<std::string, double> RunLog::read_summary(const std::string& path) {
   std::map<std::string, double> out;
   H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  auto g = f.openGroup("summary");
-  for (int i = 0; i < g.getNumAttrs(); ++i) {
-    auto a = g.openAttribute(static_cast<unsigned>(i));
-    double v = 0;
-    a.read(H5::PredType::NATIVE_DOUBLE, &v);
-    out[a.getName()] = v;
-  }
+  guarded(path, "read the run file's summary", [&] {
+    auto g = f.openGroup("summary");
+    for (int i = 0; i < g.getNumAttrs(); ++i) {
+      auto a = g.openAttribute(static_cast<unsigned>(i));
+      double v = 0;
+      a.read(H5::PredType::NATIVE_DOUBLE, &v);
+      out[a.getName()] = v;
+    }
+  });
+  return out;
+}
+
+std::string RunLog::read_status(const std::string& path) {
+  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
+  return guarded(path, "read the run file's status", [&] {
+    std::string v;
+    if (!f.attrExists("status")) return v;
+    auto a = f.openAttribute("status");
+    a.read(a.getStrType(), v);
+    return v;
+  });
+}
+
+int64_t RunLog::read_epochs(const std::string& path) {
+  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
+  return guarded(path, "read the run file's metrics", [&]() -> int64_t {
+    auto g = f.openGroup("metrics");
+    if (!has_link(g, "epoch")) return 0;
+    return static_cast<int64_t>(rows(g.openDataSet("epoch")));
+  });
+}
+
+std::map<std::string, double> RunLog::read_last_metrics(const std::string& path) {
+  std::map<std::string, double> out;
+  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
+  guarded(path, "read the run file's metrics", [&] {
+    auto g = f.openGroup("metrics");
+    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+      const std::string name = g.getObjnameByIdx(i);
+      if (name == "epoch") continue;
+      auto ds = g.openDataSet(name);
+      const hsize_t n = rows(ds);
+      if (n == 0) continue;
+      std::vector<double> v(n);
+      ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
+      out[name] = v.back();
+    }
+  });
   return out;
 }
 
 void RunLog::add_layer(const std::string& path, int64_t index, const ConvSpec& spec) {
-  auto layers = impl_->file.openGroup("layers");
-  if (has_link(layers, path)) return;
-  auto g = layers.createGroup(path);
-  set_attr(g, "index", index);
-  set_attr(g, "kernel", spec.kernel);
-  set_attr(g, "in_channels", spec.in_channels);
-  set_attr(g, "out_channels", spec.out_channels);
-  set_attr(g, "stride", spec.stride);
-  set_attr(g, "padding", spec.padding);
-  set_attr(g, "dilation", spec.dilation);
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto layers = f.openGroup("layers");
+    if (has_link(layers, path)) return;
+    auto g = layers.createGroup(path);
+    set_attr(g, "index", index);
+    set_attr(g, "kernel", spec.kernel);
+    set_attr(g, "in_channels", spec.in_channels);
+    set_attr(g, "out_channels", spec.out_channels);
+    set_attr(g, "stride", spec.stride);
+    set_attr(g, "padding", spec.padding);
+    set_attr(g, "dilation", spec.dilation);
+  });
 }
 
 void RunLog::append_metrics(int64_t epoch, const std::map<std::string, double>& values) {
-  auto g = impl_->file.openGroup("metrics");
-  auto epochs = open_or_create(g, "epoch", H5::PredType::NATIVE_INT32, {});
-  const hsize_t row = rows(epochs);
-  auto e = static_cast<int32_t>(epoch);
-  append_row(epochs, H5::PredType::NATIVE_INT32, &e);
-  for (const auto& [name, value] : values) {
-    auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE, {});
-    const double nan = std::nan("");
-    while (rows(ds) < row) append_row(ds, H5::PredType::NATIVE_DOUBLE, &nan);  // a metric that starts late
-    append_row(ds, H5::PredType::NATIVE_DOUBLE, &value);
-  }
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto g = f.openGroup("metrics");
+    auto epochs = open_or_create(g, "epoch", H5::PredType::NATIVE_INT32, {});
+    const hsize_t row = rows(epochs);
+    auto e = static_cast<int32_t>(epoch);
+    append_row(epochs, H5::PredType::NATIVE_INT32, &e);
+    for (const auto& [name, value] : values) {
+      auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE, {});
+      const double nan = std::nan("");
+      while (rows(ds) < row) append_row(ds, H5::PredType::NATIVE_DOUBLE, &nan);  // a metric that starts late
+      append_row(ds, H5::PredType::NATIVE_DOUBLE, &value);
+    }
+  });
 }
 
 void RunLog::append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix) {
-  auto g = impl_->file.openGroup("layers/" + layer);
   auto m = matrix.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  TORCH_CHECK(m.dim() == 2, "run log: ", layer, "/", name, ": expected a 2-d matrix");
-  auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE,
-                           {static_cast<hsize_t>(m.size(0)), static_cast<hsize_t>(m.size(1))});
-  append_row(ds, H5::PredType::NATIVE_DOUBLE, m.data_ptr<double>());
+  if (m.dim() != 2) throw std::logic_error("run log: " + layer + "/" + name + ": expected a 2-d matrix");
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto g = f.openGroup("layers/" + layer);
+    auto ds = open_or_create(g, name, H5::PredType::NATIVE_DOUBLE,
+                             {static_cast<hsize_t>(m.size(0)), static_cast<hsize_t>(m.size(1))});
+    append_row(ds, H5::PredType::NATIVE_DOUBLE, m.data_ptr<double>());
+  });
 }
 
 void RunLog::append_int(const std::string& layer, const std::string& name, int64_t value) {
-  auto g = impl_->file.openGroup("layers/" + layer);
-  auto ds = open_or_create(g, name, H5::PredType::NATIVE_INT32, {});
-  auto v = static_cast<int32_t>(value);
-  append_row(ds, H5::PredType::NATIVE_INT32, &v);
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto g = f.openGroup("layers/" + layer);
+    auto ds = open_or_create(g, name, H5::PredType::NATIVE_INT32, {});
+    auto v = static_cast<int32_t>(value);
+    append_row(ds, H5::PredType::NATIVE_INT32, &v);
+  });
 }
 
 void RunLog::set_status(const std::string& status, const std::string& error) {
-  auto& f = impl_->file;
-  set_attr(f, "status", status);
-  set_attr(f, "error", error);
-  if (status != "running") set_attr(f, "finished", utc_now());
-  f.flush(H5F_SCOPE_GLOBAL);
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    set_attr(f, "status", status);
+    set_attr(f, "error", error);
+    if (status != "running") set_attr(f, "finished", utc_now());
+  });
+  commit();
 }
 
 void RunLog::set_summary(const std::map<std::string, double>& values) {
-  auto g = impl_->file.openGroup("summary");
-  for (const auto& [name, value] : values) {
-    if (name == "epochs_completed" || name == "parameters" || name == "parameters_fused")
-      set_attr(g, name, static_cast<int64_t>(std::llround(value)));
-    else
-      set_attr(g, name, value);
-  }
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto g = f.openGroup("summary");
+    for (const auto& [name, value] : values) {
+      if (name == "epochs_completed" || name == "parameters" || name == "parameters_fused")
+        set_attr(g, name, static_cast<int64_t>(std::llround(value)));
+      else
+        set_attr(g, name, value);
+    }
+  });
 }
 
-void RunLog::flush() { impl_->file.flush(H5F_SCOPE_GLOBAL); }
+void RunLog::flush() { commit(); }
 
 }  // namespace sgs

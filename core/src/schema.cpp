@@ -2,6 +2,8 @@
 #include <sgs/schema.h>
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 
 namespace sgs {
@@ -77,13 +79,33 @@ std::string shown(const Json& v) {
   throw ConfigError(path + ": " + msg);
 }
 
+// 2^53: beyond it a double (how JSON readers commonly hold numbers) no
+// longer holds every integer, so an integer written as 1e16 may be rounded.
+constexpr double kExactDoubleLimit = 9007199254740992.0;
+
 bool is_integral(const Json& v) {
-  if (v.is_number_integer() || v.is_number_unsigned()) return true;
+  // (nlohmann's is_number_integer() holds for unsigned numbers too.)
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
+  if (v.is_number_integer()) return true;
   if (v.is_number_float()) {
     double d = v.get<double>();
-    return std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e15;
+    return std::isfinite(d) && std::floor(d) == d && std::fabs(d) <= kExactDoubleLimit;
   }
   return false;
+}
+
+// The integer a JSON number holds, exactly (is_integral(v) must hold).
+int64_t exact_integer(const Json& v) {
+  if (v.is_number_unsigned()) return static_cast<int64_t>(v.get<uint64_t>());
+  if (v.is_number_integer()) return v.get<int64_t>();
+  return static_cast<int64_t>(v.get<double>());
+}
+
+std::string why_not_integer(const Json& v) {
+  if (v.is_number_unsigned()) return "is beyond a 64-bit integer's range";
+  if (v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>())
+    return "is written as a floating-point number beyond 2^53, which a double cannot hold exactly; write its digits";
+  return "";
 }
 
 Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyType type) {
@@ -92,12 +114,21 @@ Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyTyp
       if (!v.is_boolean()) fail(path, "expected a bool (true/false), got " + json_kind(v) + " " + shown(v));
       return v;
     case KeyType::Int:
-      if (!is_integral(v)) fail(path, "expected an integer, got " + json_kind(v) + " " + shown(v));
-      return Json(static_cast<int64_t>(v.get<double>()));
-    case KeyType::Float:
+      if (!is_integral(v)) {
+        const std::string why = why_not_integer(v);
+        if (!why.empty()) fail(path, shown(v) + " " + why);
+        fail(path, "expected an integer, got " + json_kind(v) + " " + shown(v));
+      }
+      return Json(exact_integer(v));
+    case KeyType::Float: {
       if (!v.is_number()) fail(path, "expected a number, got " + json_kind(v) + " " + shown(v));
-      if (!std::isfinite(v.get<double>())) fail(path, "expected a finite number");
-      return Json(v.get<double>());
+      const double d = v.get<double>();
+      if (!std::isfinite(d)) fail(path, "expected a finite number");
+      // Training runs in float32: a value it cannot hold is a mistake.
+      if (std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max()))
+        fail(path, shown(v) + " is out of range (beyond float32's 3.4e38)");
+      return Json(d);
+    }
     case KeyType::String:
       if (!v.is_string()) fail(path, "expected a string, got " + json_kind(v) + " " + shown(v));
       if (!key.choices.empty()) {
@@ -115,7 +146,7 @@ Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyTyp
 
 void check_range(const Json& v, const std::string& path, const Key& key, const Json& as_given) {
   if (!v.is_number()) return;
-  double d = v.get<double>();
+  const double d = v.get<double>();
   if (key.min && (key.min_exclusive ? !(d > *key.min) : !(d >= *key.min)))
     fail(path, "must be " + std::string(key.min_exclusive ? "> " : ">= ") + number_text(*key.min) +
                    ", got " + shown(as_given));
@@ -230,7 +261,7 @@ double Options::real(const std::string& key) const {
 int64_t Options::integer(const std::string& key) const {
   const Json& v = raw(key);
   if (!is_integral(v)) throw ConfigError(where(key) + ": expected an integer");
-  return static_cast<int64_t>(v.get<double>());
+  return exact_integer(v);
 }
 
 bool Options::boolean(const std::string& key) const {
@@ -255,7 +286,7 @@ std::vector<double> Options::reals(const std::string& key) const {
 std::vector<int64_t> Options::integers(const std::string& key) const {
   const Json& v = raw(key);
   std::vector<int64_t> out;
-  for (const auto& e : v) out.push_back(static_cast<int64_t>(e.get<double>()));
+  for (const auto& e : v) out.push_back(exact_integer(e));
   return out;
 }
 

@@ -6,6 +6,8 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/h5_access.h>
+#include <sgs/io.h>
+#include <sgs/run_dir.h>
 #include <sgs/run_log.h>
 #include <sgs/registry.h>
 #include <sgs/suite.h>
@@ -31,6 +33,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace sgs {
 
@@ -135,15 +139,7 @@ std::vector<Assignments> product(const std::vector<Axis>& axes) {
 
 void write_atomically(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
-  fs::path tmp = path;
-  tmp += ".tmp" + std::to_string(getpid());
-  {
-    std::ofstream out(tmp);
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
-    out << text;
-    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
-  }
-  fs::rename(tmp, path);
+  write_file_atomically(path, text);
 }
 
 std::string last_line(const fs::path& file) {
@@ -188,26 +184,11 @@ void install_suite_handlers() {
 
 void nap(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
 
-// The run's lock, held by whoever runs it: an fd (close-on-exec) or -1 when
-// another process holds it.
-int try_lock(const fs::path& run_dir) {
-  fs::create_directories(run_dir);
-  int fd = open((run_dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error((run_dir / ".lock").string() + ": cannot open: " + std::strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+// The run's lock (sgs/run_dir.h) as a descriptor: -1 when another process
+// holds it.
+int try_lock(const fs::path& run_dir) { return RunDirLock::try_take(run_dir).detach(); }
 
-bool locked_elsewhere(const fs::path& run_dir) {
-  if (!fs::exists(run_dir / ".lock")) return false;
-  int fd = try_lock(run_dir);
-  if (fd < 0) return true;
-  close(fd);
-  return false;
-}
+bool locked_elsewhere(const fs::path& run_dir) { return run_dir_locked_elsewhere(run_dir); }
 
 // Starts `sgs run` for one run: its config in DIR/suite_config.json, output
 // to DIR/log.txt, the lock handed to the child.
@@ -226,6 +207,13 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The child adopts the lock held on lock_fd rather than taking its own.
+  std::vector<std::string> env_text{std::string(RunDirLock::kLockFdVariable) + "=" + std::to_string(lock_fd)};
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::string(*e).rfind(std::string(RunDirLock::kLockFdVariable) + "=", 0) != 0) env_text.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const std::string failed = "sgs suite: cannot execute " + binary + "\n";
   pid_t pid = fork();
   if (pid == 0) {
@@ -237,7 +225,7 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(binary.c_str(), argv.data());
+    execve(binary.c_str(), argv.data(), envp.data());
     if (write(2, failed.data(), failed.size()) < 0) {}
     _exit(127);
   }
@@ -409,13 +397,7 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
     if (!in) throw ConfigError(path + ": cannot open the file");
     std::stringstream text;
     text << in.rdbuf();
-    try {
-      s.spec_ = Ordered::parse(text.str());
-    } catch (const Ordered::parse_error& e) {
-      std::string what = e.what();
-      auto pos = what.find("parse error");
-      throw ConfigError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
-    }
+    s.spec_ = parse_ordered_json_text(text.str(), path);
   }
   const Ordered& spec = s.spec_;
   if (!spec.is_object()) throw ConfigError(path + ": expected a JSON object at the top level");
@@ -636,6 +618,21 @@ SuiteRun Suite::make_run(const Variant& v, const std::string& phase, int stage, 
     if (group != nullptr) apply(where, *group);
   apply("command line", extra_);
   run.config = resolve_config(raw, path_ + ": " + run.name);
+  if (phase == "search") {
+    // The search ranks runs by a validation metric: refuse, before anything
+    // trains, a search run that would have none.
+    const Json& ds = run.config["dataset"];
+    const std::string evaluate = run.config["evaluate"].get<std::string>();
+    const bool val_split =
+        ds.contains("val_fraction") && ds["val_fraction"].is_number() && ds["val_fraction"].get<double>() > 0;
+    if (!val_split)
+      throw ConfigError(path_ + ": " + run.name + ": search.metric '" + search_.metric +
+                        "' needs a validation split, but dataset.val_fraction is 0 "
+                        "(set it for the search: \"search\": {\"set\": {\"dataset.val_fraction\": 0.1}})");
+    if (evaluate == "test" || evaluate == "none")
+      throw ConfigError(path_ + ": " + run.name + ": search.metric '" + search_.metric +
+                        "' needs evaluate to include val, got '" + evaluate + "'");
+  }
   return run;
 }
 

@@ -1,11 +1,16 @@
+#include "progress.h"
+
+#include <sgs/checkpoint_file.h>
 #include <sgs/config.h>
 #include <sgs/dataset.h>
 #include <sgs/distributed.h>
 #include <sgs/errors.h>
+#include <sgs/io.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
 #include <sgs/norm.h>
 #include <sgs/optimizer.h>
+#include <sgs/run_dir.h>
 #include <sgs/run_log.h>
 #include <sgs/schedule.h>
 #include <sgs/strategy.h>
@@ -41,32 +46,7 @@ std::atomic<int> g_interrupt{0};
 
 extern "C" void on_signal(int sig) { g_interrupt.store(sig); }
 
-using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "--:--";
-  auto t = static_cast<int64_t>(s + 0.5);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(t / 3600),
-                  static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%02lld:%02lld", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
-  return buf;
-}
-
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
-    out << text;
-    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
-  }
-  fs::rename(tmp, path);
-}
 
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
@@ -89,51 +69,6 @@ struct Position {
   double scaling_seconds = 0;  // scaling time in the current epoch so far
   double train_seconds = 0;    // training time of all finished epochs
   double best_val_acc = -1;
-};
-
-class Progress {
- public:
-  Progress(RunOptions::Progress mode, bool quiet) {
-    if (quiet) mode = RunOptions::Progress::None;
-    if (mode == RunOptions::Progress::Auto)
-      mode = isatty(STDERR_FILENO) ? RunOptions::Progress::Bar : RunOptions::Progress::Lines;
-    mode_ = mode;
-  }
-
-  void step(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss, double acc, double ips) {
-    if (mode_ != RunOptions::Progress::Bar) return;
-    auto now = Clock::now();
-    if (batch != batches && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
-    const int width = 24;
-    int filled = static_cast<int>(width * batch / std::max<int64_t>(1, batches));
-    std::string bar(filled, '=');
-    if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
-    double eta = ips > 0 ? static_cast<double>(batches - batch) * images_per_batch_ / ips : NAN;
-    std::fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.1f%% %6.0f img/s ETA %s \x1b[K",
-                 static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
-                 static_cast<long long>(batch), static_cast<long long>(batches), loss, 100 * acc, ips,
-                 format_duration(eta).c_str());
-    std::fflush(stderr);
-  }
-
-  void set_images_per_batch(double n) { images_per_batch_ = n; }
-
-  void epoch_end(const std::string& line) {
-    if (mode_ == RunOptions::Progress::None) return;
-    if (mode_ == RunOptions::Progress::Bar) std::fprintf(stderr, "\r\x1b[K");
-    std::fprintf(stderr, "%s\n", line.c_str());
-    std::fflush(stderr);
-  }
-
-  void message(const std::string& line) {
-    if (mode_ != RunOptions::Progress::None) std::fprintf(stderr, "%s\n", line.c_str());
-  }
-
- private:
-  RunOptions::Progress mode_;
-  Clock::time_point last_{};
-  double images_per_batch_ = 1;
 };
 
 struct Evaluation {
@@ -193,6 +128,12 @@ class Trainer {
 
  private:
   void build();
+  void with_source(const std::function<void()>& step) const;
+  std::string prepare_directory(const fs::path& out);
+  void complete_run_file(const fs::path& h5);
+  RunResult run_in(const fs::path& out, const fs::path& h5, const fs::path& ckpt, const fs::path& cfg);
+  void end_epoch(int64_t epoch, const fs::path& ckpt);
+  void mark(const std::exception& e, const char* status, bool with_summary) noexcept;
   void save_checkpoint(const fs::path& path);
   void load_checkpoint(const std::string& bytes, const fs::path& path);
   void sync_batchnorms();
@@ -224,6 +165,8 @@ class Trainer {
   double label_smoothing_ = 0, grad_clip_ = 0;
   bool evaluate_val_ = false, evaluate_test_ = false;
   bool stop_requested_ = false;
+  RunDirLock lock_;  // rank 0: this run directory's lock
+  bool created_dir_ = false;
 };
 
 void Trainer::build() {
@@ -362,19 +305,24 @@ void Trainer::save_checkpoint(const fs::path& path) {
   archive.write("best_val_acc", scalar(pos_.best_val_acc));
   archive.write("world_size", scalar(static_cast<int64_t>(world_)));
   archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
-  fs::path tmp = path;
-  tmp += ".tmp";
-  archive.save_to(tmp.string());
-  fs::rename(tmp, path);
+  // Serialised in memory, then written with the system's errors (disk full)
+  // reported exactly and the previous checkpoint kept until the rename.
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  write_file_atomically(path, bytes);
 }
 
 // `bytes`: the checkpoint file's contents (rank 0 reads it, every rank loads it).
 void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   torch::serialize::InputArchive archive;
+  verify_checkpoint(bytes, path.string());
   try {
     archive.load_from(bytes.data(), bytes.size(), device_);
   } catch (const std::exception& e) {
-    throw std::runtime_error(path.string() + ": cannot read the checkpoint: " + e.what());
+    throw DataError(path.string() + ": cannot read the checkpoint: " + error_message(e));
   }
   // The global batch, hence the position and the schedule, depend on the ranks.
   torch::Tensor ranks;
@@ -571,24 +519,87 @@ std::map<std::string, double> Trainer::summary() const {
   return s;
 }
 
+// Names the config file in errors about its values (they come from build()
+// and attach(), which know the JSON path but not the file).
+void Trainer::with_source(const std::function<void()>& step) const {
+  try {
+    step();
+  } catch (const ConfigError& e) {
+    if (options_.config_source.empty()) throw;
+    throw ConfigError(options_.config_source + ": " + e.what());
+  }
+}
+
+// Rank 0: takes the run directory's lock, clears what a kill left, and reads
+// the checkpoint to resume from (verified).
+std::string Trainer::prepare_directory(const fs::path& out) {
+  created_dir_ = !fs::exists(out);
+  lock_ = RunDirLock::take(out);
+  for (const char* name : {"run.h5", "checkpoint.pt", "config.json"}) remove_quietly(temporary_path(out / name));
+  const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
+  if (!options_.resume) {
+    // Starting over (asked for): a checkpoint of the run replaced must not be
+    // resumed later on top of the new run's file.
+    remove_quietly(ckpt);
+    return {};
+  }
+  if (!fs::exists(ckpt)) {
+    // Starting again would discard finished epochs: that must be asked for.
+    // One epoch without a checkpoint is the moment between the first epoch's
+    // run.h5 and its checkpoint: that epoch is redone (to the same result).
+    const int64_t epochs = fs::exists(h5) ? RunLog::read_epochs(h5.string()) : 0;
+    if (epochs > 1)
+      throw std::runtime_error(out.string() + ": --resume: run.h5 holds " + std::to_string(epochs) +
+                               " finished epochs but there is no checkpoint.pt to resume from; run without --resume "
+                               "to start the run again");
+    if (epochs == 1) progress_.message(out.string() + ": no checkpoint yet; starting again from epoch 1");
+    return {};
+  }
+  if (fs::exists(cfg)) {
+    Json previous = read_json_file(cfg.string());
+    if (previous != config_)
+      throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
+                        "resume it with the same config and --set values, or use a new --out");
+  }
+  std::string bytes = read_file(ckpt);
+  verify_checkpoint(bytes, ckpt.string());
+  return bytes;
+}
+
+// A run killed after its last checkpoint but before run.h5 said so: write
+// the summary and the status it lacks.
+void Trainer::complete_run_file(const fs::path& h5) {
+  if (RunLog::read_status(h5.string()) == "completed") return;
+  log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/false);
+  last_metrics_ = RunLog::read_last_metrics(h5.string());
+  log_->set_summary(summary());
+  log_->set_status("completed");
+  progress_.message(h5.string() + ": the run had finished; summary and status written");
+}
+
 RunResult Trainer::run() {
-  together([&] { build(); });
+  together([&] { with_source([&] { build(); }); });
   const fs::path out(options_.out_dir);
   const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
+  try {
+    return run_in(out, h5, ckpt, cfg);
+  } catch (...) {
+    // A fresh directory that a failed setup left without a run file: remove it
+    // (nothing half-written stays behind).
+    if (rank_ == 0 && created_dir_ && !log_) {
+      std::error_code ec;
+      fs::remove_all(out, ec);
+    }
+    throw;
+  }
+}
+
+RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::path& ckpt, const fs::path& cfg) {
   // Rank 0 reads the checkpoint and hands it to every rank, so that resuming
   // needs the output directory on rank 0's machine only.
   std::string checkpoint;
   together([&] {
-    if (rank_ != 0 || !options_.resume || !fs::exists(ckpt)) return;
-    if (fs::exists(cfg)) {
-      Json previous = read_json_file(cfg.string());
-      if (previous != config_)
-        throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
-                          "resume it with the same config and --set values, or use a new --out");
-    }
-    std::ifstream in(ckpt, std::ios::binary);
-    checkpoint.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) throw std::runtime_error(ckpt.string() + ": cannot read the checkpoint");
+    if (rank_ == 0) checkpoint = prepare_directory(out);
   });
   if (comm_) broadcast_bytes(checkpoint, *comm_);
   const bool resumed = !checkpoint.empty();
@@ -598,24 +609,26 @@ RunResult Trainer::run() {
   checkpoint.clear();
   if (comm_) broadcast_module(*model_, *comm_);  // every rank starts from rank 0's weights and buffers
   if (resumed && pos_.epochs_done >= epochs_) {  // nothing left to do: report the finished run as it is
-    progress_.message(out.string() + ": already completed");
     RunResult done;
     done.status = "completed";
     done.epochs_completed = pos_.epochs_done;
-    if (rank_ == 0) done.summary = RunLog::read_summary(h5.string());
+    if (rank_ == 0) {
+      complete_run_file(h5);
+      progress_.message(out.string() + ": already completed");
+      done.summary = RunLog::read_summary(h5.string());
+    }
     return done;
   }
   together([&] {
-    strategy_->attach(ctx_);  // checks the strategy's per-layer config before anything is written
+    with_source([&] { strategy_->attach(ctx_); });  // the strategy's per-layer config, before anything is written
     if (rank_ != 0) return;   // only rank 0 writes
-    fs::create_directories(out);
     std::string device_name = device_.str();
     if (resumed) {
       log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0);
       progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
                         ", step " + std::to_string(pos_.step));
     } else {
-      write_text_atomically(cfg, config_.dump(2) + "\n");
+      write_file_atomically(cfg, config_.dump(2) + "\n");
       log_ = RunLog::create(h5.string(), config_, device_name, threads_);
     }
   });
@@ -625,10 +638,8 @@ RunResult Trainer::run() {
     if (log_)
       for (size_t i = 0; i < spatial_.size(); ++i)
         log_->add_layer(spatial_[i]->path(), static_cast<int64_t>(i), spatial_[i]->spec());
-    if (!resumed && log_) {
-      log_kernel_magnitudes();
-      log_->flush();
-    }
+    if (!resumed && log_) log_kernel_magnitudes();
+    if (log_) log_->flush();
     progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>() * world_));
     RunResult result;
     while (pos_.epochs_done < epochs_) {
@@ -645,6 +656,9 @@ RunResult Trainer::run() {
         }
       }
       if (stop_requested_) {
+        // run.h5 first (this epoch's scalings), then the checkpoint, then the
+        // status: a kill between any two leaves a resumable pair.
+        if (log_) log_->flush();
         if (rank_ == 0) save_checkpoint(ckpt);
         if (log_) log_->set_status("interrupted");
         progress_.epoch_end("interrupted at epoch " + std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
@@ -653,43 +667,7 @@ RunResult Trainer::run() {
         result.epochs_completed = pos_.epochs_done;
         return result;
       }
-      std::map<std::string, double> m;
-      m["train_loss"] = pos_.loss_sum / pos_.seen;
-      m["train_acc"] = pos_.correct / pos_.seen;
-      m["lr"] = schedule_->lr(std::max<int64_t>(0, pos_.step - 1));
-      m["epoch_seconds"] = pos_.epoch_seconds;
-      m["scaling_seconds"] = pos_.scaling_seconds;
-      if (val_loader_) {
-        auto v = evaluate(*model_, *val_loader_, device_, comm_);
-        m["val_loss"] = v.loss;
-        m["val_acc"] = v.acc;
-        pos_.best_val_acc = std::max(pos_.best_val_acc, v.acc);
-      }
-      if (test_loader_) {
-        auto v = evaluate(*model_, *test_loader_, device_, comm_);
-        m["test_loss"] = v.loss;
-        m["test_acc"] = v.acc;
-      }
-      pos_.train_seconds += pos_.epoch_seconds;
-      pos_.epochs_done = epoch;
-      pos_.batch = 0;
-      pos_.loss_sum = pos_.correct = pos_.seen = 0;
-      pos_.epoch_seconds = pos_.scaling_seconds = 0;
-      last_metrics_ = m;
-      if (log_) {
-        log_->append_metrics(epoch, m);
-        log_kernel_magnitudes();
-        log_->flush();
-        if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
-      }
-      char line[256];
-      std::snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f acc %.2f%%", static_cast<long long>(epoch),
-                    static_cast<long long>(epochs_), m["train_loss"], 100 * m["train_acc"]);
-      std::string text = line;
-      if (m.count("val_acc")) text += "  val " + std::to_string(100 * m["val_acc"]).substr(0, 5) + "%";
-      if (m.count("test_acc")) text += "  test " + std::to_string(100 * m["test_acc"]).substr(0, 5) + "%";
-      std::snprintf(line, sizeof line, "  lr %.4g  %.1fs", m["lr"], m["epoch_seconds"]);
-      progress_.epoch_end(text + line);
+      end_epoch(epoch, ckpt);
     }
     result.summary = summary();
     if (log_) {
@@ -700,15 +678,64 @@ RunResult Trainer::run() {
     result.epochs_completed = pos_.epochs_done;
     return result;
   } catch (const DivergedError& e) {
-    if (log_) {
-      log_->set_summary(summary());
-      log_->set_status("diverged", e.what());
-    }
+    mark(e, "diverged", /*with_summary=*/true);
     throw;
   } catch (const std::exception& e) {
-    if (log_) log_->set_status("failed", e.what());
+    mark(e, "failed", /*with_summary=*/false);
     throw;
   }
+}
+
+// Records why the run stopped, if run.h5 can still be written (a full disk
+// may refuse that too: the original error is what the caller sees).
+void Trainer::mark(const std::exception& e, const char* status, bool with_summary) noexcept {
+  if (!log_) return;
+  try {
+    if (with_summary) log_->set_summary(summary());
+    log_->set_status(status, error_message(e));
+  } catch (...) {
+  }
+}
+
+// Evaluates, logs the epoch (committed to run.h5), then checkpoints.
+void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
+  std::map<std::string, double> m;
+  m["train_loss"] = pos_.loss_sum / pos_.seen;
+  m["train_acc"] = pos_.correct / pos_.seen;
+  m["lr"] = schedule_->lr(std::max<int64_t>(0, pos_.step - 1));
+  m["epoch_seconds"] = pos_.epoch_seconds;
+  m["scaling_seconds"] = pos_.scaling_seconds;
+  if (val_loader_) {
+    auto v = evaluate(*model_, *val_loader_, device_, comm_);
+    m["val_loss"] = v.loss;
+    m["val_acc"] = v.acc;
+    pos_.best_val_acc = std::max(pos_.best_val_acc, v.acc);
+  }
+  if (test_loader_) {
+    auto v = evaluate(*model_, *test_loader_, device_, comm_);
+    m["test_loss"] = v.loss;
+    m["test_acc"] = v.acc;
+  }
+  pos_.train_seconds += pos_.epoch_seconds;
+  pos_.epochs_done = epoch;
+  pos_.batch = 0;
+  pos_.loss_sum = pos_.correct = pos_.seen = 0;
+  pos_.epoch_seconds = pos_.scaling_seconds = 0;
+  last_metrics_ = m;
+  if (log_) {
+    log_->append_metrics(epoch, m);
+    log_kernel_magnitudes();
+    log_->flush();
+    if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f acc %.2f%%", static_cast<long long>(epoch),
+                static_cast<long long>(epochs_), m["train_loss"], 100 * m["train_acc"]);
+  std::string text = line;
+  if (m.count("val_acc")) text += "  val " + std::to_string(100 * m["val_acc"]).substr(0, 5) + "%";
+  if (m.count("test_acc")) text += "  test " + std::to_string(100 * m["test_acc"]).substr(0, 5) + "%";
+  std::snprintf(line, sizeof line, "  lr %.4g  %.1fs", m["lr"], m["epoch_seconds"]);
+  progress_.epoch_end(text + line);
 }
 
 }  // namespace

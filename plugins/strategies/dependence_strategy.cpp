@@ -1,5 +1,7 @@
 #include "plugins/strategies/dependence_strategy.h"
 
+#include <sgs/io.h>
+#include <sgs/run_log.h>
 #include <sgs/errors.h>
 
 #include <H5Cpp.h>
@@ -76,36 +78,39 @@ void DependenceStrategy::on_epoch_begin(StrategyContext& ctx) {
 void DependenceStrategy::save_features(const std::map<std::string, torch::Tensor>& maps,
                                        const StrategyContext& ctx) const {
   // The conv inputs without padding (sgs dependence pads them again), float32.
-  const std::string tmp = save_features_path_ + ".tmp";
-  {
-    H5::H5File file(tmp, H5F_ACC_TRUNC);
-    for (auto& block : ctx.convs) {
-      auto it = maps.find(block->path());
-      if (it == maps.end()) continue;
-      const auto& s = block->spec();
-      using torch::indexing::Slice;
-      auto x = it->second
-                   .index({Slice(), Slice(), Slice(s.padding[0], it->second.size(2) - s.padding[0]),
-                           Slice(s.padding[1], it->second.size(3) - s.padding[1])})
-                   .to(torch::kCPU, torch::kFloat32)
-                   .contiguous();
-      std::vector<hsize_t> dims(x.sizes().begin(), x.sizes().end());
-      auto ds = file.createDataSet(block->path(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(4, dims.data()));
-      ds.write(x.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
-      hsize_t two[1] = {2};
-      auto put = [&](const char* name, const std::array<int64_t, 2>& v) {
-        ds.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(1, two))
-            .write(H5::PredType::NATIVE_INT64, v.data());
-      };
-      put("kernel", s.kernel);
-      put("padding", s.padding);
-      put("dilation", s.dilation);
-      int64_t epoch = ctx.epochs_done;
-      ds.createAttribute("scaling_epoch", H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
-          .write(H5::PredType::NATIVE_INT64, &epoch);
+  replace_atomically(save_features_path_, [&](const std::filesystem::path& tmp) {
+    H5::Exception::dontPrint();
+    try {
+      H5::H5File file(tmp.string(), H5F_ACC_TRUNC);
+      for (auto& block : ctx.convs) {
+        auto it = maps.find(block->path());
+        if (it == maps.end()) continue;
+        const auto& s = block->spec();
+        using torch::indexing::Slice;
+        auto x = it->second
+                     .index({Slice(), Slice(), Slice(s.padding[0], it->second.size(2) - s.padding[0]),
+                             Slice(s.padding[1], it->second.size(3) - s.padding[1])})
+                     .to(torch::kCPU, torch::kFloat32)
+                     .contiguous();
+        std::vector<hsize_t> dims(x.sizes().begin(), x.sizes().end());
+        auto ds = file.createDataSet(block->path(), H5::PredType::NATIVE_FLOAT, H5::DataSpace(4, dims.data()));
+        ds.write(x.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+        hsize_t two[1] = {2};
+        auto put = [&](const char* name, const std::array<int64_t, 2>& v) {
+          ds.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(1, two))
+              .write(H5::PredType::NATIVE_INT64, v.data());
+        };
+        put("kernel", s.kernel);
+        put("padding", s.padding);
+        put("dilation", s.dilation);
+        int64_t epoch = ctx.epochs_done;
+        ds.createAttribute("scaling_epoch", H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
+            .write(H5::PredType::NATIVE_INT64, &epoch);
+      }
+    } catch (const H5::Exception& e) {
+      throw IoError(save_features_path_ + ": cannot write the feature maps: " + h5_error_reason(e));
     }
-  }
-  std::filesystem::rename(tmp, save_features_path_);
+  });
 }
 
 }  // namespace sgs

@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace {
 
 // A scaling matrix: finite, non-negative numbers.
@@ -33,6 +35,17 @@ class Fixed : public sgs::StaticScaling {
     } else {
       matrices_["*"] = check(parse_matrix(m, where_), where_);
     }
+  }
+
+ void attach(sgs::StrategyContext& ctx) override {
+    // A matrix for a layer the model does not have is a typo, not a no-op.
+    std::vector<std::string> layers;
+    for (const auto& block : ctx.convs) layers.push_back(block->path());
+    for (const auto& [name, m] : matrices_)
+      if (name != "*" && std::find(layers.begin(), layers.end(), name) == layers.end())
+        throw sgs::ConfigError(where_ + "." + name + ": the model has no spatial conv '" + name + "'" +
+                               sgs::did_you_mean(name, layers) + " (its layers: " + sgs::join(layers, ", ") + ")");
+    StaticScaling::attach(ctx);
   }
 
  protected:

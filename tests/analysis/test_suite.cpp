@@ -286,6 +286,10 @@ TEST_CASE("suite: invalid suite files are refused with the file and the key, not
             f.string() + ": variants[0].sett: unknown key") == 0);
   CHECK(load_error(f, Json{{"base", base}, {"axes", {{"seed", {0}}}}, {"search", {{"over", {"strategy.k"}}}}}) ==
         f.string() + ": search.over: 'strategy.k' is not an axis of any variant");
+  // A search on val_acc without a validation split: refused now, not after training.
+  Json no_val = search_suite();
+  no_val["search"]["set"] = Json::object();
+  CHECK(load_error(f, no_val).find(f.string() + ": search/mi/k=3,seed=0: search.metric 'val_acc' needs a validation split") == 0);
   Json metric = search_suite();
   metric["search"]["metric"] = "loss";
   CHECK(load_error(f, metric).find(f.string() + ": search.metric: expected one of val_acc, best_val_acc") == 0);

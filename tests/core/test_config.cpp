@@ -3,6 +3,8 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -149,5 +151,66 @@ TEST_CASE("config: the CLI refuses a bad config with exit 2 and writes nothing")
   std::string msg;
   std::getline(err, msg);
   CHECK(msg.find("optimizer.lr: must be > 0, got -1") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// `sgs ARGS` -> (exit code, stderr); writes nothing else.
+std::pair<int, std::string> sgs_cli(const std::string& args, const std::filesystem::path& dir) {
+  const auto err = dir / "stderr";
+  int rc = std::system((std::string(SGS_BINARY) + " " + args + " > /dev/null 2> " + err.string()).c_str());
+  std::ifstream in(err);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return {WEXITSTATUS(rc), text};
+}
+
+}  // namespace
+
+TEST_CASE("config: numbers beyond their type, overflowing JSON, duplicate keys and cross-key rules are refused "
+          "before anything is written, naming file and path") {
+  auto dir = std::filesystem::temp_directory_path() / "sgs_test_config_gaps";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string good = (dir / "good.json").string(), out = (dir / "out").string();
+  Json raw = base();
+  raw["threads"] = 1;
+  raw["dataset"] = {{"name", "synthetic"}, {"size", 8}, {"train_size", 64}, {"test_size", 16}, {"channels", 1}};
+  raw["model"]["width"] = 0.125;
+  std::ofstream(good) << raw.dump();
+  auto refused = [&](const std::string& args, const std::string& expected) {
+    auto [rc, err] = sgs_cli(args + " --out " + out, dir);
+    INFO(args);
+    INFO(err);
+    CHECK(rc == 2);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK(err.find(expected) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(out));
+  };
+  refused("run " + good + " --set optimizer.lr=1e39", good + ": optimizer.lr: 1e+39 is out of range (beyond float32's 3.4e38)");
+  refused("run " + good + " --set epochs=1e16", good + ": epochs: 1e+16 is written as a floating-point number beyond 2^53");
+  refused("run " + good + " --set seed=18446744073709551615", good + ": seed: 18446744073709551615 is beyond a 64-bit integer's range");
+  {
+    const std::string f = (dir / "overflow.json").string();
+    std::ofstream(f) << R"({"epochs": 1e999, "dataset": "synthetic", "model": "vgg11"})";
+    refused("run " + f, f + ": invalid JSON: number overflow");
+  }
+  {
+    const std::string f = (dir / "twice.json").string();
+    std::ofstream(f) << R"({"dataset": "synthetic", "model": "vgg11", "optimizer": {"name": "sgd", "lr": 0.1, "lr": 0.2}})";
+    refused("run " + f, f + ": optimizer.lr: duplicate key (given twice in one object)");
+  }
+  {
+    Json fixed = raw;
+    fixed["strategy"] = {{"name", "fixed"}, {"matrix", {{"*", {{1, 1, 1}, {1, 2, 1}, {1, 1, 1}}}, {"features.99", {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}}}}};
+    const std::string f = (dir / "fixed.json").string();
+    std::ofstream(f) << fixed.dump();
+    refused("run " + f, f + ": strategy.matrix.features.99: the model has no spatial conv 'features.99'");
+  }
+  refused("run " + good + " --set evaluate=val", good + ": evaluate: 'val' needs a validation split");
+  // Integers are kept exactly, to int64's limit.
+  auto resolved = sgs::load_config(good, {"seed=9223372036854775807"});
+  CHECK(resolved["seed"].get<int64_t>() == INT64_MAX);
+  CHECK(sgs::load_config(good, {"seed=9007199254740993"})["seed"].get<int64_t>() == 9007199254740993LL);
   std::filesystem::remove_all(dir);
 }

@@ -404,7 +404,7 @@ TEST_CASE("distributed: 2 ranks of batch B (sync_batchnorm) train as 1 rank of b
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir / "two")) files.push_back(e.path().filename().string());
   std::sort(files.begin(), files.end());
-  CHECK(files == std::vector<std::string>{"checkpoint.pt", "config.json", "run.h5"});
+  CHECK(files == std::vector<std::string>{".lock", "checkpoint.pt", "config.json", "run.h5"});
 
   double worst_metric = 0, worst_matrix = 0, worst_weight = 0;
   auto rel = [](double a, double b) { return std::abs(a - b) / std::max(1e-30, std::abs(a)); };
@@ -612,5 +612,5 @@ TEST_CASE("distributed: srun -n 2 on a loopback Slurm cluster completes and logs
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir / "run")) files.push_back(e.path().filename().string());
   std::sort(files.begin(), files.end());
-  CHECK(files == std::vector<std::string>{"checkpoint.pt", "config.json", "run.h5"});
+  CHECK(files == std::vector<std::string>{".lock", "checkpoint.pt", "config.json", "run.h5"});
 }

@@ -11,6 +11,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cmath>
+#include <fstream>
+#include <functional>
 #include <set>
 
 using namespace sgs_test;
@@ -162,7 +164,8 @@ TEST_CASE("image_folder: an unreadable image is named by fill and rethrown by th
   write_folders(dir.path());
   const auto bad = dir / "train/dog/broken.jpg";
   write_bytes(bad, {0xff, 0xd8, 0xff, 0x00, 'n', 'o', 't', ' ', 'j', 'p', 'e', 'g'});
-  auto d = make_dataset("image_folder", {{"root", dir.str()}, {"size", 8}});
+  // check_files off: the file is only found when it is decoded.
+  auto d = make_dataset("image_folder", {{"root", dir.str()}, {"size", 8}, {"check_files", false}});
   REQUIRE(d->train()->size() == 6);
   const std::string expected =
       "image_folder: " + bad.string() + ": cannot decode the image (unreadable, corrupt or not an image)";
@@ -183,4 +186,61 @@ TEST_CASE("image_folder: an unreadable image is named by fill and rethrown by th
     }
     CHECK(thrown);
   }
+}
+
+TEST_CASE("image_folder: empty, truncated, mislabelled and dangling image files are refused when the dataset is built") {
+  TempDir dir;
+  write_folders(dir.path());
+  const auto png = dir / "train/cat/a.png", jpg = dir / "train/dog/b.jpg";
+  std::string png_bytes, jpg_bytes;
+  {
+    std::ifstream p(png.string(), std::ios::binary), j(jpg.string(), std::ios::binary);
+    png_bytes.assign(std::istreambuf_iterator<char>(p), {});
+    jpg_bytes.assign(std::istreambuf_iterator<char>(j), {});
+  }
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  struct Case {
+    std::string name;
+    std::function<void(const fs::path&)> make;
+    std::string expected;
+  };
+  const std::vector<Case> cases{
+      {"empty.png", [&](const fs::path& p) { write_bytes(p, {}); }, "an empty file (0 bytes), not an image"},
+      {"cut.png", [&](const fs::path& p) { write_bytes(p, bytes(png_bytes.substr(0, png_bytes.size() - 20))); },
+       "a truncated PNG (no IEND chunk)"},
+      {"cut.jpg", [&](const fs::path& p) { write_bytes(p, bytes(jpg_bytes.substr(0, jpg_bytes.size() / 2))); },
+       "a truncated JPEG (no end-of-image marker)"},
+      {"text.png", [&](const fs::path& p) { write_bytes(p, {'h', 'e', 'l', 'l', 'o', '!'}); },
+       "not an image (its first bytes match no JPEG, PNG, BMP, PNM, TIFF or WebP signature)"},
+      {"gone.png", [&](const fs::path& p) { fs::create_symlink(dir / "nowhere.png", p); }, "a dangling symbolic link"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    const fs::path p = dir / "train/dog" / c.name;
+    c.make(p);
+    const std::string expected = "image_folder: " + p.string() + ": " + c.expected;
+    CHECK_THROWS_WITH_AS(make_dataset("image_folder", {{"root", dir.str()}, {"size", 8}}), expected.c_str(),
+                         sgs::DataError);
+    fs::remove(p);
+  }
+  CHECK(make_dataset("image_folder", {{"root", dir.str()}, {"size", 8}})->train()->size() == 5);
+}
+
+TEST_CASE("image_folder: sgs run on a folder with a truncated image exits 1 naming it, writing nothing") {
+  TempDir dir;
+  write_folders(dir.path() / "data");
+  write_bytes(dir / "data/train/cat/zero.jpg", {});
+  const sgs::Json config{{"epochs", 1}, {"threads", 1}, {"dataset", {{"name", "image_folder"}, {"root", (dir / "data").string()}, {"size", 8}}},
+                         {"model", {{"name", "vgg11"}, {"width", 0.125}}}};
+  std::ofstream(dir / "c.json") << config.dump();
+  const fs::path out = dir / "out", err = dir / "err";
+  int rc = std::system((std::string(SGS_BINARY) + " run " + (dir / "c.json").string() + " --out " + out.string() +
+                        " -q 2> " + err.string()).c_str());
+  std::ifstream in(err.string());
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  INFO(text);
+  CHECK(WEXITSTATUS(rc) == 1);
+  CHECK(text == "sgs: data error: image_folder: " + (dir / "data/train/cat/zero.jpg").string() +
+                    ": an empty file (0 bytes), not an image\n");
+  CHECK_FALSE(fs::exists(out));
 }

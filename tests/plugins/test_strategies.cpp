@@ -228,9 +228,19 @@ TEST_CASE("fixed: bad matrices are refused naming strategy.matrix") {
   ctx.convs = {block};
   CHECK_THROWS_WITH_AS(strategy->attach(ctx),
                        "strategy.matrix: a 2x2 matrix for layer 'features.0' whose kernel is 3x3", ConfigError);
+  auto other = std::make_shared<PlainConv>(ConvSpec{2, 2});
+  other->set_path("features.3");
+  ctx.convs = {block, other};
   auto per_layer = make_strategy("fixed", {{"matrix", {{"features.3", {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}}}}});
   CHECK_THROWS_WITH_AS(per_layer->attach(ctx),
                        "strategy.matrix: no matrix for layer 'features.0' (name it, or give \"*\")", ConfigError);
+  // A layer the model does not have is a typo, refused even beside "*".
+  const Json ones = {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}};
+  auto typo = make_strategy("fixed", {{"matrix", {{"*", ones}, {"features.30", ones}}}});
+  CHECK_THROWS_WITH_AS(typo->attach(ctx),
+                       "strategy.matrix.features.30: the model has no spatial conv 'features.30'; did you mean "
+                       "'features.0' or 'features.3'? (its layers: features.0, features.3)",
+                       ConfigError);
 }
 
 TEST_CASE("mutual_information: warm-up epochs train with G = 1, then every E epochs an update") {

@@ -399,8 +399,14 @@ TEST_CASE("Lemma 1: a random set of masks trains exactly as SGS with G = their s
     g.push_back(row);
   }
   MESSAGE("masks " << jm.dump() << " -> G " << g.dump());
-  check_lemma1({{"name", "masked_branches"}, {"masks", jm}}, {{"name", "fixed"}, {"matrix", g}, {"normalize", false}},
-               "random_masks");
+  // Step by step in float64 (56 steps, as the float32 runs above): with a G
+  // entry of 4 these dynamics amplify float32 rounding until a ReLU flips
+  // (a relative loss difference of 4e-4 after one epoch on this machine's
+  // oneDNN kernels), which says nothing about the lemma; float64 does not.
+  auto [loss, kernel] = lemma1_float64(jm, g, 56);
+  MESSAGE("float64, 56 steps: max relative loss difference " << loss << ", kernels " << kernel);
+  CHECK(loss < 1e-10);
+  CHECK(kernel < 1e-10);
 }
 
 TEST_CASE("structural: a short ACB and DBB training run lowers the loss and fuses to the plain size + biases") {

@@ -23,7 +23,12 @@ const std::vector<Slot>& config_slots();
 const Schema& run_schema();
 
 // Reads and parses a JSON file; throws ConfigError naming the file.
+// Duplicate keys and numbers beyond a double's range are refused.
 Json read_json_file(const std::string& path);
+
+// The same for text; `source` names it in messages ("exp.json").
+Json parse_json_text(const std::string& text, const std::string& source);
+nlohmann::ordered_json parse_ordered_json_text(const std::string& text, const std::string& source);
 
 // Applies one "a.b=value" override to the raw config; the value is typed by
 // the schema of the key it names. Throws ConfigError.

@@ -1,6 +1,12 @@
 // run.h5: the run's public output (layout: docs/run_file.md, version 1).
-// Growing datasets are chunked and extendable along their first axis; flush()
-// after every epoch leaves a readable file holding every finished epoch.
+// Growing datasets are chunked and extendable along their first axis.
+//
+// Crash consistency: run.h5 is never modified in place. Changes go to a copy
+// held in memory; flush() (and set_status) write that copy to run.h5.tmp,
+// sync it and rename it over run.h5. Whatever happens (a kill, a full disk),
+// run.h5 on disk is a complete file holding every committed epoch, and
+// readers may open it at any time. A failed write throws IoError and leaves
+// run.h5 as it was.
 #pragma once
 
 #include <sgs/schema.h>
@@ -11,9 +17,18 @@
 #include <memory>
 #include <string>
 
+namespace H5 {
+class H5File;
+class Exception;
+}  // namespace H5
+
 namespace sgs {
 
 struct ConvSpec;
+
+// The reason an HDF5 call failed: the system's message when its error stack
+// holds an errno (e.g. "No space left on device"), else HDF5's own.
+std::string h5_error_reason(const H5::Exception& e);
 
 class RunLog {
  public:
@@ -29,6 +44,12 @@ class RunLog {
 
   // The /summary attributes of a finished run file.
   static std::map<std::string, double> read_summary(const std::string& path);
+  // The root attribute "status" ("" when absent).
+  static std::string read_status(const std::string& path);
+  // The number of epochs in /metrics.
+  static int64_t read_epochs(const std::string& path);
+  // The last row of every /metrics dataset but "epoch".
+  static std::map<std::string, double> read_last_metrics(const std::string& path);
 
   ~RunLog();
 
@@ -40,8 +61,10 @@ class RunLog {
   void append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix);
   void append_int(const std::string& layer, const std::string& name, int64_t value);
 
+  // Sets the status and commits.
   void set_status(const std::string& status, const std::string& error = "");
   void set_summary(const std::map<std::string, double>& values);
+  // Commits the changes made since the last commit (see above).
   void flush();
 
   const std::string& path() const { return path_; }
@@ -49,6 +72,9 @@ class RunLog {
  private:
   struct Impl;
   explicit RunLog(std::string path);
+  H5::H5File& working_copy();
+  void commit();
+  void discard() noexcept;
   std::string path_;
   std::unique_ptr<Impl> impl_;
 };

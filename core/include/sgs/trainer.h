@@ -14,7 +14,10 @@ class Communicator;
 
 struct RunOptions {
   std::string out_dir;
-  bool resume = false;  // continue from DIR/checkpoint.pt when there is one
+  // Continue from DIR/checkpoint.pt (verified; a corrupt one is refused).
+  // Without a checkpoint the run starts, unless run.h5 holds finished epochs.
+  bool resume = false;
+  std::string config_source;  // the config file, named in errors about its values
   bool quiet = false;
   // Progress: a live bar on a terminal, one line per epoch otherwise.
   enum class Progress { Auto, Bar, Lines, None } progress = Progress::Auto;
