@@ -220,8 +220,7 @@ TEST_CASE("reliability: a full disk (2 MB, 96 KB, full) stops the run with one l
           "the run resumes once there is space" * doctest::skip()) {
   TempDir dir("disk_full");
   if (::geteuid() != 0) {
-    std::printf("SKIPPED: mounting a tmpfs needs root\n");
-    return;
+    SGS_SKIP("mounting a tmpfs needs root");
   }
   const fs::path config = dir / "c.json";
   write_json(config, mi_config());
@@ -231,8 +230,7 @@ TEST_CASE("reliability: a full disk (2 MB, 96 KB, full) stops the run with one l
     INFO(size);
     const fs::path mnt = dir / ("fs_" + size);
     if (!mount_tmpfs(mnt, size == "full" ? "64k" : size)) {
-      std::printf("SKIPPED: cannot mount a tmpfs here\n");
-      return;
+      SGS_SKIP("cannot mount a tmpfs here");
     }
     Unmount unmount{mnt};
     const fs::path filler = mnt / "filler", out = mnt / "run";

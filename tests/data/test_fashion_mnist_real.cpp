@@ -2,16 +2,15 @@
 #include <doctest/doctest.h>
 
 #include "data_test_util.h"
+#include "support/support.h"
 
 #include <cmath>
 
 TEST_CASE("fashion_mnist: the real train and test sets load (skipped when absent)") {
   const std::string root = "/usr/share/datasets/fashion-mnist";
   if (!sgs_test::fs::exists(root + "/train-images-idx3-ubyte.gz") &&
-      !sgs_test::fs::exists(root + "/train-images-idx3-ubyte")) {
-    MESSAGE("skipped: " << root << " is absent");
-    return;
-  }
+      !sgs_test::fs::exists(root + "/train-images-idx3-ubyte"))
+    SGS_SKIP(root << " is absent (Debian package dataset-fashion-mnist)");
   auto d = sgs_test::make_dataset("fashion_mnist", sgs::Json::object());
   CHECK(d->info().num_classes == 10);
   CHECK(d->train()->shape() == std::array<int64_t, 3>{1, 28, 28});

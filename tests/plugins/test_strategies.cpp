@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
 #include "plugins/strategies/dependence.h"
+#include "plugins/strategies/dependence_strategy.h"
 #include "plugins/strategies/scaling.h"
+#include "plugins/strategies/static_scaling.h"
+#include "support/plugins.h"
 #include "support/support.h"
 
 #include <sgs/config.h>
@@ -280,22 +283,25 @@ TEST_CASE("mutual_information: warm-up epochs train with G = 1, then every E epo
 
 TEST_CASE("strategies: a quick run with each scaling strategy writes its scalings to run.h5") {
   test::TempDir dir("strategies_runs");
-  const std::vector<std::pair<std::string, Json>> cases = {
-      {"mutual_information", {{"name", "mutual_information"}, {"every", 1}, {"batches", 1}}},
-      {"autocorrelation", {{"name", "autocorrelation"}, {"every", 1}, {"batches", 1}, {"k", 3}}},
-      {"alpha_beta", {{"name", "alpha_beta"}, {"alpha", 1.7}, {"beta", 5.0}}},
-      {"fixed", {{"name", "fixed"}, {"matrix", {{1, 2, 1}, {2, 4, 2}, {1, 2, 1}}}}},
-  };
-  for (const auto& [name, strategy] : cases) {
+  int scaling_strategies = 0;
+  for (const auto& name : Registry::global().names("strategy")) {
     INFO(name);
+    auto built = test::make_strategy(name);
+    if (dynamic_cast<ScalingStrategy*>(built.get()) == nullptr) continue;
+    ++scaling_strategies;
+    // Dependence strategies update every epoch after the warm-up (epochs 1
+    // and 2), static ones log their G once, as the update of epoch 0.
+    const bool dynamic = dynamic_cast<DependenceStrategy*>(built.get()) != nullptr;
+    if (!dynamic && dynamic_cast<StaticScaling*>(built.get()) == nullptr)
+      FAIL("scaling strategy '" << name << "' is neither a DependenceStrategy nor a StaticScaling: "
+                                << "say here which epochs it logs its scalings at");
     Json config = test::tiny_config(3);
-    config["strategy"] = strategy;
+    config["strategy"] = test::test_slot("strategy", name, dynamic ? Json{{"every", 1}, {"batches", 1}} : Json::object());
     RunOptions ro;
     ro.out_dir = (dir / name).string();
     ro.quiet = true;
     CHECK(run_training(resolve_config(config, "t"), ro).status == "completed");
     const std::string f = (dir / name / "run.h5").string();
-    const bool dynamic = name == "mutual_information" || name == "autocorrelation";
     const std::vector<double> epochs = dynamic ? std::vector<double>{1, 2} : std::vector<double>{0};
     for (const char* layer : {"features.0", "features.25"}) {
       const std::string g = std::string("/layers/") + layer;
@@ -309,6 +315,7 @@ TEST_CASE("strategies: a quick run with each scaling strategy writes its scaling
     }
     if (dynamic) CHECK(test::read_doubles(f, "/metrics/scaling_seconds")[1] > 0);
   }
+  CHECK(scaling_strategies >= 4);  // mutual_information, autocorrelation, alpha_beta, fixed
 }
 
 TEST_CASE("sgs dependence reproduces the matrix a run logged, from the feature maps it saved") {

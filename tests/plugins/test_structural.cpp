@@ -2,6 +2,7 @@
 // `sgs fuse`, and Lemma 1 checked on real training runs.
 #include <doctest/doctest.h>
 
+#include "support/plugins.h"
 #include "support/support.h"
 
 #include <sgs/config.h>
@@ -17,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace sgs;
@@ -209,20 +211,31 @@ std::pair<double, double> lemma1_float64(const Json& masks, const Json& matrix, 
 
 }  // namespace
 
-TEST_CASE("structural: the strategies are registered") {
-  auto names = Registry::global().names("strategy");
-  for (const char* n : {"masked_branches", "acb", "dbb"})
-    CHECK(std::find(names.begin(), names.end(), n) != names.end());
-  // 1x1 (and 1xK) convs are left plain.
-  for (const char* n : {"masked_branches", "acb", "dbb"}) {
-    auto b = make_block(n, conv_spec(4, 8, {1, 1}, {2, 2}, {0, 0}));
-    CHECK(dynamic_cast<PlainConv*>(b.get()) != nullptr);
+// The structural strategies: every registered strategy with a conv factory
+// (masked_branches, acb and dbb now; the expected names: test_registry.cpp).
+const std::vector<std::string>& structural() {
+  static const auto names = test::structural_strategies();
+  return names;
+}
+
+// Those refusing grouped convs (with a ConfigError naming why); every other
+// one must fuse them.
+const std::set<std::string> kNoGroups = {"dbb"};
+
+TEST_CASE("structural: every strategy with a conv factory leaves 1x1 and 1xK convs plain") {
+  CHECK(structural().size() >= 3);
+  for (const auto& n : structural()) {
+    INFO(n);
+    for (const auto& spec : {conv_spec(4, 8, {1, 1}, {2, 2}, {0, 0}), conv_spec(4, 8, {1, 3}, {1, 1}, {0, 1})}) {
+      auto b = make_block(n, spec);
+      CHECK(dynamic_cast<PlainConv*>(b.get()) != nullptr);
+    }
   }
 }
 
 TEST_CASE("structural: the fused conv equals the branched block in eval mode (random BN statistics)") {
   torch::manual_seed(11);
-  for (const char* strategy : {"acb", "dbb", "masked_branches"}) {
+  for (const auto& strategy : structural()) {
     for (int64_t k : {3, 5, 7}) {
       for (int64_t s : {1, 2}) {
         INFO(strategy << " K " << k << " stride " << s);
@@ -238,9 +251,12 @@ TEST_CASE("structural: the fused conv equals the branched block in eval mode (ra
                     << spec.padding[1]);
       CHECK(fusion_error(strategy, spec) < 1e-5);
     }
-    if (std::string(strategy) != "dbb") {
-      INFO(strategy << " groups 2");
-      CHECK(fusion_error(strategy, conv_spec(4, 6, {3, 3}, {1, 1}, {1, 1}, 2)) < 1e-5);
+    INFO(strategy << " groups 2");
+    const auto grouped = conv_spec(4, 6, {3, 3}, {1, 1}, {1, 1}, 2);
+    if (kNoGroups.count(strategy) != 0) {
+      CHECK_THROWS_AS(make_block(strategy, grouped), ConfigError);
+    } else {
+      CHECK(fusion_error(strategy, grouped) < 1e-5);
     }
   }
   Json masks = {{{1, 0, 1}, {0, 1, 0}, {1, 0, 1}}, {{0, 1, 0}, {1, 1, 1}, {0, 1, 0}}, {{1, 1, 0}, {1, 1, 0}, {0, 0, 0}}};
@@ -252,7 +268,7 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       {{{"name", "vgg11"}, {"width", 0.125}}, ModelSpec{3, 10, 16, 16}},
       {{{"name", "resnet18"}, {"width", 0.125}, {"stem", "imagenet"}}, ModelSpec{3, 10, 32, 32}},
   };
-  for (const char* strategy : {"acb", "dbb", "masked_branches"}) {
+  for (const auto& strategy : structural()) {
     for (const auto& [model, spec] : models) {
       INFO(strategy << " " << model.dump());
       Json raw = test::tiny_config(1);
@@ -269,9 +285,16 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       randomize(*run.model);
       run.model->eval();
       auto fused = fuse_model(run);
-      int64_t bias_convs = 0;
+      // A bias where the block folds one in: acb and dbb (BatchNorms inside) on
+      // every spatial conv (8 in VGG-11, 17 in ResNet-18), masked_branches none.
+      int64_t bias_convs = 0, with_bias = 0, spatial = 0;
       for (const auto& b : conv_blocks(*fused)) bias_convs += b->spec().bias ? 1 : 0;
-      CHECK(bias_convs == (std::string(strategy) == "masked_branches" ? 0 : (model["name"] == "vgg11" ? 8 : 17)));
+      for (const auto& b : run.made) {
+        with_bias += b->fused_has_bias() ? 1 : 0;
+        spatial += b->spec().spatial() ? 1 : 0;
+      }
+      CHECK(bias_convs == with_bias);
+      CHECK(spatial == (model["name"] == "vgg11" ? 8 : 17));
       torch::NoGradGuard no_grad;
       auto x = torch::randn({4, 3, spec.height, spec.width});
       CHECK(rel_diff(fused->forward(x), run.model->forward(x)) < 1e-5);
@@ -409,9 +432,9 @@ TEST_CASE("Lemma 1: a random set of masks trains exactly as SGS with G = their s
   CHECK(kernel < 1e-10);
 }
 
-TEST_CASE("structural: a short ACB and DBB training run lowers the loss and fuses to the plain size + biases") {
+TEST_CASE("structural: a short training run of each lowers the loss and fuses to the plain size + biases") {
   test::TempDir dir("structural_train");
-  for (const char* name : {"acb", "dbb"}) {
+  for (const auto& name : structural()) {
     INFO(name);
     Json config = test::tiny_config(3);
     config["strategy"] = {{"name", name}};
@@ -423,13 +446,17 @@ TEST_CASE("structural: a short ACB and DBB training run lowers the loss and fuse
     // kernel_magnitude is logged from the fused kernel.
     CHECK(test::read_dims((dir / name / "run.h5").string(), "/layers/features.0/kernel_magnitude") ==
           std::vector<int64_t>{4, 3, 3});
-    // parameters_fused = the plain model's parameters + one bias per spatial conv.
+    // parameters_fused = the plain model's parameters + a bias per spatial conv
+    // whose block folds one in (acb, dbb; not masked_branches).
     auto resolved = resolve_config(config, "t");
     ConvFactory plain;
     auto model = build_model(resolved, ModelSpec{1, 4, 8, 8}, plain);
+    RecordingConvFactory branched(make_strategy(name)->conv_factory());
+    build_model(resolved, ModelSpec{1, 4, 8, 8}, branched);
     int64_t params = 0, biases = 0;
     for (const auto& p : model->parameters()) params += p.numel();
-    for (const auto& b : conv_blocks(*model)) biases += b->spec().out_channels;
+    for (const auto& b : branched.blocks())
+      if (b->spec().spatial() && b->fused_has_bias()) biases += b->spec().out_channels;
     CHECK(result.summary.at("parameters_fused") == static_cast<double>(params + biases));
     CHECK(result.summary.at("parameters") > result.summary.at("parameters_fused"));
   }
