@@ -78,7 +78,11 @@ torch::Tensor histograms_generic(const torch::Tensor& x, const Region& r, const 
                     torch::Tensor& inside) {
     auto lo4 = lo.to(x.device()).view(shape), up4 = (hi.to(x.device()) + kRangeEpsilon).view(shape);
     inside = inside.logical_and(v.ge(lo4)).logical_and(v.lt(up4));
-    return torch::floor((v - lo4) * (b / (up4 - lo4))).clamp(0, static_cast<double>(max_bins - 1)).to(torch::kInt64);
+    auto index = torch::floor((v - lo4) * (b / (up4 - lo4))).clamp(0, static_cast<double>(max_bins - 1));
+    // Values left out weigh 0; their index must still be a bin: a channel with
+    // no value in range (a dead channel under diagonal removal) has the empty
+    // range [inf, -inf] and NaN indices, which no integer cast may see.
+    return torch::where(inside, index, torch::zeros_like(index)).to(torch::kInt64);
   };
   auto inside = torch::ones(p.sizes(), torch::TensorOptions(x.device()).dtype(torch::kBool));
   if (diagonal_removal) inside = p.ne(0).logical_and(q.ne(0));
