@@ -1,4 +1,4 @@
-// What crash consistency costs: run.h5 is copied and renamed at every commit
+// What crash consistency costs: run.h5 is written whole and renamed at every commit
 // (sgs/run_log.h). This writes the run file of a long VGG-16 run with
 // mutual-information scaling (13 spatial convs: kernel magnitudes every epoch,
 // a dependence and a scaling matrix at every update) and times each epoch's
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     if (e == 1 || e == 10 || e == 100 || e == epochs || e % 200 == 0)
       std::printf("%lld\t%.0f\t%.2f\t%.2f\n", static_cast<long long>(e), fs::file_size(file) / 1024.0, append, commit);
   }
-  std::printf("mean commit over %lld epochs: %.2f ms (copy, sync, rename)\n", static_cast<long long>(epochs),
+  std::printf("mean commit over %lld epochs: %.2f ms (image, write, fsync, rename)\n", static_cast<long long>(epochs),
               commit_total / static_cast<double>(epochs));
   log.reset();
   fs::remove_all(dir);
