@@ -1,4 +1,4 @@
-#include "analysis/draw.h"
+#include "draw.h"
 
 #include <sgs/io.h>
 #include <sgs/errors.h>

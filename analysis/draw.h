@@ -3,7 +3,7 @@
 // background, BGR colours, anti-aliased Hershey text.
 #pragma once
 
-#include "analysis/runs.h"
+#include "runs.h"
 
 #include <opencv2/core.hpp>
 

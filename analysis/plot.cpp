@@ -1,7 +1,7 @@
-#include "analysis/plot.h"
+#include "plot.h"
 
-#include "analysis/draw.h"
-#include "analysis/report.h"
+#include "draw.h"
+#include "report.h"
 
 #include <sgs/io.h>
 #include <sgs/errors.h>

@@ -8,7 +8,7 @@
 // Only the figures the runs support are made.
 #pragma once
 
-#include "analysis/runs.h"
+#include "runs.h"
 
 #include <opencv2/core.hpp>
 

@@ -4,7 +4,7 @@
 // averaged in.
 #pragma once
 
-#include "analysis/runs.h"
+#include "runs.h"
 
 #include <cmath>
 #include <string>

@@ -1,4 +1,4 @@
-#include "analysis/runs.h"
+#include "runs.h"
 
 #include <sgs/errors.h>
 #include <sgs/h5_access.h>

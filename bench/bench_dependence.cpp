@@ -17,7 +17,7 @@
 // float64, theirs float32) and with ours reduced over channels in float32 as
 // theirs are.
 #include "bench/bench_args.h"
-#include "plugins/strategies/dependence.h"
+#include "plugins/strategies/common/dependence.h"
 
 #include <sgs/config.h>
 #include <sgs/dataset.h>

@@ -8,6 +8,8 @@
 //
 // Rounds alternate the rank counts; each count's best round is reported.
 #include <sgs/distributed.h>
+
+#include "app/launch/launcher.h"
 #include <sgs/model.h>
 #include <sgs/registry.h>
 

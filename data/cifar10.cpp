@@ -2,7 +2,7 @@
 // (Krizhevsky 2009), binary version: data_batch_1..5.bin and test_batch.bin,
 // records of 1 label byte + 3072 pixel bytes. Normalisation: the training
 // set's per-channel mean (0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616).
-#include "data/cifar_reader.h"
+#include "cifar_reader.h"
 
 namespace {
 

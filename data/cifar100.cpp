@@ -2,7 +2,7 @@
 // (Krizhevsky 2009), binary version: train.bin and test.bin, records of a
 // coarse label byte, a fine label byte (the one used) and 3072 pixel bytes.
 // Normalisation: mean (0.5071, 0.4865, 0.4409), std (0.2673, 0.2564, 0.2762).
-#include "data/cifar_reader.h"
+#include "cifar_reader.h"
 
 namespace {
 

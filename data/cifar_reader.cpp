@@ -1,4 +1,4 @@
-#include "data/cifar_reader.h"
+#include "cifar_reader.h"
 
 #include <filesystem>
 

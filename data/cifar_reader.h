@@ -5,7 +5,7 @@
 // coarse (20 classes) then a fine (100 classes) byte.
 #pragma once
 
-#include "data/common.h"
+#include "common.h"
 
 #include <string>
 #include <vector>

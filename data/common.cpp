@@ -1,4 +1,4 @@
-#include "data/common.h"
+#include "common.h"
 
 #include <zlib.h>
 

@@ -1,7 +1,7 @@
 // fashion_mnist: Zalando's Fashion-MNIST (Xiao et al. 2017), 60000 train +
 // 10000 test 28x28 grey images of 10 clothing classes, in MNIST's IDX format;
 // normalisation (0.2860, 0.3530).
-#include "data/idx_reader.h"
+#include "idx_reader.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "data/idx_reader.h"
+#include "idx_reader.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -3,7 +3,7 @@
 // 0x00000801 for 1-d labels, then one int32 per dimension) and the raw bytes.
 #pragma once
 
-#include "data/common.h"
+#include "common.h"
 
 #include <string>
 

@@ -7,7 +7,7 @@
 // order; evaluation: resize the shorter side to size / 0.875, centre crop size.
 // Normalisation defaults to ImageNet's mean (0.485, 0.456, 0.406) and std
 // (0.229, 0.224, 0.225).
-#include "data/common.h"
+#include "common.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>

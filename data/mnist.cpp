@@ -1,6 +1,6 @@
 // mnist: handwritten digits, 60000 train + 10000 test 28x28 grey images in
 // the IDX format (LeCun et al. 1998); normalisation (0.1307, 0.3081).
-#include "data/idx_reader.h"
+#include "idx_reader.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 // has label i mod K and its own random stream, so the first examples do not
 // change with train_size. Normalisation defaults to the generated training
 // set's per-channel mean and std.
-#include "data/common.h"
+#include "common.h"
 
 #include <cmath>
 

@@ -7,7 +7,7 @@
 // its conv, the 1xK and Kx1 kernels are added into the centre row and column,
 // the shifts summed into one bias. The KxK weight is drawn first, exactly as
 // the plain conv draws it.
-#include "plugins/strategies/branches.h"
+#include "common/branches.h"
 
 #include <sgs/strategy.h>
 

@@ -2,7 +2,7 @@
 // ablation, Table 3): centre/edge = alpha, centre/corner = beta, i.e.
 //   G ∝ [[1/b, 1/a, 1/b], [1/a, 1, 1/a], [1/b, 1/a, 1/b]],  mean(G) = 1.
 // The paper's grid: alpha, beta in {0.8, 1.0, 1.25, 1.7, 5.0, 10, 100}.
-#include "plugins/strategies/static_scaling.h"
+#include "common/static_scaling.h"
 
 #include <sgs/errors.h>
 

@@ -14,7 +14,7 @@
 // b_k + sum_{m, y, x} W_k[o, m, y, x] b_1'[m]; average pooling is the kernel
 // W_a'[o, i] / (kh kw) with bias b_a'. The KxK origin weight is drawn first,
 // exactly as the plain conv draws it.
-#include "plugins/strategies/branches.h"
+#include "common/branches.h"
 
 #include <sgs/strategy.h>
 

@@ -4,8 +4,8 @@
 // With normalize (default) G = M / mean(M) and M must be positive; with
 // "normalize": false G = M as given, which Lemma 1 (paper section 3.2) needs:
 // masks M_n of N branches give G = sum_n M_n.
-#include "plugins/strategies/json_matrix.h"
-#include "plugins/strategies/static_scaling.h"
+#include "common/json_matrix.h"
+#include "common/static_scaling.h"
 
 #include <sgs/errors.h>
 

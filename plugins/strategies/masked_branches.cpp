@@ -12,8 +12,8 @@
 // that groups stay intact), summed over the branches.
 //   "masks": "acb_masks"                       KxK, 1xK, Kx1 (full, centre row, centre column)
 //   "masks": [[[1,1,1],[1,1,1],[1,1,1]], ...]  any 0/1 masks; a conv uses those of its kernel size
-#include "plugins/strategies/json_matrix.h"
-#include "plugins/strategies/branches.h"
+#include "common/json_matrix.h"
+#include "common/branches.h"
 
 #include <sgs/errors.h>
 #include <sgs/strategy.h>

@@ -5,7 +5,7 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/run_log.h>
-#include <sgs/suite.h>
+#include "app/suite/suite.h"
 
 #include <chrono>
 #include <csignal>

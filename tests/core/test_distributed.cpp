@@ -3,7 +3,7 @@
 // runs launched with --nproc and from the environment, and dead ranks.
 #include <doctest/doctest.h>
 
-#include "plugins/strategies/dependence.h"
+#include "plugins/strategies/common/dependence.h"
 #include "support/support.h"
 
 #include <sgs/config.h>
@@ -537,7 +537,7 @@ TEST_CASE("distributed: --nproc names a rank that died and stops the others") {
   const std::string err = slurp(dir / "err");
   INFO(err);
   CHECK(code == 128 + SIGKILL);
-  CHECK(err.find("sgs run --nproc: rank 1 was killed by signal 9; stopping the other ranks") != std::string::npos);
+  CHECK(err.find("sgs run --nproc: rank 1: killed by signal 9 (Killed); stopping the other ranks") != std::string::npos);
   CHECK(children_by_rank(launcher).empty());
 }
 
@@ -558,7 +558,7 @@ TEST_CASE("distributed: --nproc is refused inside a launched job, and for a last
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("batch_size: the last global batch holds 1 examples, fewer than the 3 ranks") !=
         std::string::npos);
-  CHECK(r.err.find("exited with status 2; stopping the other ranks") != std::string::npos);
+  CHECK(r.err.find(": exit 2; stopping the other ranks") != std::string::npos);
 }
 
 // The one-node loopback cluster of tests/support/slurm_cluster.sh (Debian's

@@ -11,6 +11,7 @@
 #include <sgs/errors.h>
 #include <sgs/fuse.h>
 #include <sgs/loader.h>
+#include <sgs/measure.h>
 #include <sgs/model.h>
 #include <sgs/optimizer.h>
 #include <sgs/registry.h>
@@ -114,6 +115,8 @@ void check_factory_type(const Registry& reg, const std::string& kind, const std:
     CHECK_NOTHROW(reg.factory<ScheduleKind>(name));
   } else if (kind == StrategyKind::kName) {
     CHECK_NOTHROW(reg.factory<StrategyKind>(name));
+  } else if (kind == MeasureKind::kName) {
+    CHECK_NOTHROW(reg.factory<MeasureKind>(name));
   } else {
     FAIL("kind '" << kind << "' has no factory check in tests/core/test_registry.cpp");
   }
@@ -126,6 +129,7 @@ TEST_CASE("registry: every plugin kind holds the expected names") {
   // tests/support/plugins.cpp when it cannot be built from its defaults.
   const std::map<std::string, std::vector<std::string>> expected = {
       {"dataset", {"cifar10", "cifar100", "fashion_mnist", "image_folder", "mnist", "synthetic"}},
+      {"measure", {"autocorrelation", "mutual_information"}},
       {"model", {"resnet18", "resnet34", "resnet50", "vgg11", "vgg13", "vgg16", "vgg19"}},
       {"optimizer", {"adagrad", "adam", "adamw", "rmsprop", "sgd"}},
       {"schedule", {"constant", "cosine", "step"}},
@@ -437,6 +441,33 @@ TEST_CASE("registry: every strategy trains a tiny VGG-11 and ResNet-18 through i
     }
   }
   MESSAGE("fused vs trained model, largest relative logit difference:" << fusion.str());
+}
+
+TEST_CASE("registry: every measure gives per-channel, dependence and scaling matrices of the kernel's shape, G of "
+          "mean 1, and what the strategy of the same name computes") {
+  const auto& reg = Registry::global();
+  torch::manual_seed(3);
+  ConvSpec spec;
+  spec.in_channels = spec.out_channels = 4;
+  spec.kernel = {3, 5};
+  spec.padding = {1, 2};
+  const auto x = pad_input(torch::relu(torch::randn({6, 4, 7, 9})), spec);
+  for (const auto& name : reg.names(MeasureKind::kName)) {
+    INFO(name);
+    const auto& info = reg.get(MeasureKind::kName, name);
+    const Options o(resolve_object(Json::object(), "", info.schema), "");
+    auto r = reg.factory<MeasureKind>(name)(x, spec, o);
+    CHECK(r.per_channel.sizes() == torch::IntArrayRef{4, 3, 5});
+    CHECK(r.dependence.sizes() == torch::IntArrayRef{3, 5});
+    CHECK(r.scaling.sizes() == torch::IntArrayRef{3, 5});
+    CHECK(r.scaling.mean().item<double>() == doctest::Approx(1.0).epsilon(1e-12));
+    // A measure is the dependence of a scaling strategy: the same name, the same keys.
+    REQUIRE(reg.contains(StrategyKind::kName, name));
+    for (const auto& key : info.schema) {
+      INFO(key.name);
+      CHECK(find_key(reg.get(StrategyKind::kName, name).schema, key.name) != nullptr);
+    }
+  }
 }
 
 TEST_CASE("registry: unknown names list close matches and the known ones") {

@@ -5,7 +5,7 @@
 // their repository; checked in, so a missing file is a failure).
 #include <doctest/doctest.h>
 
-#include "plugins/strategies/dependence.h"
+#include "plugins/strategies/common/dependence.h"
 
 #include <sgs/config.h>
 

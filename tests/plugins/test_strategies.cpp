@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
 
-#include "plugins/strategies/dependence.h"
-#include "plugins/strategies/dependence_strategy.h"
-#include "plugins/strategies/scaling.h"
-#include "plugins/strategies/static_scaling.h"
+#include "plugins/strategies/common/dependence.h"
+#include "plugins/strategies/common/dependence_strategy.h"
+#include "plugins/strategies/common/scaling.h"
+#include "plugins/strategies/common/static_scaling.h"
 #include "support/plugins.h"
 #include "support/support.h"
 

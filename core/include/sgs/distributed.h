@@ -1,6 +1,6 @@
 // Data-parallel runs on PyTorch's c10d: where this process sits in the job,
-// the c10d-backed Communicator, the collectives the trainer needs, and the
-// local launcher behind `sgs run --nproc N`.
+// the c10d-backed Communicator and the collectives the trainer needs (the
+// local launcher behind `sgs run --nproc N` is app/launch/launcher.h).
 //
 // A job is W processes (ranks). They meet through a c10d TCPStore served by
 // rank 0 at MASTER_ADDR:MASTER_PORT, then talk through a process group:
@@ -73,17 +73,5 @@ void broadcast_module(torch::nn::Module& module, Communicator& comm, int root = 
 
 // `bytes` set to root's (any length).
 void broadcast_bytes(std::string& bytes, Communicator& comm, int root = 0);
-
-// `sgs run --nproc N`: runs `argv` (this program, without --nproc) as N ranks
-// on this machine with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-// MASTER_ADDR=127.0.0.1 and a free MASTER_PORT; ranks > 0 get stdin from
-// /dev/null. Waits for all. When one fails, prints which, stops the others
-// (SIGTERM, then SIGKILL after `grace`) and returns its exit status; SIGINT
-// and SIGTERM are passed on to the ranks. Returns 0 when all succeed.
-int launch_local_ranks(int nproc, const std::vector<std::string>& argv,
-                       std::chrono::milliseconds grace = std::chrono::seconds(30));
-
-// The arguments this process was started with (from /proc/self/cmdline).
-std::vector<std::string> own_command_line();
 
 }  // namespace sgs

@@ -1,4 +1,4 @@
-#include "plugins/strategies/static_scaling.h"
+#include "static_scaling.h"
 
 namespace sgs {
 

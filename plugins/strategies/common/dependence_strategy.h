@@ -6,8 +6,10 @@
 // Shared by the mutual_information and autocorrelation plugins.
 #pragma once
 
-#include "plugins/strategies/dependence.h"
-#include "plugins/strategies/scaling.h"
+#include "dependence.h"
+#include "scaling.h"
+
+#include <sgs/measure.h>
 
 namespace sgs {
 
@@ -17,6 +19,9 @@ class DependenceStrategy : public ScalingStrategy {
   void on_epoch_begin(StrategyContext& ctx) override;
 
   static Schema schema();
+  // The measure alone, as `sgs dependence` computes it (kind "measure").
+  static Schema measure_schema();
+  static MeasureKind::Factory measure(dependence::Measure measure);
 
  private:
   bool update_due(int64_t epochs_done) const;

@@ -2,9 +2,9 @@
 // scaling G of one feature map, exactly as training would compute them.
 #include "verb.h"
 
-#include "plugins/strategies/dependence.h"
-
 #include <sgs/errors.h>
+#include <sgs/measure.h>
+#include <sgs/registry.h>
 #include <sgs/schema.h>
 
 #include <H5Cpp.h>
@@ -82,7 +82,7 @@ int run_dependence(const std::vector<std::string>& args) {
   int64_t threads = 0;
   opts.add_options()("file", po::value(&file)->required(), "HDF5 file holding float32 [N, C, H, W] feature maps")(
       "dataset", po::value(&dataset)->required(), "name of the feature map in the file (e.g. features.4)")(
-      "measure", po::value(&measure), "mutual_information (default) | autocorrelation")(
+      "measure", po::value(&measure), "a registered measure: mutual_information (default) | autocorrelation (see sgs plugins measure)")(
       "k", po::value(&k), "k of the transform (default 5)")(
       "kernel", po::value(&kernel)->multitoken(), "kernel size: K or KH KW (default 3)")(
       "padding", po::value(&padding)->multitoken(), "zero padding: P or PH PW (default 1)")(
@@ -109,12 +109,13 @@ int run_dependence(const std::vector<std::string>& args) {
   if (spec.kernel[0] < 1 || spec.kernel[1] < 1 || spec.dilation[0] < 1 || spec.dilation[1] < 1)
     throw sgs::ConfigError("--kernel and --dilation: must be >= 1");
   if (!(k > 0)) throw sgs::ConfigError("--k: must be > 0");
-  sgs::dependence::Options o;
-  if (measure == "autocorrelation") o.measure = sgs::dependence::Measure::Autocorrelation;
-  else if (measure != "mutual_information")
-    throw sgs::ConfigError("--measure: expected mutual_information or autocorrelation, got '" + measure + "'");
-  o.k = k;
-  o.diagonal_removal = vm.count("diag-removal") > 0;
+  const auto& reg = sgs::Registry::global();
+  if (!reg.contains(sgs::MeasureKind::kName, measure))
+    throw sgs::ConfigError("--measure: unknown measure '" + measure + "'" +
+                           sgs::did_you_mean(measure, reg.names(sgs::MeasureKind::kName)) +
+                           " (known: " + sgs::join(reg.names(sgs::MeasureKind::kName), ", ") + ")");
+  const sgs::Json keys{{"k", k}, {"diagonal_removal", vm.count("diag-removal") > 0}};
+  const sgs::Options o(sgs::resolve_object(keys, "", reg.get(sgs::MeasureKind::kName, measure).schema), "");
   at::set_num_threads(threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency()));
   auto x = read_feature_map(file, dataset);
   spec.in_channels = x.size(1);
@@ -126,7 +127,7 @@ int run_dependence(const std::vector<std::string>& args) {
                              std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) + " map padded by " +
                              std::to_string(spec.padding[d]));
   }
-  auto result = sgs::dependence::compute(sgs::pad_input(x, spec), spec, o);
+  auto result = reg.factory<sgs::MeasureKind>(measure)(sgs::pad_input(x, spec), spec, o);
   sgs::Json out = {{"dependence", matrix_json(result.dependence)}, {"scaling", matrix_json(result.scaling)}};
   if (vm.count("per-channel")) {
     sgs::Json pc = sgs::Json::array();

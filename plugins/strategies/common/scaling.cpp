@@ -1,4 +1,4 @@
-#include "plugins/strategies/scaling.h"
+#include "scaling.h"
 
 #include <sgs/run_log.h>
 

@@ -2,7 +2,7 @@
 // attached, logged once as the update of epoch 0.
 #pragma once
 
-#include "plugins/strategies/scaling.h"
+#include "scaling.h"
 
 namespace sgs {
 

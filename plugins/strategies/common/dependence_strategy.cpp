@@ -1,4 +1,4 @@
-#include "plugins/strategies/dependence_strategy.h"
+#include "dependence_strategy.h"
 
 #include <sgs/io.h>
 #include <sgs/run_log.h>
@@ -13,16 +13,33 @@
 
 namespace sgs {
 
-Schema DependenceStrategy::schema() {
-  Schema s = {
+Schema DependenceStrategy::measure_schema() {
+  return {
       Key::real("k", 5.0, "k of the transform s_k = k s / ((k - 1) s + 1); 1 = identity").gt(0),
       Key::boolean("diagonal_removal", false, "drop pairs with a zero and the joint histogram's diagonal (ImageNet)"),
+  };
+}
+
+MeasureKind::Factory DependenceStrategy::measure(dependence::Measure measure) {
+  return [measure](const torch::Tensor& padded, const ConvSpec& spec, const Options& o) {
+    dependence::Options options;
+    options.measure = measure;
+    options.k = o.real("k");
+    options.diagonal_removal = o.boolean("diagonal_removal");
+    auto r = dependence::compute(padded, spec, options);
+    return MeasureResult{r.per_channel, r.dependence, r.scaling};
+  };
+}
+
+Schema DependenceStrategy::schema() {
+  Schema s = measure_schema();
+  s.insert(s.end(), {
       Key::integer("batches", 2, "training batches gathered per update").ge(1),
       Key::integer("every", 10, "epochs between updates").ge(1),
       Key::integer("warmup_epochs", 1, "epochs trained with G = 1 before the first update").ge(0),
       Key::string("save_features", "", "HDF5 file to save the gathered conv inputs to (one update); empty = off"),
       Key::integer("save_features_update", 0, "which update (0 = the first) save_features saves").ge(0),
-  };
+  });
   for (auto& k : common_keys()) s.push_back(k);
   return s;
 }

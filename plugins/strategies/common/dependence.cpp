@@ -1,4 +1,4 @@
-#include "plugins/strategies/dependence.h"
+#include "dependence.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>

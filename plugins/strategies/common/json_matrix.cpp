@@ -1,4 +1,4 @@
-#include "plugins/strategies/json_matrix.h"
+#include "json_matrix.h"
 
 #include <sgs/errors.h>
 

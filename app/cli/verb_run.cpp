@@ -5,6 +5,8 @@
 
 #include <sgs/config.h>
 #include <sgs/distributed.h>
+
+#include "app/launch/launcher.h"
 #include <sgs/errors.h>
 #include <sgs/trainer.h>
 

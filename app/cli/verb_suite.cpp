@@ -1,10 +1,10 @@
 // sgs suite SUITE.json --out DIR [--jobs N] [--dry-run] [--index I] [--emit-slurm FILE] [--slurm]:
-// expand a suite into runs and run them (sgs/suite.h).
+// expand a suite into runs and run them (app/suite/suite.h).
 #include "verb.h"
 
 #include <sgs/io.h>
 #include <sgs/errors.h>
-#include <sgs/suite.h>
+#include "app/suite/suite.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,4 +1,4 @@
-#include "plugins/strategies/branches.h"
+#include "branches.h"
 
 #include <sgs/errors.h>
 

@@ -1,0 +1,144 @@
+#include "app/launch/launcher.h"
+#include "app/process.h"
+
+#include <sgs/errors.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sgs {
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
+}
+
+namespace {
+
+std::atomic<int> g_launcher_signal{0};
+extern "C" void on_launcher_signal(int sig) { g_launcher_signal.store(sig); }
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("sgs run --nproc: socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error(std::string("sgs run --nproc: cannot find a free port: ") + std::strerror(errno));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+int launch_local_ranks(int nproc, const std::vector<std::string>& argv, std::chrono::milliseconds grace) {
+  if (nproc < 1) throw ConfigError("--nproc: must be >= 1, got " + std::to_string(nproc));
+  if (argv.empty()) throw ConfigError("--nproc: no command to run");
+  const int port = free_port();
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = on_launcher_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  g_launcher_signal.store(0);
+  std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  std::string exe = "/proc/self/exe";
+  for (int r = 0; r < nproc; ++r) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error(std::string("sgs run --nproc: fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // a launcher that dies takes its ranks along
+      sigaction(SIGINT, &old_int, nullptr);
+      sigaction(SIGTERM, &old_term, nullptr);
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      if (r > 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) dup2(null, 0);
+      }
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(exe.c_str(), args.data());
+      std::fprintf(stderr, "sgs run --nproc: cannot start rank %d: %s\n", r, std::strerror(errno));
+      _exit(127);
+    }
+    pids[static_cast<size_t>(r)] = pid;
+  }
+  int alive = nproc, result = 0, forwarded = 0;
+  bool failed = false;
+  std::chrono::steady_clock::time_point kill_at{};
+  while (alive > 0) {
+    const int sig = g_launcher_signal.load();
+    if (sig != 0 && sig != forwarded) {  // pass SIGINT/SIGTERM on: the ranks checkpoint and stop together
+      forwarded = sig;
+      for (pid_t p : pids)
+        if (p > 0) kill(p, sig);
+    }
+    if (failed && std::chrono::steady_clock::now() >= kill_at) {
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGKILL);
+    }
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0 || (pid < 0 && errno == EINTR)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (pid < 0) break;
+    int rank = -1;
+    for (int r = 0; r < nproc; ++r)
+      if (pids[static_cast<size_t>(r)] == pid) rank = r;
+    if (rank < 0) continue;
+    pids[static_cast<size_t>(rank)] = -1;
+    --alive;
+    const int code = exit_code(status);
+    if (code != 0 && !failed) {
+      result = code;
+      // An interruption every rank saw is not a failure of one rank.
+      const bool interrupted = forwarded != 0 && code == 128 + forwarded;
+      if (!interrupted) {
+        failed = true;
+        std::fprintf(stderr, "sgs run --nproc: rank %d: %s; stopping the other ranks\n", rank,
+                     describe_exit(status).c_str());
+        for (pid_t p : pids)
+          if (p > 0) kill(p, SIGTERM);
+        kill_at = std::chrono::steady_clock::now() + grace;
+      }
+    }
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return result;
+}
+
+}  // namespace sgs
