@@ -1,4 +1,5 @@
 #include "progress.h"
+#include "training.h"
 
 #include <sgs/checkpoint_file.h>
 #include <sgs/config.h>
@@ -48,71 +49,11 @@ extern "C" void on_signal(int sig) { g_interrupt.store(sig); }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
-// Mean |W| over output and input channels, divided by its own mean (docs/method.md 6).
-torch::Tensor kernel_magnitude(ConvBlock& block) {
-  torch::NoGradGuard no_grad;
-  auto m = block.fused().first.abs().mean(std::vector<int64_t>{0, 1}).to(torch::kFloat64);
-  return m / m.mean();
-}
 
-// Where a run stands; saved in the checkpoint so that a resumed run equals an
-// uninterrupted one.
-struct Position {
-  int64_t epochs_done = 0;     // completed epochs
-  int64_t batch = 0;           // batches done in the current epoch
-  int64_t step = 0;            // global step
-  double loss_sum = 0, correct = 0, seen = 0;  // current epoch's running sums
-  double epoch_seconds = 0;    // training time spent in the current epoch so far
-  double scaling_seconds = 0;  // scaling time in the current epoch so far
-  double train_seconds = 0;    // training time of all finished epochs
-  double best_val_acc = -1;
-};
 
-struct Evaluation {
-  double loss = 0, acc = 0;
-};
 
-// Over this rank's shard of the split; with `comm`, the sums are reduced so
-// every rank returns the whole split's figures.
-Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Communicator* comm) {
-  torch::NoGradGuard no_grad;
-  model.eval();
-  auto loss_sum = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kFloat64));
-  auto correct = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kInt64));
-  int64_t seen = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
-    auto x = batch->images.to(device, /*non_blocking=*/true);
-    auto y = batch->labels.to(device, /*non_blocking=*/true);
-    if (y.size(0) == 0) continue;  // this rank's share of a last, small batch
-    auto logits = model.forward(x);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .to(torch::kFloat64);
-    correct += logits.argmax(1).eq(y).sum();
-    seen += y.size(0);
-  }
-  model.train();
-  auto sums = torch::stack({loss_sum, correct.to(torch::kFloat64),
-                            torch::full({}, static_cast<double>(seen), loss_sum.options())});
-  if (comm != nullptr) comm->all_reduce(sums, ReduceOp::Sum);
-  sums = sums.cpu();
-  const double n = sums[2].item<double>();
-  if (n == 0) return {NAN, NAN};
-  return {sums[0].item<double>() / n, sums[1].item<double>() / n};
-}
-
-torch::Device resolve_device(const std::string& name) {
-  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) {
-    if (!torch::cuda::is_available())
-      throw ConfigError("device: 'cuda' requested but this LibTorch build has no usable CUDA device");
-    return torch::Device(torch::kCUDA);
-  }
-  return torch::Device(torch::kCPU);
-}
 
 class Trainer {
  public:
@@ -293,16 +234,7 @@ void Trainer::save_checkpoint(const fs::path& path) {
   archive.write("model", model);
   archive.write("optimizer", optimizer);
   archive.write("strategy", strategy);
-  archive.write("epochs_done", scalar(pos_.epochs_done));
-  archive.write("batch", scalar(pos_.batch));
-  archive.write("step", scalar(pos_.step));
-  archive.write("loss_sum", scalar(pos_.loss_sum));
-  archive.write("correct", scalar(pos_.correct));
-  archive.write("seen", scalar(pos_.seen));
-  archive.write("epoch_seconds", scalar(pos_.epoch_seconds));
-  archive.write("scaling_seconds", scalar(pos_.scaling_seconds));
-  archive.write("train_seconds", scalar(pos_.train_seconds));
-  archive.write("best_val_acc", scalar(pos_.best_val_acc));
+  pos_.save(archive);
   archive.write("world_size", scalar(static_cast<int64_t>(world_)));
   archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
   // Serialised in memory, then written with the system's errors (disk full)
@@ -338,23 +270,11 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   model_->load(model);
   optimizer_->load(optimizer);
   strategy_->load(strategy);
-  auto read = [&](const char* key) {
-    torch::Tensor t;
-    archive.read(key, t);
-    return t;
-  };
-  pos_.epochs_done = read("epochs_done").item<int64_t>();
-  pos_.batch = read("batch").item<int64_t>();
-  pos_.step = read("step").item<int64_t>();
-  pos_.loss_sum = read("loss_sum").item<double>();
-  pos_.correct = read("correct").item<double>();
-  pos_.seen = read("seen").item<double>();
-  pos_.epoch_seconds = read("epoch_seconds").item<double>();
-  pos_.scaling_seconds = read("scaling_seconds").item<double>();
-  pos_.train_seconds = read("train_seconds").item<double>();
-  pos_.best_val_acc = read("best_val_acc").item<double>();
+  pos_.load(archive);
+  torch::Tensor rng;
+  archive.read("rng_cpu", rng);
   auto generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(read("rng_cpu").to(torch::kCPU));
+  generator.set_state(rng.to(torch::kCPU));
 }
 
 // sync_batchnorm: every BatchNorm of the model reduces its statistics over the
