@@ -125,7 +125,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
       completed.push_back(&r);
     } else {
       report.excluded.push_back(
-          {r.name, r.file, r.status.empty() ? "unknown" : r.status, r.error, static_cast<int64_t>(r.epochs.size())});
+          {r.name, r.file, r.status_text(), r.error, static_cast<int64_t>(r.epochs.size())});
     }
   }
   if (!by.empty() && completed.empty()) {
@@ -234,7 +234,7 @@ std::string format_csv(const Report& r) {
   auto std_text = [](const Stat& s) { return s.n() > 1 ? fixed2(s.std) : std::string(); };
   auto mean_text = [](const Stat& s) { return s.n() > 0 ? fixed2(s.mean) : std::string(); };
   for (const auto& g : r.groups) {
-    std::vector<std::string> row{"completed", g.label};
+    std::vector<std::string> row{to_string(RunStatus::Completed), g.label};
     for (const auto& kv : g.values) row.push_back(kv.second.is_null() ? "" : value_label(kv.second));
     for (const auto& s : {mean_text(g.final_test_acc), std_text(g.final_test_acc), mean_text(g.final_val_acc),
                           std_text(g.final_val_acc), mean_text(g.best_acc), std_text(g.best_acc)})

@@ -134,7 +134,7 @@ RunData read_run(const std::string& file) {
     } catch (const Json::parse_error&) {
       throw DataError(file + ": the config attribute is not valid JSON");
     }
-    run.status = string_attr(f, "status");
+    run.status = parse_run_status(string_attr(f, "status"));
     run.error = string_attr(f, "error");
     if (has_link(f, "metrics")) {
       auto g = f.openGroup("metrics");

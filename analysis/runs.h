@@ -3,11 +3,13 @@
 // trainer's RunLog is the only writer.
 #pragma once
 
+#include <sgs/run_status.h>
 #include <sgs/schema.h>
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,13 +37,15 @@ struct RunData {
   std::string file;  // the run.h5
   std::string name;  // short unique name among the runs read together (see find_runs)
   Json config;       // the resolved config (root attribute "config")
-  std::string status, error;
+  std::optional<RunStatus> status;  // nullopt: the file records none, or an unknown one
+  std::string error;
   std::vector<int64_t> epochs;                         // /metrics/epoch
   std::map<std::string, std::vector<double>> metrics;  // /metrics/* (as many rows as `epochs`)
   std::map<std::string, double> summary;               // /summary attributes (empty while running)
   std::vector<LayerData> layers;                       // ordered by their index attribute
 
-  bool completed() const { return status == "completed"; }
+  bool completed() const { return status == RunStatus::Completed; }
+  std::string status_text() const { return status ? to_string(*status) : "unknown"; }
   bool has_metric(const std::string& name) const;
   // The last finite value of a metric, NaN when none.
   double final_metric(const std::string& name) const;

@@ -84,7 +84,7 @@ int run_run(const std::vector<std::string>& args) {
   ro.local_world_size = world.local_world_size;
   sgs::install_interrupt_handlers();
   auto result = sgs::run_training(config, ro);
-  if (result.status == "interrupted") {
+  if (result.status == sgs::RunStatus::Interrupted) {
     int sig = sgs::interrupt_signal();
     return 128 + (sig == 0 ? SIGINT : sig);
   }
@@ -96,7 +96,7 @@ int run_run(const std::vector<std::string>& args) {
     return std::isnan(v) ? std::string("-") : std::string(buf);
   };
   std::cout << "run\tstatus\tepochs\ttrain_acc\tval_acc\ttest_acc\ttrain_seconds\n"
-            << ro.out_dir << "\t" << result.status << "\t" << result.epochs_completed << "\t" << pct("final_train_acc")
+            << ro.out_dir << "\t" << sgs::to_string(result.status) << "\t" << result.epochs_completed << "\t" << pct("final_train_acc")
             << "\t" << pct("final_val_acc") << "\t" << pct("final_test_acc") << "\t"
             << static_cast<int64_t>(result.summary["train_seconds"]) << "\n";
   return 0;

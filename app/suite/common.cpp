@@ -219,7 +219,7 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
 
 // Why a run did not complete, from its run.h5 and its log.
 std::string failure_text(const fs::path& dir, const RunState& state, const std::string& how) {
-  std::string what = state.status.empty() ? "no run.h5" : state.status;
+  std::string what = !state.has_file ? "no run.h5" : state.text();
   std::string why = state.error.empty() ? last_line(dir / "log.txt") : state.error;
   return what + (how.empty() ? "" : " (" + how + ")") + (why.empty() ? "" : ": " + why);
 }
@@ -328,6 +328,7 @@ RunState read_run_state(const fs::path& run_dir) {
   s.checkpoint = fs::exists(run_dir / "checkpoint.pt");
   const fs::path file = run_dir / "run.h5";
   if (!fs::exists(file)) return s;
+  s.has_file = true;
   H5::Exception::dontPrint();
   try {
     H5::H5File f(file.string(), H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
@@ -338,15 +339,14 @@ RunState read_run_state(const fs::path& run_dir) {
       a.read(a.getStrType(), v);
       return v;
     };
-    s.status = attr("status");
+    const std::string status = attr("status");
+    s.status = parse_run_status(status);
     s.error = attr("error");
     s.created = attr("created");
-    if (s.status.empty()) {
-      s.status = "unreadable";
-      s.error = file.string() + ": no status attribute";
-    }
+    if (!s.status)
+      s.error = file.string() + ": " + (status.empty() ? "no status attribute" : "unknown status '" + status + "'");
   } catch (const H5::Exception& e) {
-    s.status = "unreadable";
+    s.status.reset();
     s.error = file.string() + ": " + e.getDetailMsg();
   }
   return s;

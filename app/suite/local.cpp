@@ -158,7 +158,7 @@ class LocalRunner {
         return;  // plan_finals may have added entries: start over
       }
       try {
-        e.pid = launch(e.run, dir(e), st.fresh() || st.status.empty(), lock, o_.sgs_binary);
+        e.pid = launch(e.run, dir(e), st.fresh() || !st.has_file, lock, o_.sgs_binary);
       } catch (const std::exception& ex) {
         close(lock);
         e.state = State::Failed;
@@ -184,7 +184,7 @@ class LocalRunner {
       event("completed " + e.run.name + " (" + format_seconds(e.seconds) + ")");
     } else if (g_signal != 0 && !st.fresh()) {  // stopped by the signal we forwarded
       e.state = State::Interrupted;
-      event("interrupted " + e.run.name + (st.status == "interrupted" ? " (checkpoint written)" : ""));
+      event("interrupted " + e.run.name + (st.status == RunStatus::Interrupted ? " (checkpoint written)" : ""));
     } else {
       e.state = State::Failed;
       e.error = failure_text(dir(e), st, r > 0 ? describe_exit(status) : "lost");
@@ -312,7 +312,7 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
     return 0;
   }
   install_suite_handlers();
-  const bool fresh = st.fresh() || st.status.empty();
+  const bool fresh = st.fresh() || !st.has_file;
   const auto start = Clock::now();
   pid_t pid = launch(run, dir, fresh, lock, options.sgs_binary);
   close(lock);

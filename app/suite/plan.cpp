@@ -456,10 +456,10 @@ void print_suite_plan(const Suite& suite, const fs::path& out_dir, std::ostream&
       }
       if (status.empty()) {
         auto st = read_run_state(out_dir / run.name);
-        status = st.status.empty() ? "new"
-                 : st.completed()  ? "completed"
-                 : st.fresh()      ? "redo (" + st.status + ")"
-                                   : "resume (" + st.status + ")";
+        status = !st.has_file     ? "new"
+                 : st.completed()  ? to_string(RunStatus::Completed)
+                 : st.fresh()      ? "redo (" + st.text() + ")"
+                                   : "resume (" + st.text() + ")";
         if (locked_elsewhere(out_dir / run.name)) status = "running now";
         if (!config_conflict(run, out_dir).empty()) {
           status = "another config";

@@ -183,8 +183,8 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
       for (const auto& r : todo) {
         auto st = read_run_state(out / r.name);
         if (st.completed()) ++done;
-        else if (st.status == "failed" || st.status == "diverged") ++failed;
-        else if (st.status == "running") ++running;
+        else if (st.status == RunStatus::Failed || st.status == RunStatus::Diverged) ++failed;
+        else if (st.status == RunStatus::Running) ++running;
       }
       char buf[200];
       std::snprintf(buf, sizeof buf, "job %s: %zu/%zu done, %zu running, %zu failed, %zu pending", job.c_str(), done,
@@ -211,9 +211,9 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
       return;
     }
     std::string where = out_files.count(r.name) ? " (see " + out_files[r.name] + ")" : "";
-    if (st.status.empty()) not_run.emplace_back(r.name, "did not run" + where);
-    else if (st.status == "interrupted" || st.status == "running")
-      not_run.emplace_back(r.name, st.status + " (resumes when the suite is run again)" + where);
+    if (!st.has_file) not_run.emplace_back(r.name, "did not run" + where);
+    else if (st.status == RunStatus::Interrupted || st.status == RunStatus::Running)
+      not_run.emplace_back(r.name, st.text() + " (resumes when the suite is run again)" + where);
     else failed.emplace_back(r.name, failure_text(out / r.name, st, "") + where);
   };
   for (const auto& r : suite.runs(1)) judge(r);

@@ -24,12 +24,14 @@
 // all of the variant's search runs have completed.
 #pragma once
 
+#include <sgs/run_status.h>
 #include <sgs/schema.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,14 +54,18 @@ struct SuiteRun {
 
 // What a run directory holds, from its run.h5 (read without a lock).
 struct RunState {
-  std::string status;  // "" (no run.h5), running, interrupted, completed, failed, diverged, unreadable
-  std::string error;   // run.h5's error, or why it is unreadable
+  bool has_file = false;            // run.h5 exists
+  std::optional<RunStatus> status;  // nullopt: no run.h5, or an unreadable one
+  std::string error;                // run.h5's error, or why it is unreadable
   std::string created;
   bool checkpoint = false;
-  bool completed() const { return status == "completed"; }
+  bool unreadable() const { return has_file && !status; }
+  bool completed() const { return status == RunStatus::Completed; }
   // completed: skip; failed, diverged, unreadable: start afresh; otherwise
   // (none, running, interrupted) resume (from the checkpoint when there is one).
-  bool fresh() const { return status == "failed" || status == "diverged" || status == "unreadable"; }
+  bool fresh() const { return unreadable() || status == RunStatus::Failed || status == RunStatus::Diverged; }
+  // "" (no run.h5), "unreadable", or the status's name.
+  std::string text() const { return !has_file ? "" : status ? to_string(*status) : "unreadable"; }
 };
 RunState read_run_state(const std::filesystem::path& run_dir);
 

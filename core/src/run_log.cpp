@@ -243,7 +243,7 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
     std::string commit = SGS_GIT_COMMIT;
     set_attr(f, "sgs_version", std::string(SGS_VERSION) + (commit.empty() ? "" : " (" + commit + ")"));
     set_attr(f, "config", config.dump());
-    set_attr(f, "status", std::string("running"));
+    set_attr(f, "status", std::string(to_string(RunStatus::Running)));
     set_attr(f, "error", std::string(""));
     set_attr(f, "created", utc_now());
     set_attr(f, "finished", std::string(""));
@@ -291,7 +291,7 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
           }
       }
     }
-    set_attr(f, "status", std::string("running"));
+    set_attr(f, "status", std::string(to_string(RunStatus::Running)));
     set_attr(f, "error", std::string(""));
     set_attr(f, "finished", std::string(""));
   });
@@ -314,14 +314,14 @@ std::map<std::string, double> RunLog::read_summary(const std::string& path) {
   return out;
 }
 
-std::string RunLog::read_status(const std::string& path) {
+std::optional<RunStatus> RunLog::read_status(const std::string& path) {
   H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  return guarded(path, "read the run file's status", [&] {
+  return guarded(path, "read the run file's status", [&]() -> std::optional<RunStatus> {
+    if (!f.attrExists("status")) return std::nullopt;
     std::string v;
-    if (!f.attrExists("status")) return v;
     auto a = f.openAttribute("status");
     a.read(a.getStrType(), v);
-    return v;
+    return parse_run_status(v);
   });
 }
 
@@ -408,12 +408,12 @@ void RunLog::append_int(const std::string& layer, const std::string& name, int64
   });
 }
 
-void RunLog::set_status(const std::string& status, const std::string& error) {
+void RunLog::set_status(RunStatus status, const std::string& error) {
   auto& f = working_copy();
   guarded(path_, "write the run file", [&] {
-    set_attr(f, "status", status);
+    set_attr(f, "status", std::string(to_string(status)));
     set_attr(f, "error", error);
-    if (status != "running") set_attr(f, "finished", utc_now());
+    if (status != RunStatus::Running) set_attr(f, "finished", utc_now());
   });
   commit();
 }

@@ -74,7 +74,7 @@ class Trainer {
   void complete_run_file(const fs::path& h5);
   RunResult run_in(const fs::path& out, const fs::path& h5, const fs::path& ckpt, const fs::path& cfg);
   void end_epoch(int64_t epoch, const fs::path& ckpt);
-  void mark(const std::exception& e, const char* status, bool with_summary) noexcept;
+  void mark(const std::exception& e, RunStatus status, bool with_summary) noexcept;
   void save_checkpoint(const fs::path& path);
   void load_checkpoint(const std::string& bytes, const fs::path& path);
   void sync_batchnorms();
@@ -489,11 +489,11 @@ std::string Trainer::prepare_directory(const fs::path& out) {
 // A run killed after its last checkpoint but before run.h5 said so: write
 // the summary and the status it lacks.
 void Trainer::complete_run_file(const fs::path& h5) {
-  if (RunLog::read_status(h5.string()) == "completed") return;
+  if (RunLog::read_status(h5.string()) == RunStatus::Completed) return;
   log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/false);
   last_metrics_ = RunLog::read_last_metrics(h5.string());
   log_->set_summary(summary());
-  log_->set_status("completed");
+  log_->set_status(RunStatus::Completed);
   progress_.message(h5.string() + ": the run had finished; summary and status written");
 }
 
@@ -530,7 +530,7 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
   if (comm_) broadcast_module(*model_, *comm_);  // every rank starts from rank 0's weights and buffers
   if (resumed && pos_.epochs_done >= epochs_) {  // nothing left to do: report the finished run as it is
     RunResult done;
-    done.status = "completed";
+    done.status = RunStatus::Completed;
     done.epochs_completed = pos_.epochs_done;
     if (rank_ == 0) {
       complete_run_file(h5);
@@ -580,10 +580,10 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
         // status: a kill between any two leaves a resumable pair.
         if (log_) log_->flush();
         if (rank_ == 0) save_checkpoint(ckpt);
-        if (log_) log_->set_status("interrupted");
+        if (log_) log_->set_status(RunStatus::Interrupted);
         progress_.epoch_end("interrupted at epoch " + std::to_string(epoch) + ", step " + std::to_string(pos_.step) +
                             "; checkpoint written, resume with --resume");
-        result.status = "interrupted";
+        result.status = RunStatus::Interrupted;
         result.epochs_completed = pos_.epochs_done;
         return result;
       }
@@ -592,23 +592,23 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     result.summary = summary();
     if (log_) {
       log_->set_summary(result.summary);
-      log_->set_status("completed");
+      log_->set_status(RunStatus::Completed);
     }
-    result.status = "completed";
+    result.status = RunStatus::Completed;
     result.epochs_completed = pos_.epochs_done;
     return result;
   } catch (const DivergedError& e) {
-    mark(e, "diverged", /*with_summary=*/true);
+    mark(e, RunStatus::Diverged, /*with_summary=*/true);
     throw;
   } catch (const std::exception& e) {
-    mark(e, "failed", /*with_summary=*/false);
+    mark(e, RunStatus::Failed, /*with_summary=*/false);
     throw;
   }
 }
 
 // Records why the run stopped, if run.h5 can still be written (a full disk
 // may refuse that too: the original error is what the caller sees).
-void Trainer::mark(const std::exception& e, const char* status, bool with_summary) noexcept {
+void Trainer::mark(const std::exception& e, RunStatus status, bool with_summary) noexcept {
   if (!log_) return;
   try {
     if (with_summary) log_->set_summary(summary());

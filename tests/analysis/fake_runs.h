@@ -82,13 +82,14 @@ inline std::filesystem::path write_fake_run(const std::filesystem::path& dir, co
     for (size_t i = 0; i < run.layers.size(); ++i)
       log->append_matrix(run.layers[i].name, "kernel_magnitude", fake_matrix(run.layers[i].kernel, 1.0 + 0.2 * epoch));
   }
-  if (run.status == "completed" || run.status == "diverged")
+  const auto status = sgs::parse_run_status(run.status).value();
+  if (status == sgs::RunStatus::Completed || status == sgs::RunStatus::Diverged)
     log->set_summary({{"final_test_acc", run.test_acc.empty() ? 0.0 : run.test_acc.back()},
                       {"train_seconds", run.train_seconds},
                       {"epochs_completed", static_cast<double>(run.test_acc.size())},
                       {"parameters", static_cast<double>(run.parameters)},
                       {"parameters_fused", static_cast<double>(run.parameters_fused)}});
-  log->set_status(run.status, run.error);
+  log->set_status(status, run.error);
   return file;
 }
 

@@ -48,14 +48,14 @@ std::string load_error(const fs::path& file, const Json& suite) {
 }
 
 // A run.h5 as a finished run leaves it, with the given final_val_acc.
-void fake_run(const fs::path& dir, double val_acc, const std::string& status = "completed") {
+void fake_run(const fs::path& dir, double val_acc, RunStatus status = RunStatus::Completed) {
   fs::create_directories(dir);
   auto log = RunLog::create((dir / "run.h5").string(), tiny_config(), "cpu", 1);
   log->set_summary({{"final_val_acc", val_acc}, {"best_val_acc", val_acc}});
   log->set_status(status);
 }
 
-std::string status_of(const fs::path& run_dir) { return read_run_state(run_dir).status; }
+std::string status_of(const fs::path& run_dir) { return read_run_state(run_dir).text(); }
 
 // `sgs ARGS...` in its own process group (so that the group can be killed).
 int spawn_group(const std::vector<std::string>& args) {
@@ -184,7 +184,7 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
   CHECK(incomplete.error.find("1 of its search runs are not completed") != std::string::npos);
   CHECK_THROWS_WITH_AS(s.plan_final(s.runs(2)[0], incomplete),
                        doctest::Contains("final/mi/seed=0: cannot be planned"), std::runtime_error);
-  fake_run(out / "search" / "mi" / "k=7,seed=1", 0.5, "failed");
+  fake_run(out / "search" / "mi" / "k=7,seed=1", 0.5, RunStatus::Failed);
   CHECK_FALSE(s.select("mi", out).ready());  // a failed run is not completed
 
   fake_run(out / "search" / "mi" / "k=7,seed=1", 0.5);

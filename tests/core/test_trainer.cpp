@@ -32,7 +32,7 @@ std::vector<double> metric(const std::filesystem::path& dir, const std::string& 
 TEST_CASE("trainer: a short run on synthetic data lowers the loss") {
   TempDir dir("trainer_loss");
   auto result = train(tiny_config(4), dir / "run");
-  CHECK(result.status == "completed");
+  CHECK(result.status == sgs::RunStatus::Completed);
   auto loss = metric(dir / "run", "train_loss");
   REQUIRE(loss.size() == 4);
   CHECK(loss.back() < 0.7 * loss.front());
@@ -58,11 +58,11 @@ TEST_CASE("trainer: a run stopped mid-epoch and resumed equals an uninterrupted 
   train(config, dir / "whole");
   // 256 / 32 = 8 steps per epoch: stop inside epoch 2, after its scaling update.
   auto first = train(config, dir / "split", false, 11);
-  CHECK(first.status == "interrupted");
+  CHECK(first.status == sgs::RunStatus::Interrupted);
   CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "interrupted");
   CHECK(metric(dir / "split", "train_loss").size() == 1);
   auto second = train(config, dir / "split", true);
-  CHECK(second.status == "completed");
+  CHECK(second.status == sgs::RunStatus::Completed);
   for (const char* m : {"train_loss", "train_acc", "test_loss", "test_acc", "lr"}) {
     INFO(m);
     CHECK(metric(dir / "whole", m) == metric(dir / "split", m));
@@ -76,7 +76,7 @@ TEST_CASE("trainer: a run stopped mid-epoch and resumed equals an uninterrupted 
   CHECK(read_doubles((dir / "split" / "run.h5").string(), layer + "scaling_epoch") == std::vector<double>{1, 2});
   // Resuming a finished run changes nothing and reports its summary.
   auto again = train(config, dir / "split", true);
-  CHECK(again.status == "completed");
+  CHECK(again.status == sgs::RunStatus::Completed);
   CHECK(again.summary.at("final_test_acc") == second.summary.at("final_test_acc"));
   CHECK(metric(dir / "split", "train_loss").size() == 3);
   CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "completed");

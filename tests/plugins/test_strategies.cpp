@@ -300,7 +300,7 @@ TEST_CASE("strategies: a quick run with each scaling strategy writes its scaling
     RunOptions ro;
     ro.out_dir = (dir / name).string();
     ro.quiet = true;
-    CHECK(run_training(resolve_config(config, "t"), ro).status == "completed");
+    CHECK(run_training(resolve_config(config, "t"), ro).status == sgs::RunStatus::Completed);
     const std::string f = (dir / name / "run.h5").string();
     const std::vector<double> epochs = dynamic ? std::vector<double>{1, 2} : std::vector<double>{0};
     for (const char* layer : {"features.0", "features.25"}) {

@@ -439,7 +439,7 @@ TEST_CASE("structural: a short training run of each lowers the loss and fuses to
     Json config = test::tiny_config(3);
     config["strategy"] = {{"name", name}};
     auto result = train(config, dir / name);
-    CHECK(result.status == "completed");
+    CHECK(result.status == sgs::RunStatus::Completed);
     auto loss = metric(dir / name, "train_loss");
     REQUIRE(loss.size() == 3);
     CHECK(loss.back() < 0.8 * loss.front());

@@ -9,6 +9,7 @@
 // run.h5 as it was.
 #pragma once
 
+#include <sgs/run_status.h>
 #include <sgs/schema.h>
 
 #include <torch/types.h>
@@ -44,8 +45,8 @@ class RunLog {
 
   // The /summary attributes of a finished run file.
   static std::map<std::string, double> read_summary(const std::string& path);
-  // The root attribute "status" ("" when absent).
-  static std::string read_status(const std::string& path);
+  // The root attribute "status" (nullopt when absent or not a status).
+  static std::optional<RunStatus> read_status(const std::string& path);
   // The number of epochs in /metrics.
   static int64_t read_epochs(const std::string& path);
   // The last row of every /metrics dataset but "epoch".
@@ -62,7 +63,7 @@ class RunLog {
   void append_int(const std::string& layer, const std::string& name, int64_t value);
 
   // Sets the status and commits.
-  void set_status(const std::string& status, const std::string& error = "");
+  void set_status(RunStatus status, const std::string& error = "");
   void set_summary(const std::map<std::string, double>& values);
   // Commits the changes made since the last commit (see above).
   void flush();

@@ -3,6 +3,7 @@
 // their hooks (strategy.h).
 #pragma once
 
+#include <sgs/run_status.h>
 #include <sgs/schema.h>
 
 #include <map>
@@ -33,7 +34,7 @@ struct RunOptions {
 };
 
 struct RunResult {
-  std::string status;  // completed | interrupted (diverged and failed throw)
+  RunStatus status = RunStatus::Completed;  // Completed | Interrupted (diverged and failed runs throw)
   int64_t epochs_completed = 0;
   std::map<std::string, double> summary;
 };
