@@ -110,12 +110,14 @@ int run_dependence(const std::vector<std::string>& args) {
     throw sgs::ConfigError("--kernel and --dilation: must be >= 1");
   if (!(k > 0)) throw sgs::ConfigError("--k: must be > 0");
   const auto& reg = sgs::Registry::global();
-  if (!reg.contains(sgs::MeasureKind::kName, measure))
-    throw sgs::ConfigError("--measure: unknown measure '" + measure + "'" +
-                           sgs::did_you_mean(measure, reg.names(sgs::MeasureKind::kName)) +
-                           " (known: " + sgs::join(reg.names(sgs::MeasureKind::kName), ", ") + ")");
+  const sgs::PluginInfo* info;
+  try {
+    info = &reg.get(sgs::MeasureKind::kName, measure);
+  } catch (const sgs::ConfigError& e) {
+    throw sgs::ConfigError(std::string("--measure: ") + e.what());
+  }
   const sgs::Json keys{{"k", k}, {"diagonal_removal", vm.count("diag-removal") > 0}};
-  const sgs::Options o(sgs::resolve_object(keys, "", reg.get(sgs::MeasureKind::kName, measure).schema), "");
+  const sgs::Options o(sgs::resolve_object(keys, "", info->schema), "");
   at::set_num_threads(threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency()));
   auto x = read_feature_map(file, dataset);
   spec.in_channels = x.size(1);

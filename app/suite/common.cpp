@@ -169,7 +169,6 @@ void nap(double seconds) { std::this_thread::sleep_for(std::chrono::duration<dou
 // holds it.
 int try_lock(const fs::path& run_dir) { return RunDirLock::try_take(run_dir).detach(); }
 
-bool locked_elsewhere(const fs::path& run_dir) { return run_dir_locked_elsewhere(run_dir); }
 
 // Starts `sgs run` for one run: its config in DIR/suite_config.json, output
 // to DIR/log.txt, the lock handed to the child.

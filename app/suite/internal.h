@@ -60,7 +60,6 @@ std::string format_seconds(double s);
 void install_suite_handlers();
 void nap(double seconds);
 int try_lock(const fs::path& run_dir);
-bool locked_elsewhere(const fs::path& run_dir);
 pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, const std::string& binary);
 std::string failure_text(const fs::path& dir, const RunState& state, const std::string& how);
 std::string first_difference(const Json& a, const Json& b);

@@ -111,7 +111,7 @@ class LocalRunner {
     if (!conflict.empty()) {
       e.state = State::Failed;
       e.error = conflict;
-    } else if (read_run_state(o_.out_dir / run.name).completed() && !locked_elsewhere(o_.out_dir / run.name)) {
+    } else if (read_run_state(o_.out_dir / run.name).completed() && !run_dir_locked_elsewhere(o_.out_dir / run.name)) {
       e.state = State::Already;
     }
     entries_.push_back(std::move(e));

@@ -460,7 +460,7 @@ void print_suite_plan(const Suite& suite, const fs::path& out_dir, std::ostream&
                  : st.completed()  ? to_string(RunStatus::Completed)
                  : st.fresh()      ? "redo (" + st.text() + ")"
                                    : "resume (" + st.text() + ")";
-        if (locked_elsewhere(out_dir / run.name)) status = "running now";
+        if (run_dir_locked_elsewhere(out_dir / run.name)) status = "running now";
         if (!config_conflict(run, out_dir).empty()) {
           status = "another config";
           conflicts = true;

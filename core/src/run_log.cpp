@@ -200,12 +200,9 @@ void RunLog::discard() noexcept {
 
 H5::H5File& RunLog::working_copy() {
   if (impl_->open) return impl_->file;
-  H5::Exception::dontPrint();
-  try {
-    impl_->file = H5::H5File(path_, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, in_memory_access());
-  } catch (const H5::Exception& e) {
-    throw IoError(path_ + ": cannot read the run file: " + h5_error_reason(e));
-  }
+  impl_->file = guarded(path_, "read the run file", [&] {
+    return H5::H5File(path_, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, in_memory_access());
+  });
   impl_->open = true;
   return impl_->file;
 }
@@ -259,10 +256,8 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
 
 std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch) {
   std::unique_ptr<RunLog> log(new RunLog(path));
-  remove_quietly(temporary_path(path));  // what a kill left of an uncommitted epoch
   if (!fs::exists(path))
     throw IoError(path + ": missing; the checkpoint beside it cannot be resumed without its run file");
-  open_file(path, H5F_ACC_RDONLY, "read the run file to resume").close();
   auto& f = log->working_copy();
   guarded(path, "update the run file to resume", [&] {
     const auto done = static_cast<hsize_t>(epochs_done);

@@ -250,7 +250,6 @@ void Trainer::save_checkpoint(const fs::path& path) {
 // `bytes`: the checkpoint file's contents (rank 0 reads it, every rank loads it).
 void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   torch::serialize::InputArchive archive;
-  verify_checkpoint(bytes, path.string());
   try {
     archive.load_from(bytes.data(), bytes.size(), device_);
   } catch (const std::exception& e) {
@@ -451,7 +450,7 @@ void Trainer::with_source(const std::function<void()>& step) const {
 }
 
 // Rank 0: takes the run directory's lock, clears what a kill left, and reads
-// the checkpoint to resume from (verified).
+// the checkpoint to resume from (verified: the other ranks receive it from here).
 std::string Trainer::prepare_directory(const fs::path& out) {
   created_dir_ = !fs::exists(out);
   lock_ = RunDirLock::take(out);
@@ -482,7 +481,7 @@ std::string Trainer::prepare_directory(const fs::path& out) {
                         "resume it with the same config and --set values, or use a new --out");
   }
   std::string bytes = read_file(ckpt);
-  verify_checkpoint(bytes, ckpt.string());
+  verify_checkpoint(bytes, ckpt.string());  // also refuses an empty one (empty bytes mean "start afresh")
   return bytes;
 }
 
@@ -558,8 +557,10 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     if (log_)
       for (size_t i = 0; i < spatial_.size(); ++i)
         log_->add_layer(spatial_[i]->path(), static_cast<int64_t>(i), spatial_[i]->spec());
-    if (!resumed && log_) log_kernel_magnitudes();
-    if (log_) log_->flush();
+    if (!resumed && log_) {
+      log_kernel_magnitudes();
+      log_->flush();
+    }
     progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>() * world_));
     RunResult result;
     while (pos_.epochs_done < epochs_) {
