@@ -3,6 +3,7 @@
 #include "draw.h"
 #include "report.h"
 
+#include <sgs/config.h>
 #include <sgs/io.h>
 #include <sgs/errors.h>
 
@@ -449,8 +450,9 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
   };
   auto without = [](const RunData& r) {  // the config but for the strategy and the run-specific keys
     auto flat = flatten_config(r.config);
+    const auto specific = run_specific_keys(r.config);
     for (auto it = flat.begin(); it != flat.end();)
-      it = it->first.rfind("strategy", 0) == 0 || run_specific_keys().count(it->first) ? flat.erase(it) : std::next(it);
+      it = it->first.rfind("strategy", 0) == 0 || specific.count(it->first) ? flat.erase(it) : std::next(it);
     return flat;
   };
   std::vector<const RunData*> baselines, others;  // completed runs only: the trained kernels

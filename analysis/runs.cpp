@@ -1,10 +1,8 @@
 #include "runs.h"
 
+#include <sgs/config.h>
 #include <sgs/errors.h>
-#include <sgs/h5_access.h>
 #include <sgs/registry.h>
-
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -67,126 +65,9 @@ bool RunData::has_scalings() const {
   return std::any_of(layers.begin(), layers.end(), [](const LayerData& l) { return !l.scaling.empty(); });
 }
 
-namespace {
-
-bool has_link(const H5::Group& g, const std::string& name) {
-  return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0;
-}
-
-std::string string_attr(const H5::H5Object& obj, const std::string& name) {
-  if (!obj.attrExists(name)) return "";
-  auto a = obj.openAttribute(name);
-  std::string s;
-  a.read(a.getStrType(), s);
-  return s;
-}
-
-std::vector<int64_t> int_attr(const H5::H5Object& obj, const std::string& name) {
-  if (!obj.attrExists(name)) return {};
-  auto a = obj.openAttribute(name);
-  std::vector<int64_t> v(static_cast<size_t>(a.getSpace().getSimpleExtentNpoints()));
-  if (!v.empty()) a.read(H5::PredType::NATIVE_INT64, v.data());
-  return v;
-}
-
-std::vector<hsize_t> dims_of(const H5::DataSet& ds) {
-  auto space = ds.getSpace();
-  std::vector<hsize_t> d(static_cast<size_t>(space.getSimpleExtentNdims()));
-  if (!d.empty()) space.getSimpleExtentDims(d.data());
-  return d;
-}
-
-std::vector<double> read_all(const H5::DataSet& ds) {
-  std::vector<double> v(static_cast<size_t>(ds.getSpace().getSimpleExtentNpoints()));
-  if (!v.empty()) ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
-  return v;
-}
-
-// A [U, kh, kw] dataset as U matrices.
-std::vector<Matrix> read_matrices(const H5::Group& g, const std::string& name) {
-  if (!has_link(g, name)) return {};
-  auto ds = g.openDataSet(name);
-  auto d = dims_of(ds);
-  if (d.size() != 3) throw std::runtime_error(name + ": expected 3 dimensions");
-  auto v = read_all(ds);
-  std::vector<Matrix> out;
-  const size_t per = static_cast<size_t>(d[1] * d[2]);
-  for (hsize_t u = 0; u < d[0]; ++u) {
-    Matrix m{static_cast<int64_t>(d[1]), static_cast<int64_t>(d[2]), {}};
-    m.values.assign(v.begin() + static_cast<long>(u * per), v.begin() + static_cast<long>((u + 1) * per));
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
-}  // namespace
-
 RunData read_run(const std::string& file) {
   RunData run;
-  run.file = file;
-  H5::Exception::dontPrint();
-  try {
-    H5::H5File f(file, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
-    const std::string config = string_attr(f, "config");
-    if (config.empty()) throw DataError(file + ": not a run file (no config attribute)");
-    try {
-      run.config = Json::parse(config);
-    } catch (const Json::parse_error&) {
-      throw DataError(file + ": the config attribute is not valid JSON");
-    }
-    run.status = parse_run_status(string_attr(f, "status"));
-    run.error = string_attr(f, "error");
-    if (has_link(f, "metrics")) {
-      auto g = f.openGroup("metrics");
-      if (has_link(g, "epoch")) {
-        auto e = read_all(g.openDataSet("epoch"));
-        for (double v : e) run.epochs.push_back(static_cast<int64_t>(std::llround(v)));
-      }
-      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
-        const std::string name = g.getObjnameByIdx(i);
-        if (name == "epoch") continue;
-        auto v = read_all(g.openDataSet(name));
-        v.resize(run.epochs.size(), NAN);  // a metric that stopped early reads as NaN
-        run.metrics[name] = std::move(v);
-      }
-    }
-    if (has_link(f, "summary")) {
-      auto g = f.openGroup("summary");
-      for (int i = 0; i < g.getNumAttrs(); ++i) {
-        auto a = g.openAttribute(static_cast<unsigned>(i));
-        double v = 0;
-        a.read(H5::PredType::NATIVE_DOUBLE, &v);
-        run.summary[a.getName()] = v;
-      }
-    }
-    if (has_link(f, "layers")) {
-      auto g = f.openGroup("layers");
-      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
-        LayerData layer;
-        layer.name = g.getObjnameByIdx(i);
-        auto lg = g.openGroup(layer.name);
-        auto index = int_attr(lg, "index");
-        layer.index = index.empty() ? static_cast<int64_t>(i) : index[0];
-        auto kernel = int_attr(lg, "kernel");
-        if (kernel.size() == 2) layer.kernel = {kernel[0], kernel[1]};
-        layer.scaling = read_matrices(lg, "scaling");
-        if (has_link(lg, "scaling_epoch"))
-          for (double v : read_all(lg.openDataSet("scaling_epoch"))) layer.scaling_epoch.push_back(std::llround(v));
-        layer.scaling_epoch.resize(layer.scaling.size(), -1);
-        layer.kernel_magnitude = read_matrices(lg, "kernel_magnitude");
-        run.layers.push_back(std::move(layer));
-      }
-      std::sort(run.layers.begin(), run.layers.end(), [](const LayerData& a, const LayerData& b) {
-        return a.index != b.index ? a.index < b.index : a.name < b.name;
-      });
-    }
-  } catch (const H5::Exception& e) {
-    throw DataError(file + ": cannot read the run file: " + e.getDetailMsg());
-  } catch (const DataError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DataError(file + ": cannot read the run file: " + e.what());
-  }
+  static_cast<RunFile&>(run) = read_run_file(file);
   return run;
 }
 
@@ -263,14 +144,6 @@ std::map<std::string, Json> flatten_config(const Json& config) {
   std::map<std::string, Json> out;
   flatten_into(config, "", out);
   return out;
-}
-
-const std::set<std::string>& run_specific_keys() {
-  static const std::set<std::string> keys{"seed",          "description",     "device",
-                                          "threads",       "data_workers",    "checkpoint",
-                                          "eval_batch_size", "dataset.root",  "strategy.save_features",
-                                          "strategy.save_features_update"};
-  return keys;
 }
 
 std::string value_label(const Json& value) {
@@ -351,10 +224,11 @@ bool is_plugin_default(const std::map<std::string, Json>& flat, const std::strin
 Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<std::string>& by,
                     const std::set<std::string>& ignore) {
   std::vector<std::map<std::string, Json>> flat;
-  std::set<std::string> all;
+  std::set<std::string> all, specific;
   for (const auto* r : runs) {
     flat.push_back(flatten_config(r->config));
     for (const auto& [k, v] : flat.back()) all.insert(k);
+    specific.merge(run_specific_keys(r->config));
   }
   auto value_of = [&](size_t i, const std::string& key) {
     auto it = flat[i].find(key);
@@ -370,7 +244,7 @@ Grouping group_runs(const std::vector<const RunData*>& runs, const std::vector<s
   } else {
     // The keys whose values are not the same in every run.
     for (const auto& key : all) {
-      if (run_specific_keys().count(key) || ignore.count(key)) continue;
+      if (specific.count(key) || ignore.count(key)) continue;
       for (size_t i = 1; i < runs.size(); ++i)
         if (value_less(value_of(i, key), value_of(0, key)) || value_less(value_of(0, key), value_of(i, key))) {
           out.keys.push_back(key);

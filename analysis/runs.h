@@ -3,7 +3,7 @@
 // trainer's RunLog is the only writer.
 #pragma once
 
-#include <sgs/run_status.h>
+#include <sgs/run_file.h>
 #include <sgs/schema.h>
 
 #include <array>
@@ -16,35 +16,13 @@
 
 namespace sgs::analysis {
 
-// A row-major kh x kw matrix.
-struct Matrix {
-  int64_t rows = 0, cols = 0;
-  std::vector<double> values;
-  double at(int64_t r, int64_t c) const { return values[static_cast<size_t>(r * cols + c)]; }
-};
+using Matrix = RunMatrix;
+using LayerData = RunLayer;
 
-// One /layers/<name> group.
-struct LayerData {
-  std::string name;
-  int64_t index = 0;
-  std::array<int64_t, 2> kernel{0, 0};
-  std::vector<Matrix> scaling;           // one per update
-  std::vector<int64_t> scaling_epoch;    // as many as `scaling`
-  std::vector<Matrix> kernel_magnitude;  // row 0 at initialisation, row e after epoch e
-};
-
-struct RunData {
-  std::string file;  // the run.h5
+// A run file read back, with the name it has among the runs read together.
+struct RunData : RunFile {
   std::string name;  // short unique name among the runs read together (see find_runs)
-  Json config;       // the resolved config (root attribute "config")
-  std::optional<RunStatus> status;  // nullopt: the file records none, or an unknown one
-  std::string error;
-  std::vector<int64_t> epochs;                         // /metrics/epoch
-  std::map<std::string, std::vector<double>> metrics;  // /metrics/* (as many rows as `epochs`)
-  std::map<std::string, double> summary;               // /summary attributes (empty while running)
-  std::vector<LayerData> layers;                       // ordered by their index attribute
 
-  bool completed() const { return status == RunStatus::Completed; }
   std::string status_text() const { return status ? to_string(*status) : "unknown"; }
   bool has_metric(const std::string& name) const;
   // The last finite value of a metric, NaN when none.
@@ -77,10 +55,6 @@ FoundRuns find_runs(const std::vector<std::string>& inputs);
 // The config flattened to dotted keys ("strategy.k"); lists and other
 // non-object values are leaves.
 std::map<std::string, Json> flatten_config(const Json& config);
-
-// Keys that never define a group: the seed and what only says where or how a
-// run executed (paths, threads, device, description, checkpointing).
-const std::set<std::string>& run_specific_keys();
 
 // A value as a short label: 5.0 -> "5", "sgd" -> "sgd", null -> "-".
 std::string value_label(const Json& value);

@@ -19,12 +19,18 @@ const sgs::data::CifarFormat& format() {
   return f;
 }
 
+struct Cifar10Options : sgs::data::FolderOptions {
+  Cifar10Options() : FolderOptions(defaults()) {}
+  static void declare(sgs::Declare<Cifar10Options>& d) {
+    d.required(&sgs::data::FolderOptions::root, "root", "folder holding data_batch_1.bin, ... (or cifar-10-batches-bin/)").specific_to_run();
+    declare_common(d, defaults());
+  }
+};
+
 }  // namespace
 
 SGS_REGISTER(sgs::DatasetKind, cifar10, "CIFAR-10 binary version (data_batch_1..5.bin, test_batch.bin), 3x32x32, 10 classes",
-             sgs::data::with_common_keys(
-                 {sgs::Key::string("root", "", "folder holding data_batch_1.bin, ... (or cifar-10-batches-bin/)").require()},
-                 defaults()),
-             [](const sgs::Options& o, uint64_t seed) {
+             Cifar10Options,
+             [](const Cifar10Options& o, uint64_t seed) {
                return sgs::data::load_cifar_dataset("cifar10", o, seed, defaults(), format());
              });

@@ -16,12 +16,18 @@ const sgs::data::CifarFormat& format() {
   return f;
 }
 
+struct Cifar100Options : sgs::data::FolderOptions {
+  Cifar100Options() : FolderOptions(defaults()) {}
+  static void declare(sgs::Declare<Cifar100Options>& d) {
+    d.required(&sgs::data::FolderOptions::root, "root", "folder holding train.bin, test.bin (or cifar-100-binary/)").specific_to_run();
+    declare_common(d, defaults());
+  }
+};
+
 }  // namespace
 
 SGS_REGISTER(sgs::DatasetKind, cifar100, "CIFAR-100 binary version (train.bin, test.bin), 3x32x32, 100 fine classes",
-             sgs::data::with_common_keys(
-                 {sgs::Key::string("root", "", "folder holding train.bin, test.bin (or cifar-100-binary/)").require()},
-                 defaults()),
-             [](const sgs::Options& o, uint64_t seed) {
+             Cifar100Options,
+             [](const Cifar100Options& o, uint64_t seed) {
                return sgs::data::load_cifar_dataset("cifar100", o, seed, defaults(), format());
              });

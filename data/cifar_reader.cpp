@@ -43,11 +43,11 @@ ImageArray read_cifar_files(const std::string& dataset, const std::vector<std::s
   return out;
 }
 
-std::shared_ptr<Dataset> load_cifar_dataset(const std::string& name, const Options& o, uint64_t seed,
+std::shared_ptr<Dataset> load_cifar_dataset(const std::string& name, FolderOptions o, uint64_t seed,
                                             const Defaults& defaults, const CifarFormat& format) {
-  CommonOptions common = read_common(o, defaults, 3);
+  resolve_normalisation(o, defaults, 3);
   namespace fs = std::filesystem;
-  fs::path root = o.string("root");
+  fs::path root = o.root;
   require_directory(name, root.string());
   std::error_code ec;
   if (!fs::exists(root / format.train_files[0], ec) && fs::exists(root / format.folder / format.train_files[0], ec))
@@ -66,7 +66,7 @@ std::shared_ptr<Dataset> load_cifar_dataset(const std::string& name, const Optio
   info.width = kSide;
   info.num_classes = format.label_classes[format.label_used];
   return build_dataset(info, std::make_shared<ArraySource>(std::move(train)),
-                       std::make_shared<ArraySource>(std::move(test)), common, seed, o.path());
+                       std::make_shared<ArraySource>(std::move(test)), o, seed, o.path);
 }
 
 }  // namespace sgs::data

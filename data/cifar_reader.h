@@ -26,7 +26,7 @@ ImageArray read_cifar_files(const std::string& dataset, const std::vector<std::s
 
 // The dataset plugin shared by cifar10 and cifar100 (key "root" plus the
 // common keys). `root` holds the .bin files, or the archive's folder does.
-std::shared_ptr<Dataset> load_cifar_dataset(const std::string& name, const Options& options, uint64_t seed,
+std::shared_ptr<Dataset> load_cifar_dataset(const std::string& name, FolderOptions options, uint64_t seed,
                                             const Defaults& defaults, const CifarFormat& format);
 
 }  // namespace sgs::data

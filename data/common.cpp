@@ -11,18 +11,6 @@
 
 namespace sgs::data {
 
-uint64_t derive_seed(uint64_t seed, const char* tag) {
-  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a of the tag
-  for (const char* p = tag; *p != '\0'; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 0x100000001b3ULL;
-  Rng rng(seed ^ h);
-  return rng.next();
-}
-
-uint64_t mix_seed(uint64_t seed, uint64_t index) {
-  Rng outer(seed);
-  Rng inner(outer.next() ^ index);
-  return inner.next();
-}
 
 namespace {
 
@@ -40,48 +28,25 @@ std::string default_text(const std::vector<double>& v) {
 
 }  // namespace
 
-Schema common_keys(const Defaults& d) {
-  return {
-      Key::integer("subset", 0, "use N training examples (before the val carve-out); 0 = all").ge(0),
-      Key::boolean("subset_random", false, "subset draws a seeded random N instead of the first N"),
-      Key::real("val_fraction", 0.0, "fraction of the training set held out as a seeded val split").ge(0).lt(1),
-      Key::list("mean", KeyType::FloatList, Json::array(),
-                "per-channel normalisation mean; [] = dataset default " + default_text(d.mean)),
-      Key::list("std", KeyType::FloatList, Json::array(),
-                "per-channel normalisation std; [] = dataset default " + default_text(d.std))
-          .gt(0),
-      Key::integer("random_crop_padding", d.random_crop_padding,
-                   "training: random crop of the image zero-padded by this many pixels; 0 = off")
-          .ge(0),
-      Key::boolean("hflip", d.hflip, "training: random horizontal flip"),
-      Key::integer("cutout", 0, "training: side of a square zeroed after normalisation (Cutout); 0 = off").ge(0),
-  };
+std::string normalisation_help(const char* what, const std::vector<double>& defaults) {
+  return std::string("per-channel normalisation ") + what + "; [] = dataset default " + default_text(defaults);
 }
 
-Schema with_common_keys(Schema own, const Defaults& defaults) {
-  for (auto& k : common_keys(defaults)) own.push_back(std::move(k));
-  return own;
+Schema common_keys(const Defaults& defaults) {
+  Declare<CommonOptions> d{CommonOptions(defaults)};
+  CommonOptions::declare_common(d, defaults);
+  return d.schema();
 }
 
-CommonOptions read_common(const Options& o, const Defaults& d, int64_t channels) {
-  CommonOptions c;
-  c.subset = o.integer("subset");
-  c.subset_random = o.boolean("subset_random");
-  c.val_fraction = o.real("val_fraction");
-  c.random_crop_padding = o.integer("random_crop_padding");
-  c.hflip = o.boolean("hflip");
-  c.cutout = o.integer("cutout");
-  auto per_channel = [&](const char* key, const std::vector<double>& def) {
-    std::vector<double> v = o.reals(key);
+void resolve_normalisation(CommonOptions& o, const Defaults& d, int64_t channels) {
+  auto per_channel = [&](std::vector<double>& v, const char* key, const std::vector<double>& def) {
     if (v.empty()) v = def;
     if (static_cast<int64_t>(v.size()) != channels)
       throw ConfigError(o.where(key) + ": expected " + std::to_string(channels) + " value(s), one per channel, got " +
                         list_text(v));
-    return v;
   };
-  c.mean = per_channel("mean", d.mean);
-  c.std = per_channel("std", d.std);
-  return c;
+  per_channel(o.mean, "mean", d.mean);
+  per_channel(o.std, "std", d.std);
 }
 
 // ---- Augmenter ----

@@ -9,6 +9,8 @@
 
 #include <sgs/dataset.h>
 #include <sgs/errors.h>
+#include <sgs/options.h>
+#include <sgs/seed.h>
 
 #include <array>
 #include <cstddef>
@@ -25,10 +27,9 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    const uint64_t out = sgs::splitmix64(state_);
+    state_ += 0x9e3779b97f4a7c15ULL;
+    return out;
   }
   // Uniform in [0, n), n >= 1 (multiply-shift; bias below n / 2^64).
   int64_t below(int64_t n) {
@@ -43,9 +44,7 @@ class Rng {
 };
 
 // A seed derived from `seed` for the purpose named by `tag` (e.g. "subset").
-uint64_t derive_seed(uint64_t seed, const char* tag);
-// A seed for item `index` of a stream seeded by `seed` (independent streams).
-uint64_t mix_seed(uint64_t seed, uint64_t index);
+inline uint64_t derive_seed(uint64_t seed, const char* tag) { return sgs::mix_seed(seed ^ sgs::seed_tag(tag)); }
 
 // Per-dataset defaults of the common keys.
 struct Defaults {
@@ -54,25 +53,51 @@ struct Defaults {
   bool hflip = false;
 };
 
-// The common schema keys: subset, subset_random, val_fraction, mean, std,
-// random_crop_padding, hflip, cutout.
-Schema common_keys(const Defaults& defaults);
-// `own` followed by the common keys.
-Schema with_common_keys(Schema own, const Defaults& defaults);
+// "per-channel normalisation mean; [] = dataset default (0.286)" and the like.
+std::string normalisation_help(const char* what, const std::vector<double>& defaults);
 
-struct CommonOptions {
+// The keys every dataset has; a dataset's options derive from this and
+// declare them with declare_common, after their own keys.
+struct CommonOptions : PluginOptions {
   int64_t subset = 0;
   bool subset_random = false;
   double val_fraction = 0.0;
-  std::vector<double> mean, std;  // resolved, one per channel
+  std::vector<double> mean, std;  // as given ([] = the dataset's default); resolve_normalisation fills them
   int64_t random_crop_padding = 0;
   bool hflip = false;
   int64_t cutout = 0;
+
+  CommonOptions() = default;
+  explicit CommonOptions(const Defaults& d) : random_crop_padding(d.random_crop_padding), hflip(d.hflip) {}
+
+  template <class T>
+  static void declare_common(Declare<T>& d, const Defaults& defaults) {
+    using C = CommonOptions;
+    d.key(&C::subset, "subset", "use N training examples (before the val carve-out); 0 = all").ge(0);
+    d.key(&C::subset_random, "subset_random", "subset draws a seeded random N instead of the first N");
+    d.key(&C::val_fraction, "val_fraction", "fraction of the training set held out as a seeded val split").ge(0).lt(1);
+    d.key(&C::mean, "mean", normalisation_help("mean", defaults.mean));
+    d.key(&C::std, "std", normalisation_help("std", defaults.std)).gt(0);
+    d.key(&C::random_crop_padding, "random_crop_padding",
+          "training: random crop of the image zero-padded by this many pixels; 0 = off")
+        .ge(0);
+    d.key(&C::hflip, "hflip", "training: random horizontal flip");
+    d.key(&C::cutout, "cutout", "training: side of a square zeroed after normalisation (Cutout); 0 = off").ge(0);
+  }
 };
 
-// Reads the common keys; an empty mean/std takes the default. Throws
-// ConfigError naming the key when mean/std do not have `channels` values.
-CommonOptions read_common(const Options& options, const Defaults& defaults, int64_t channels);
+// A dataset read from a folder: "root" and the common keys.
+struct FolderOptions : CommonOptions {
+  std::string root;
+  using CommonOptions::CommonOptions;
+};
+
+// The common keys alone (for tests and docs).
+Schema common_keys(const Defaults& defaults);
+
+// An empty mean/std takes the default. Throws ConfigError naming the key when
+// mean/std do not have `channels` values.
+void resolve_normalisation(CommonOptions& options, const Defaults& defaults, int64_t channels);
 
 // Normalisation and the training transforms of uint8 images of exactly
 // [C, H, W], written as float into a [C, H, W] buffer. With augment, in this

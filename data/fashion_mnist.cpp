@@ -10,12 +10,18 @@ const sgs::data::Defaults& defaults() {
   return d;
 }
 
+struct FashionMnistOptions : sgs::data::FolderOptions {
+  FashionMnistOptions() : FolderOptions(defaults()) { root = "/usr/share/datasets/fashion-mnist"; }
+  static void declare(sgs::Declare<FashionMnistOptions>& d) {
+    d.key(&sgs::data::FolderOptions::root, "root", "folder holding train-images-idx3-ubyte[.gz], ...").specific_to_run();
+    declare_common(d, defaults());
+  }
+};
+
 }  // namespace
 
 SGS_REGISTER(sgs::DatasetKind, fashion_mnist, "Fashion-MNIST from IDX files (gzip or plain), 1x28x28, 10 classes",
-             sgs::data::with_common_keys({sgs::Key::string("root", "/usr/share/datasets/fashion-mnist",
-                                                           "folder holding train-images-idx3-ubyte[.gz], ...")},
-                                         defaults()),
-             [](const sgs::Options& o, uint64_t seed) {
+             FashionMnistOptions,
+             [](const FashionMnistOptions& o, uint64_t seed) {
                return sgs::data::load_idx_dataset("fashion_mnist", o, seed, defaults());
              });

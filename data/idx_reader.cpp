@@ -90,11 +90,11 @@ ImageArray read_idx_split(const std::string& dataset, const std::string& root, c
   return out;
 }
 
-std::shared_ptr<Dataset> load_idx_dataset(const std::string& name, const Options& o, uint64_t seed,
+std::shared_ptr<Dataset> load_idx_dataset(const std::string& name, FolderOptions o, uint64_t seed,
                                           const Defaults& defaults) {
   constexpr int64_t kClasses = 10;
-  CommonOptions common = read_common(o, defaults, 1);
-  const std::string root = o.string("root");
+  resolve_normalisation(o, defaults, 1);
+  const std::string root = o.root;
   require_directory(name, root);
   ImageArray train = read_idx_split(name, root, "train", kClasses);
   ImageArray test = read_idx_split(name, root, "t10k", kClasses);
@@ -109,7 +109,7 @@ std::shared_ptr<Dataset> load_idx_dataset(const std::string& name, const Options
   info.width = train.width;
   info.num_classes = kClasses;
   return build_dataset(info, std::make_shared<ArraySource>(std::move(train)),
-                       std::make_shared<ArraySource>(std::move(test)), common, seed, o.path());
+                       std::make_shared<ArraySource>(std::move(test)), o, seed, o.path);
 }
 
 }  // namespace sgs::data

@@ -16,7 +16,7 @@ ImageArray read_idx_split(const std::string& dataset, const std::string& root, c
 
 // The dataset plugin shared by mnist and fashion_mnist (key "root" plus the
 // common keys): 1x28x28 images, 10 classes, train and test (t10k) splits.
-std::shared_ptr<Dataset> load_idx_dataset(const std::string& name, const Options& options, uint64_t seed,
+std::shared_ptr<Dataset> load_idx_dataset(const std::string& name, FolderOptions options, uint64_t seed,
                                           const Defaults& defaults);
 
 }  // namespace sgs::data

@@ -266,23 +266,43 @@ class FolderSource : public sgs::data::ExampleSource {
   std::vector<int32_t> labels_;
 };
 
-std::shared_ptr<sgs::Dataset> make_image_folder(const sgs::Options& o, uint64_t seed) {
-  sgs::data::CommonOptions common = sgs::data::read_common(o, defaults(), 3);
-  const int64_t size = o.integer("size");
-  const Jitter jitter{o.real("brightness"), o.real("contrast"), o.real("saturation")};
-  const fs::path root = o.string("root");
-  const bool check = o.boolean("check_files");
+struct ImageFolderOptions : sgs::data::FolderOptions {
+  int64_t size = 224;
+  double min_scale = 0.08, brightness = 0.4, contrast = 0.4, saturation = 0.4;
+  bool check_files = true;
+  ImageFolderOptions() : FolderOptions(defaults()) {}
+  static void declare(sgs::Declare<ImageFolderOptions>& d) {
+    using O = ImageFolderOptions;
+    d.required(&O::root, "root", "folder holding train/<class>/ and optionally val/<class>/").specific_to_run();
+    d.key(&O::size, "size", "side of the square crop the model sees").ge(8).le(4096);
+    d.key(&O::min_scale, "min_scale", "training: smallest area fraction of a random-resized crop").gt(0).le(1);
+    d.key(&O::brightness, "brightness", "training: colour jitter of brightness; 0 = off").ge(0);
+    d.key(&O::contrast, "contrast", "training: colour jitter of contrast; 0 = off").ge(0);
+    d.key(&O::saturation, "saturation", "training: colour jitter of saturation; 0 = off").ge(0);
+    d.key(&O::check_files, "check_files",
+          "before training, check that every image file is non-empty and starts (and, for JPEG/PNG, ends) as its "
+          "format does; one read of each file's ends");
+    declare_common(d, defaults());
+  }
+};
+
+std::shared_ptr<sgs::Dataset> make_image_folder(ImageFolderOptions o, uint64_t seed) {
+  sgs::data::resolve_normalisation(o, defaults(), 3);
+  const int64_t size = o.size;
+  const Jitter jitter{o.brightness, o.contrast, o.saturation};
+  const fs::path root = o.root;
+  const bool check = o.check_files;
   // A file OpenCV cannot decode is reported by our error, not by its log.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   sgs::data::require_directory(kName, root.string());
   sgs::data::require_directory(kName, (root / "train").string());
   const std::vector<std::string> classes = class_names(root / "train");
-  auto train = std::make_shared<FolderSource>(root / "train", classes, true, size, o.real("min_scale"), jitter, check);
+  auto train = std::make_shared<FolderSource>(root / "train", classes, true, size, o.min_scale, jitter, check);
   std::shared_ptr<const sgs::data::ExampleSource> test;
   std::error_code ec;
   if (fs::exists(root / "val", ec)) {
     sgs::data::require_directory(kName, (root / "val").string());
-    test = std::make_shared<FolderSource>(root / "val", classes, false, size, o.real("min_scale"), jitter, check);
+    test = std::make_shared<FolderSource>(root / "val", classes, false, size, o.min_scale, jitter, check);
   }
   sgs::DatasetInfo info;
   info.name = kName;
@@ -290,7 +310,7 @@ std::shared_ptr<sgs::Dataset> make_image_folder(const sgs::Options& o, uint64_t 
   info.height = size;
   info.width = size;
   info.num_classes = static_cast<int64_t>(classes.size());
-  return sgs::data::build_dataset(info, train, test, common, seed, o.path());
+  return sgs::data::build_dataset(info, train, test, o, seed, o.path);
 }
 
 }  // namespace
@@ -298,17 +318,4 @@ std::shared_ptr<sgs::Dataset> make_image_folder(const sgs::Options& o, uint64_t 
 SGS_REGISTER(
     sgs::DatasetKind, image_folder,
     "ImageNet-style folders root/{train,val}/<class>/<image>, decoded with OpenCV, 3 x size x size",
-    sgs::data::with_common_keys(
-        {
-            sgs::Key::string("root", "", "folder holding train/<class>/ and optionally val/<class>/").require(),
-            sgs::Key::integer("size", 224, "side of the square crop the model sees").ge(8).le(4096),
-            sgs::Key::real("min_scale", 0.08, "training: smallest area fraction of a random-resized crop").gt(0).le(1),
-            sgs::Key::real("brightness", 0.4, "training: colour jitter of brightness; 0 = off").ge(0),
-            sgs::Key::real("contrast", 0.4, "training: colour jitter of contrast; 0 = off").ge(0),
-            sgs::Key::real("saturation", 0.4, "training: colour jitter of saturation; 0 = off").ge(0),
-            sgs::Key::boolean("check_files", true,
-                              "before training, check that every image file is non-empty and starts (and, "
-                              "for JPEG/PNG, ends) as its format does; one read of each file's ends"),
-        },
-        defaults()),
-    make_image_folder);
+    ImageFolderOptions, [](const ImageFolderOptions& o, uint64_t seed) { return make_image_folder(o, seed); });

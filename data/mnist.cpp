@@ -9,12 +9,18 @@ const sgs::data::Defaults& defaults() {
   return d;
 }
 
+struct MnistOptions : sgs::data::FolderOptions {
+  MnistOptions() : FolderOptions(defaults()) {}
+  static void declare(sgs::Declare<MnistOptions>& d) {
+    d.required(&sgs::data::FolderOptions::root, "root", "folder holding train-images-idx3-ubyte[.gz], ...").specific_to_run();
+    declare_common(d, defaults());
+  }
+};
+
 }  // namespace
 
 SGS_REGISTER(sgs::DatasetKind, mnist, "MNIST digits from IDX files (gzip or plain), 1x28x28, 10 classes",
-             sgs::data::with_common_keys(
-                 {sgs::Key::string("root", "", "folder holding train-images-idx3-ubyte[.gz], ...").require()},
-                 defaults()),
-             [](const sgs::Options& o, uint64_t seed) {
+             MnistOptions,
+             [](const MnistOptions& o, uint64_t seed) {
                return sgs::data::load_idx_dataset("mnist", o, seed, defaults());
              });

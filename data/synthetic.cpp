@@ -65,7 +65,7 @@ ImageArray generate(const Recipe& r, const std::vector<ClassTable>& tables, int6
     const int64_t k = i % r.classes;
     out.labels[i] = static_cast<int32_t>(k);
     const ClassTable& t = tables[k];
-    Rng rng(sgs::data::mix_seed(seed, static_cast<uint64_t>(i)));
+    Rng rng(sgs::mix_seed(seed, {static_cast<uint64_t>(i)}));
     const double phi = rng.uniform(0, 2.0 * M_PI);
     const double amplitude = rng.uniform(50, 90);
     const auto base = static_cast<float>(128.0 + rng.uniform(-20, 20));
@@ -108,15 +108,32 @@ void moments(const ImageArray& images, std::vector<double>& mean, std::vector<do
   }
 }
 
-std::shared_ptr<sgs::Dataset> make_synthetic(const sgs::Options& o, uint64_t run_seed) {
-  Recipe r{o.integer("size"), o.integer("channels"), o.integer("classes"), o.real("noise")};
-  const auto seed = static_cast<uint64_t>(o.integer("seed"));
+struct SyntheticOptions : sgs::data::CommonOptions {
+  int64_t size = 32, channels = 3, classes = 10, train_size = 5000, test_size = 1000;
+  double noise = 32.0;
+  int64_t seed = 0;
+  static void declare(sgs::Declare<SyntheticOptions>& d) {
+    using O = SyntheticOptions;
+    d.key(&O::size, "size", "image height and width").ge(4).le(1024);
+    d.key(&O::channels, "channels", "image channels").ge(1).le(16);
+    d.key(&O::classes, "classes", "number of classes").ge(2).le(1000);
+    d.key(&O::train_size, "train_size", "training examples").ge(1);
+    d.key(&O::test_size, "test_size", "test examples; 0 = no test split").ge(0);
+    d.key(&O::noise, "noise", "std of the pixel noise, in 0..255 units").ge(0);
+    d.key(&O::seed, "seed", "seed of the images (the run's seed drives subset, split, order and augmentation)").ge(0);
+    declare_common(d, sgs::data::Defaults{});
+  }
+};
+
+std::shared_ptr<sgs::Dataset> make_synthetic(SyntheticOptions o, uint64_t run_seed) {
+  Recipe r{o.size, o.channels, o.classes, o.noise};
+  const auto seed = static_cast<uint64_t>(o.seed);
   auto tables = class_tables(r);
-  ImageArray train = generate(r, tables, o.integer("train_size"), sgs::data::derive_seed(seed, "synthetic train"));
-  ImageArray test = generate(r, tables, o.integer("test_size"), sgs::data::derive_seed(seed, "synthetic test"));
+  ImageArray train = generate(r, tables, o.train_size, sgs::data::derive_seed(seed, "synthetic train"));
+  ImageArray test = generate(r, tables, o.test_size, sgs::data::derive_seed(seed, "synthetic test"));
   sgs::data::Defaults d;
   moments(train, d.mean, d.std);
-  sgs::data::CommonOptions common = sgs::data::read_common(o, d, r.channels);
+  sgs::data::resolve_normalisation(o, d, r.channels);
   sgs::DatasetInfo info;
   info.name = "synthetic";
   info.channels = r.channels;
@@ -126,22 +143,11 @@ std::shared_ptr<sgs::Dataset> make_synthetic(const sgs::Options& o, uint64_t run
   std::shared_ptr<const sgs::data::ExampleSource> test_source;
   if (test.size() > 0) test_source = std::make_shared<sgs::data::ArraySource>(std::move(test));
   return sgs::data::build_dataset(info, std::make_shared<sgs::data::ArraySource>(std::move(train)), test_source,
-                                  common, run_seed, o.path());
+                                  o, run_seed, o.path);
 }
 
 }  // namespace
 
 SGS_REGISTER(sgs::DatasetKind, synthetic, "seeded class-dependent gratings plus noise, generated in memory",
-             sgs::data::with_common_keys(
-                 {
-                     sgs::Key::integer("size", 32, "image height and width").ge(4).le(1024),
-                     sgs::Key::integer("channels", 3, "image channels").ge(1).le(16),
-                     sgs::Key::integer("classes", 10, "number of classes").ge(2).le(1000),
-                     sgs::Key::integer("train_size", 5000, "training examples").ge(1),
-                     sgs::Key::integer("test_size", 1000, "test examples; 0 = no test split").ge(0),
-                     sgs::Key::real("noise", 32.0, "std of the pixel noise, in 0..255 units").ge(0),
-                     sgs::Key::integer("seed", 0, "seed of the images (the run's seed drives subset, split, "
-                                                  "order and augmentation)").ge(0),
-                 },
-                 sgs::data::Defaults{{}, {}, 0, false}),
-             make_synthetic);
+             SyntheticOptions,
+             [](const SyntheticOptions& o, uint64_t seed) { return make_synthetic(o, seed); });

@@ -129,7 +129,7 @@ int run_dependence(const std::vector<std::string>& args) {
                              std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) + " map padded by " +
                              std::to_string(spec.padding[d]));
   }
-  auto result = reg.factory<sgs::MeasureKind>(measure)(sgs::pad_input(x, spec), spec, o);
+  auto result = reg.factory<sgs::MeasureKind>(measure)(o, sgs::pad_input(x, spec), spec);
   sgs::Json out = {{"dependence", matrix_json(result.dependence)}, {"scaling", matrix_json(result.scaling)}};
   if (vm.count("per-channel")) {
     sgs::Json pc = sgs::Json::array();

@@ -6,6 +6,7 @@
 // tensors and between the two runs' train_loss curves.
 #include "verb.h"
 
+#include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/io.h>
 #include <sgs/fuse.h>
@@ -129,7 +130,7 @@ int run_fuse(const std::vector<std::string>& args) {
             << " parameters; wrote " << out << "\n";
   if (!compare.empty()) compare_runs(dir, *fused, compare, device);
   if (vm.count("no-eval")) return 0;
-  auto check = sgs::compare_on_dataset(run, *fused, run.config["data_workers"].get<int64_t>());
+  auto check = sgs::compare_on_dataset(run, *fused, sgs::RunSettings::of(run.config).data_workers);
   char line[256];
   std::printf("split\timages\tbranched_acc\tfused_acc\tbranched_loss\tfused_loss\tmax_abs_logit_diff\tmax_abs_logit\n");
   std::snprintf(line, sizeof line, "%s\t%lld\t%.2f\t%.2f\t%.6f\t%.6f\t%.3g\t%.3g\n", check.split.c_str(),

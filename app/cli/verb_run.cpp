@@ -8,6 +8,7 @@
 
 #include "app/launch/launcher.h"
 #include <sgs/errors.h>
+#include <sgs/interrupt.h>
 #include <sgs/trainer.h>
 
 #include <cmath>
@@ -69,7 +70,7 @@ int run_run(const std::vector<std::string>& args) {
     }
   }
   std::unique_ptr<sgs::Communicator> comm;
-  if (world.world_size > 1) comm = sgs::connect(world, sgs::rank_device(config["device"].get<std::string>(), world), timeout);
+  if (world.world_size > 1) comm = sgs::connect(world, sgs::rank_device(sgs::RunSettings::of(config).device, world), timeout);
   sgs::RunOptions ro;
   ro.out_dir = out.empty() ? "runs/" + std::filesystem::path(path).stem().string() : out;
   ro.resume = vm.count("resume") > 0;
@@ -82,10 +83,10 @@ int run_run(const std::vector<std::string>& args) {
   ro.comm = comm.get();
   ro.local_rank = world.local_rank;
   ro.local_world_size = world.local_world_size;
-  sgs::install_interrupt_handlers();
+  sgs::catch_interrupts();
   auto result = sgs::run_training(config, ro);
   if (result.status == sgs::RunStatus::Interrupted) {
-    int sig = sgs::interrupt_signal();
+    int sig = sgs::caught_interrupt();
     return 128 + (sig == 0 ? SIGINT : sig);
   }
   if (world.rank != 0) return 0;  // rank 0 reports

@@ -2,21 +2,18 @@
 #include "app/process.h"
 
 #include <sgs/errors.h>
+#include <sgs/interrupt.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -33,9 +30,6 @@ std::vector<std::string> own_command_line() {
 }
 
 namespace {
-
-std::atomic<int> g_launcher_signal{0};
-extern "C" void on_launcher_signal(int sig) { g_launcher_signal.store(sig); }
 
 int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -60,54 +54,30 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, std::chr
   if (nproc < 1) throw ConfigError("--nproc: must be >= 1, got " + std::to_string(nproc));
   if (argv.empty()) throw ConfigError("--nproc: no command to run");
   const int port = free_port();
-  struct sigaction sa {}, old_int {}, old_term {};
-  sa.sa_handler = on_launcher_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  g_launcher_signal.store(0);
+  catch_interrupts();
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
-  std::string exe = "/proc/self/exe";
   for (int r = 0; r < nproc; ++r) {
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error(std::string("sgs run --nproc: fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // a launcher that dies takes its ranks along
-      sigaction(SIGINT, &old_int, nullptr);
-      sigaction(SIGTERM, &old_term, nullptr);
-      setenv("RANK", std::to_string(r).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      if (r > 0) {
-        int null = open("/dev/null", O_RDONLY);
-        if (null >= 0) dup2(null, 0);
-      }
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(exe.c_str(), args.data());
-      std::fprintf(stderr, "sgs run --nproc: cannot start rank %d: %s\n", r, std::strerror(errno));
-      _exit(127);
-    }
-    pids[static_cast<size_t>(r)] = pid;
+    ChildSpec child;
+    child.binary = "/proc/self/exe";
+    child.argv = argv;
+    const std::string rank = std::to_string(r), world = std::to_string(nproc);
+    child.env = {{"RANK", rank},           {"WORLD_SIZE", world},         {"LOCAL_RANK", rank},
+                 {"LOCAL_WORLD_SIZE", world}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}};
+    child.null_stdin = r > 0;
+    child.die_with_parent = true;  // a launcher that dies takes its ranks along
+    child.exec_failed = "sgs run --nproc: cannot start rank " + rank + "\n";
+    pids[static_cast<size_t>(r)] = spawn(child);
   }
   int alive = nproc, result = 0, forwarded = 0;
   bool failed = false;
   std::chrono::steady_clock::time_point kill_at{};
   while (alive > 0) {
-    const int sig = g_launcher_signal.load();
+    const int sig = caught_interrupt();
     if (sig != 0 && sig != forwarded) {  // pass SIGINT/SIGTERM on: the ranks checkpoint and stop together
       forwarded = sig;
-      for (pid_t p : pids)
-        if (p > 0) kill(p, sig);
+      signal_all(pids, sig);
     }
-    if (failed && std::chrono::steady_clock::now() >= kill_at) {
-      for (pid_t p : pids)
-        if (p > 0) kill(p, SIGKILL);
-    }
+    if (failed && std::chrono::steady_clock::now() >= kill_at) signal_all(pids, SIGKILL);
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid == 0 || (pid < 0 && errno == EINTR)) {
@@ -130,14 +100,11 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, std::chr
         failed = true;
         std::fprintf(stderr, "sgs run --nproc: rank %d: %s; stopping the other ranks\n", rank,
                      describe_exit(status).c_str());
-        for (pid_t p : pids)
-          if (p > 0) kill(p, SIGTERM);
+        signal_all(pids, SIGTERM);
         kill_at = std::chrono::steady_clock::now() + grace;
       }
     }
   }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
   return result;
 }
 

@@ -6,19 +6,17 @@
 
 #include <sgs/config.h>
 #include <sgs/errors.h>
-#include <sgs/h5_access.h>
+#include <sgs/run_file.h>
 #include <sgs/io.h>
 #include <sgs/run_dir.h>
 #include <sgs/run_log.h>
 #include <sgs/registry.h>
 
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -31,10 +29,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
 
 namespace sgs {
 namespace suite_detail {
@@ -150,19 +146,6 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-volatile std::sig_atomic_t g_signal = 0;
-extern "C" void on_suite_signal(int sig) { g_signal = sig; }
-
-void install_suite_handlers() {
-  g_signal = 0;
-  struct sigaction sa {};
-  sa.sa_handler = on_suite_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
 void nap(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
 
 // The run's lock (sgs/run_dir.h) as a descriptor: -1 when another process
@@ -180,38 +163,27 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
   if (log < 0) throw std::runtime_error((dir / "log.txt").string() + ": cannot open: " + std::strerror(errno));
   std::string header = "== sgs suite " + utc_now() + ": " + (fresh ? "start " : "resume ") + run.name + "\n";
   if (write(log, header.data(), header.size()) < 0) { /* the log is informative only */ }
-  std::vector<std::string> args{"sgs"};
-  for (const auto& a : plugin_arguments()) args.push_back(a);  // the plugins this suite loaded
-  args.insert(args.end(), {"run", cfg.string(), "--out", dir.string(), "--progress", "lines"});
-  if (!fresh) args.push_back("--resume");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // The child adopts the lock held on lock_fd rather than taking its own.
-  std::vector<std::string> env_text{std::string(RunDirLock::kLockFdVariable) + "=" + std::to_string(lock_fd)};
-  for (char** e = environ; *e != nullptr; ++e)
-    if (std::string(*e).rfind(std::string(RunDirLock::kLockFdVariable) + "=", 0) != 0) env_text.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_text) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const std::string failed = "sgs suite: cannot execute " + binary + "\n";
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(log, 1);
-    dup2(log, 2);
-    int null = open("/dev/null", O_RDONLY);
-    if (null >= 0) dup2(null, 0);
-    fcntl(lock_fd, F_SETFD, 0);  // the child holds the run's lock until it exits
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve(binary.c_str(), argv.data(), envp.data());
-    if (write(2, failed.data(), failed.size()) < 0) {}
-    _exit(127);
+  ChildSpec child;
+  child.binary = binary;
+  child.argv = {"sgs"};
+  for (const auto& a : plugin_arguments()) child.argv.push_back(a);  // the plugins this suite loaded
+  child.argv.insert(child.argv.end(), {"run", cfg.string(), "--out", dir.string(), "--progress", "lines"});
+  if (!fresh) child.argv.push_back("--resume");
+  // The child adopts the lock held on lock_fd rather than taking its own, and
+  // holds it until it exits.
+  child.env = {{RunDirLock::kLockFdVariable, std::to_string(lock_fd)}};
+  child.inherit_fd = lock_fd;
+  child.output_fd = log;
+  child.null_stdin = true;
+  child.exec_failed = "sgs suite: cannot execute " + binary + "\n";
+  pid_t pid = -1;
+  try {
+    pid = spawn(child);
+  } catch (...) {
+    close(log);
+    throw;
   }
-  int err = errno;
   close(log);
-  if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(err));
   return pid;
 }
 
@@ -328,25 +300,16 @@ RunState read_run_state(const fs::path& run_dir) {
   const fs::path file = run_dir / "run.h5";
   if (!fs::exists(file)) return s;
   s.has_file = true;
-  H5::Exception::dontPrint();
   try {
-    H5::H5File f(file.string(), H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
-    auto attr = [&](const char* name) {
-      std::string v;
-      if (!f.attrExists(name)) return v;
-      auto a = f.openAttribute(name);
-      a.read(a.getStrType(), v);
-      return v;
-    };
-    const std::string status = attr("status");
-    s.status = parse_run_status(status);
-    s.error = attr("error");
-    s.created = attr("created");
+    RunFile f = read_run_file(file.string(), kRunAttributes);
+    s.status = f.status;
+    s.error = f.error;
+    s.run_id = f.run_id;
     if (!s.status)
-      s.error = file.string() + ": " + (status.empty() ? "no status attribute" : "unknown status '" + status + "'");
-  } catch (const H5::Exception& e) {
-    s.status.reset();
-    s.error = file.string() + ": " + e.getDetailMsg();
+      s.error = file.string() + ": " +
+                (f.status_recorded.empty() ? "no status attribute" : "unknown status '" + f.status_recorded + "'");
+  } catch (const DataError& e) {
+    s.error = e.what();
   }
   return s;
 }

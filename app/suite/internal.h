@@ -4,13 +4,15 @@
 #pragma once
 
 #include "app/suite/suite.h"
+#include "app/process.h"
+
+#include <sgs/interrupt.h>
 
 #include <nlohmann/json.hpp>
 
 #include <sys/types.h>
 
 #include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <iosfwd>
 #include <string>
@@ -21,9 +23,6 @@ namespace sgs::suite_detail {
 namespace fs = std::filesystem;
 using Ordered = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
-
-// The signal that asked the suite to stop (0: none).
-extern volatile std::sig_atomic_t g_signal;
 
 Json plain(const Ordered& o);
 std::string value_text(const Json& v);
@@ -57,7 +56,6 @@ void write_atomically(const fs::path& path, const std::string& text);
 std::string last_line(const fs::path& file);
 std::string shell_quote(const std::string& s);
 std::string format_seconds(double s);
-void install_suite_handlers();
 void nap(double seconds);
 int try_lock(const fs::path& run_dir);
 pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, const std::string& binary);

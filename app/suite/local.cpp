@@ -6,13 +6,10 @@
 
 #include <sgs/config.h>
 #include <sgs/errors.h>
-#include <sgs/h5_access.h>
 #include <sgs/io.h>
 #include <sgs/run_dir.h>
-#include <sgs/run_log.h>
 #include <sgs/registry.h>
 
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -64,8 +61,8 @@ class LocalRunner {
     auto last_line = Clock::now();
     int forwarded = 0;
     while (true) {
-      if (g_signal != 0 && forwarded != g_signal) {
-        forwarded = g_signal;
+      if (caught_interrupt() != 0 && forwarded != caught_interrupt()) {
+        forwarded = caught_interrupt();
         clear_status();
         std::fprintf(stderr, "sgs suite: %s: stopping; the running runs write a checkpoint and stop\n",
                      strsignal(forwarded));
@@ -73,9 +70,9 @@ class LocalRunner {
           if (e.state == State::Running) kill(e.pid, forwarded);
       }
       for (size_t i = 0; i < entries_.size(); ++i) reap(entries_[i]);  // reap may add final runs
-      if (g_signal == 0) launch_pending();
+      if (caught_interrupt() == 0) launch_pending();
       size_t running = count(State::Running), pending = count(State::Pending) + count(State::Elsewhere);
-      if (running == 0 && (pending == 0 || g_signal != 0)) break;
+      if (running == 0 && (pending == 0 || caught_interrupt() != 0)) break;
       if (tty_) {
         show_status(false);
       } else if (Clock::now() - last_line > std::chrono::seconds(60)) {
@@ -182,7 +179,7 @@ class LocalRunner {
       e.state = State::Done;
       durations_.push_back(e.seconds);
       event("completed " + e.run.name + " (" + format_seconds(e.seconds) + ")");
-    } else if (g_signal != 0 && !st.fresh()) {  // stopped by the signal we forwarded
+    } else if (caught_interrupt() != 0 && !st.fresh()) {  // stopped by the signal we forwarded
       e.state = State::Interrupted;
       event("interrupted " + e.run.name + (st.status == RunStatus::Interrupted ? " (checkpoint written)" : ""));
     } else {
@@ -260,7 +257,7 @@ class LocalRunner {
       }
     size_t total = completed + failed.size() + not_run.size();
     print_report(std::cout, o_.out_dir, total, completed, already, failed, not_run);
-    if (g_signal != 0) return 128 + g_signal;
+    if (caught_interrupt() != 0) return 128 + caught_interrupt();
     return failed.empty() && not_run.empty() ? 0 : 1;
   }
 
@@ -281,7 +278,7 @@ class LocalRunner {
 int run_suite(const Suite& suite, const SuiteOptions& options) {
   check_conflicts(suite.runs(1), options.out_dir);
   write_suite_files(suite, options.out_dir);
-  install_suite_handlers();
+  catch_interrupts();
   LocalRunner runner(suite, options);
   return runner.run();
 }
@@ -311,7 +308,7 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
     std::fprintf(stderr, "%s: already completed\n", run.name.c_str());
     return 0;
   }
-  install_suite_handlers();
+  catch_interrupts();
   const bool fresh = st.fresh() || !st.has_file;
   const auto start = Clock::now();
   pid_t pid = launch(run, dir, fresh, lock, options.sgs_binary);
@@ -323,8 +320,8 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
     if (r < 0 && errno != EINTR) break;
-    if (g_signal != 0 && forwarded != g_signal) {
-      forwarded = g_signal;
+    if (caught_interrupt() != 0 && forwarded != caught_interrupt()) {
+      forwarded = caught_interrupt();
       kill(pid, forwarded);
     }
     nap(0.1);
@@ -336,7 +333,7 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
     return 0;
   }
   std::fprintf(stderr, "%s: %s\n", run.name.c_str(), failure_text(dir, st, describe_exit(status)).c_str());
-  if (g_signal != 0) return 128 + g_signal;
+  if (caught_interrupt() != 0) return 128 + caught_interrupt();
   return 1;
 }
 

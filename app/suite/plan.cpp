@@ -8,13 +8,11 @@
 
 #include <sgs/config.h>
 #include <sgs/errors.h>
-#include <sgs/h5_access.h>
+#include <sgs/run_file.h>
 #include <sgs/io.h>
 #include <sgs/run_dir.h>
-#include <sgs/run_log.h>
 #include <sgs/registry.h>
 
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -331,7 +329,7 @@ Selection Suite::select(const std::string& name, const fs::path& out_dir) const 
     }
     double value = NAN;
     try {
-      auto summary = RunLog::read_summary((dir / "run.h5").string());
+      auto summary = read_run_file((dir / "run.h5").string(), kRunSummary).summary;
       if (summary.count(key)) value = summary.at(key);
     } catch (const std::exception& e) {
       sel.error = e.what();

@@ -5,13 +5,10 @@
 
 #include <sgs/config.h>
 #include <sgs/errors.h>
-#include <sgs/h5_access.h>
 #include <sgs/io.h>
 #include <sgs/run_dir.h>
-#include <sgs/run_log.h>
 #include <sgs/registry.h>
 
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -141,14 +138,14 @@ std::string slurm_script(const Suite& suite, const SuiteOptions& options, int st
 int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
   check_conflicts(suite.runs(1), options.out_dir);
   write_suite_files(suite, options.out_dir);
-  install_suite_handlers();
+  catch_interrupts();
   const fs::path out = options.out_dir;
   std::map<std::string, std::string> out_files;  // run -> its task's output file
   std::set<std::string> before;                  // runs completed before this command
   for (int stage = 1; stage <= suite.stages(); ++stage)
     for (const auto& r : suite.runs(stage))
       if (read_run_state(out / r.name).completed()) before.insert(r.name);
-  for (int stage = 1; stage <= suite.stages() && g_signal == 0; ++stage) {
+  for (int stage = 1; stage <= suite.stages() && caught_interrupt() == 0; ++stage) {
     std::vector<int64_t> indices;
     if (stage == 2) record_selections(suite, out, std::cerr);
     std::vector<SuiteRun> todo = stage_todo(suite, out, stage, indices);
@@ -171,10 +168,10 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
     auto last = Clock::now() - std::chrono::hours(1);
     std::string last_status;
     while (true) {
-      if (g_signal != 0 && !cancelled) {
+      if (caught_interrupt() != 0 && !cancelled) {
         cancelled = true;
         std::fprintf(stderr, "sgs suite: %s: cancelling job %s (its runs write a checkpoint and stop)\n",
-                     strsignal(g_signal), job.c_str());
+                     strsignal(caught_interrupt()), job.c_str());
         capture("scancel " + job);
       }
       auto [qrc, queue] = capture("squeue -h -j " + job + " -o %i");
@@ -195,7 +192,7 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
         last = Clock::now();
       }
       if (empty_polls >= 2) break;
-      for (double t = 0; t < options.poll_seconds && !(g_signal != 0 && !cancelled); t += 0.1) nap(0.1);
+      for (double t = 0; t < options.poll_seconds && !(caught_interrupt() != 0 && !cancelled); t += 0.1) nap(0.1);
     }
     if (cancelled) break;
   }
@@ -224,7 +221,7 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
     else not_run.emplace_back(r.name, "waits for its search: " + sel[r.variant].error);
   }
   print_report(std::cout, out, completed + failed.size() + not_run.size(), completed, already, failed, not_run);
-  if (g_signal != 0) return 128 + g_signal;
+  if (caught_interrupt() != 0) return 128 + caught_interrupt();
   return failed.empty() && not_run.empty() ? 0 : 1;
 }
 

@@ -57,7 +57,7 @@ struct RunState {
   bool has_file = false;            // run.h5 exists
   std::optional<RunStatus> status;  // nullopt: no run.h5, or an unreadable one
   std::string error;                // run.h5's error, or why it is unreadable
-  std::string created;
+  std::string run_id;               // run.h5's run_id (a new one for every fresh start)
   bool checkpoint = false;
   bool unreadable() const { return has_file && !status; }
   bool completed() const { return status == RunStatus::Completed; }

@@ -19,24 +19,46 @@ const std::vector<Slot>& config_slots() {
   return slots;
 }
 
-const Schema& run_schema() {
-  static const Schema schema = {
-      Key::string("description", "", "free text describing the experiment"),
-      Key::integer("seed", 0, "seed of every random draw (weights, data order, augmentation)").ge(0),
-      Key::integer("epochs", 10, "number of training epochs").ge(1),
-      Key::integer("batch_size", 128, "training batch size per rank (global batch: batch_size x ranks)").ge(1),
-      Key::integer("eval_batch_size", 500, "batch size for evaluation").ge(1),
-      Key::choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train; auto = cuda when available"),
-      Key::integer("threads", 0, "intra-op threads; 0 = all cores").ge(0),
-      Key::integer("data_workers", 2, "loader threads preparing batches ahead; 0 = in the trainer").ge(0),
-      Key::real("label_smoothing", 0.0, "label smoothing of the cross-entropy loss").ge(0).lt(1),
-      Key::real("grad_clip_norm", 0.0, "clip the global gradient norm to this; 0 = off").ge(0),
-      Key::choice("evaluate", "auto", {"auto", "val", "test", "both", "none"},
-                  "what to evaluate each epoch; auto = val when a split is carved out, and test"),
-      Key::boolean("checkpoint", true, "write checkpoint.pt at every epoch end"),
-      Key::boolean("sync_batchnorm", false, "data-parallel runs: BatchNorm statistics over all ranks' batches"),
-  };
-  return schema;
+void RunSettings::declare(Declare<RunSettings>& d) {
+  using R = RunSettings;
+  d.key(&R::description, "description", "free text describing the experiment").specific_to_run();
+  d.key(&R::seed, "seed", "seed of every random draw (weights, data order, augmentation)").ge(0).specific_to_run();
+  d.key(&R::epochs, "epochs", "number of training epochs").ge(1);
+  d.key(&R::batch_size, "batch_size", "training batch size per rank (global batch: batch_size x ranks)").ge(1);
+  d.key(&R::eval_batch_size, "eval_batch_size", "batch size for evaluation").ge(1).specific_to_run();
+  d.choice(&R::device, "device", {"auto", "cpu", "cuda"}, "where to train; auto = cuda when available")
+      .specific_to_run();
+  d.key(&R::threads, "threads", "intra-op threads; 0 = all cores").ge(0).specific_to_run();
+  d.key(&R::data_workers, "data_workers", "loader threads preparing batches ahead; 0 = in the trainer")
+      .ge(0)
+      .specific_to_run();
+  d.key(&R::label_smoothing, "label_smoothing", "label smoothing of the cross-entropy loss").ge(0).lt(1);
+  d.key(&R::grad_clip_norm, "grad_clip_norm", "clip the global gradient norm to this; 0 = off").ge(0);
+  d.choice(&R::evaluate, "evaluate", {"auto", "val", "test", "both", "none"},
+           "what to evaluate each epoch; auto = val when a split is carved out, and test");
+  d.key(&R::checkpoint, "checkpoint", "write checkpoint.pt at every epoch end").specific_to_run();
+  d.key(&R::sync_batchnorm, "sync_batchnorm", "data-parallel runs: BatchNorm statistics over all ranks' batches");
+}
+
+RunSettings RunSettings::of(const Json& resolved) {
+  return read_options<RunSettings>(Options(resolved, ""));
+}
+
+const Schema& run_schema() { return schema_of<RunSettings>(); }
+
+std::set<std::string> run_specific_keys(const Json& config) {
+  std::set<std::string> out;
+  for (const auto& k : run_schema())
+    if (k.run_specific) out.insert(k.name);
+  const auto& registry = Registry::global();
+  for (const auto& slot : config_slots()) {
+    if (!config.contains(slot.key) || !config[slot.key].is_object()) continue;
+    const Json& name = config[slot.key].value("name", Json());
+    if (!name.is_string() || !registry.contains(slot.kind, name.get<std::string>())) continue;
+    for (const auto& k : registry.get(slot.kind, name.get<std::string>()).schema)
+      if (k.run_specific) out.insert(std::string(slot.key) + "." + k.name);
+  }
+  return out;
 }
 
 namespace {
@@ -181,6 +203,7 @@ void apply_override(Json& raw, const std::string& assignment) {
     throw ConfigError(with_slot_path(*slot, e));
   }
   const Key* key = find_key(info->schema, rest);
+  if (key == nullptr) refuse_old_name(info->schema, rest, path);
   if (key == nullptr) {
     std::vector<std::string> known;
     for (const auto& k : info->schema) known.push_back(k.name);

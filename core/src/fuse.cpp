@@ -29,7 +29,7 @@ std::shared_ptr<ConvBlock> FusedConvFactory::make(const ConvSpec& spec) {
 
 std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory) {
   const std::string name = config.at("model").at("name").get<std::string>();
-  torch::manual_seed(config.at("seed").get<int64_t>());
+  torch::manual_seed(RunSettings::of(config).seed);
   return Registry::global().factory<ModelKind>(name)(slot_options(config, "model"), spec, factory);
 }
 
@@ -40,7 +40,7 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   RunModel run;
   run.config = resolve_config(read_json_file(cfg.string()), cfg.string());
   const auto& reg = Registry::global();
-  const uint64_t seed = static_cast<uint64_t>(run.config.at("seed").get<int64_t>());
+  const uint64_t seed = static_cast<uint64_t>(RunSettings::of(run.config).seed);
   run.dataset = reg.factory<DatasetKind>(run.config["dataset"]["name"].get<std::string>())(
       slot_options(run.config, "dataset"), seed);
   const auto& info = run.dataset->info();
@@ -126,10 +126,11 @@ FuseCheck compare_on_dataset(const RunModel& run, Model& fused, int64_t workers)
   }
   if (!split) throw DataError("fuse: the run's dataset has neither a test set nor a validation split to evaluate on");
   LoaderOptions lo;
-  lo.batch_size = run.config.at("eval_batch_size").get<int64_t>();
+  const RunSettings settings = RunSettings::of(run.config);
+  lo.batch_size = settings.eval_batch_size;
   lo.shuffle = lo.augment = false;
   lo.workers = workers;
-  lo.seed = static_cast<uint64_t>(run.config.at("seed").get<int64_t>());
+  lo.seed = static_cast<uint64_t>(settings.seed);
   Loader loader(split, lo);
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;

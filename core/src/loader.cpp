@@ -5,6 +5,7 @@
 // (seed, epoch, position).
 #include <sgs/errors.h>
 #include <sgs/loader.h>
+#include <sgs/seed.h>
 
 #include <condition_variable>
 #include <exception>
@@ -16,21 +17,16 @@ namespace sgs {
 
 namespace {
 
-uint64_t splitmix(uint64_t x) {
-  uint64_t z = x + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+constexpr uint64_t kShuffleTag = 0x53485546464c45ULL;  // "SHUFFLE"
 
 // The epoch's visiting order: a Fisher-Yates shuffle from (seed, epoch).
 std::vector<int64_t> epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch) {
   std::vector<int64_t> order(static_cast<std::size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   if (!shuffle) return order;
-  uint64_t state = splitmix(splitmix(seed ^ 0x53485546464c45ULL) ^ static_cast<uint64_t>(epoch));
+  uint64_t state = mix_seed(seed ^ kShuffleTag, {static_cast<uint64_t>(epoch)});
   for (int64_t i = n - 1; i > 0; --i) {
-    state = splitmix(state);
+    state = splitmix64(state);
     const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(state) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(order[i], order[j]);
   }
@@ -45,7 +41,7 @@ struct Built {
 }  // namespace
 
 uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t position) {
-  return splitmix(splitmix(splitmix(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(position));
+  return mix_seed(seed, {static_cast<uint64_t>(epoch), static_cast<uint64_t>(position)});
 }
 
 struct Loader::Impl {

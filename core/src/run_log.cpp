@@ -1,5 +1,6 @@
+#include "h5_detail.h"
+
 #include <sgs/conv.h>
-#include <sgs/h5_access.h>
 #include <sgs/io.h>
 #include <sgs/run_log.h>
 #include <sgs/version.h>
@@ -7,6 +8,8 @@
 #include <H5Cpp.h>
 
 #include <cmath>
+#include <cstdio>
+#include <random>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -15,6 +18,9 @@
 namespace fs = std::filesystem;
 
 namespace sgs {
+
+using h5::guarded;
+using h5::has_link;
 
 namespace {
 
@@ -48,6 +54,13 @@ H5::FileAccPropList h5_access_without_lock() {
   H5Pset_file_locking(fapl.getId(), false, true);
 #endif
   return fapl;
+}
+
+std::string new_run_id() {
+  std::random_device device;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%08x%08x%08x%08x", device(), device(), device(), device());
+  return buf;
 }
 
 std::string utc_now() {
@@ -94,29 +107,6 @@ void set_attr(H5::H5Object& obj, const std::string& name, const std::array<int64
       .write(H5::PredType::NATIVE_INT64, value.data());
 }
 
-
-// Opens run.h5 (without the lock); errors name the file and what was tried.
-H5::H5File open_file(const std::string& path, unsigned flags, const char* what) {
-  H5::Exception::dontPrint();
-  try {
-    return H5::H5File(path, flags, H5::FileCreatPropList::DEFAULT, h5_access_without_lock());
-  } catch (const H5::Exception& e) {
-    throw IoError(path + ": cannot " + what + ": " + h5_error_reason(e));
-  }
-}
-
-// Runs `body`, turning HDF5's exceptions into an IoError naming the file.
-template <class F>
-auto guarded(const std::string& path, const char* what, F&& body) {
-  H5::Exception::dontPrint();
-  try {
-    return body();
-  } catch (const H5::Exception& e) {
-    throw IoError(path + ": cannot " + what + ": " + h5_error_reason(e));
-  }
-}
-
-bool has_link(const H5::Group& g, const std::string& name) { return H5Lexists(g.getId(), name.c_str(), H5P_DEFAULT) > 0; }
 
 // An extendable dataset whose rows have shape `row` (empty for scalars).
 H5::DataSet open_or_create(H5::Group& g, const std::string& name, const H5::PredType& type,
@@ -242,6 +232,7 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
     set_attr(f, "config", config.dump());
     set_attr(f, "status", std::string(to_string(RunStatus::Running)));
     set_attr(f, "error", std::string(""));
+    set_attr(f, "run_id", new_run_id());
     set_attr(f, "created", utc_now());
     set_attr(f, "finished", std::string(""));
     set_attr(f, "device", device);
@@ -292,60 +283,6 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
   });
   log->commit();
   return log;
-}
-
-std::map<std::string, double> RunLog::read_summary(const std::string& path) {
-  std::map<std::string, double> out;
-  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  guarded(path, "read the run file's summary", [&] {
-    auto g = f.openGroup("summary");
-    for (int i = 0; i < g.getNumAttrs(); ++i) {
-      auto a = g.openAttribute(static_cast<unsigned>(i));
-      double v = 0;
-      a.read(H5::PredType::NATIVE_DOUBLE, &v);
-      out[a.getName()] = v;
-    }
-  });
-  return out;
-}
-
-std::optional<RunStatus> RunLog::read_status(const std::string& path) {
-  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  return guarded(path, "read the run file's status", [&]() -> std::optional<RunStatus> {
-    if (!f.attrExists("status")) return std::nullopt;
-    std::string v;
-    auto a = f.openAttribute("status");
-    a.read(a.getStrType(), v);
-    return parse_run_status(v);
-  });
-}
-
-int64_t RunLog::read_epochs(const std::string& path) {
-  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  return guarded(path, "read the run file's metrics", [&]() -> int64_t {
-    auto g = f.openGroup("metrics");
-    if (!has_link(g, "epoch")) return 0;
-    return static_cast<int64_t>(rows(g.openDataSet("epoch")));
-  });
-}
-
-std::map<std::string, double> RunLog::read_last_metrics(const std::string& path) {
-  std::map<std::string, double> out;
-  H5::H5File f = open_file(path, H5F_ACC_RDONLY, "read the run file");
-  guarded(path, "read the run file's metrics", [&] {
-    auto g = f.openGroup("metrics");
-    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
-      const std::string name = g.getObjnameByIdx(i);
-      if (name == "epoch") continue;
-      auto ds = g.openDataSet(name);
-      const hsize_t n = rows(ds);
-      if (n == 0) continue;
-      std::vector<double> v(n);
-      ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
-      out[name] = v.back();
-    }
-  });
-  return out;
 }
 
 void RunLog::add_layer(const std::string& path, int64_t index, const ConvSpec& spec) {

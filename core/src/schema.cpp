@@ -159,6 +159,7 @@ void check_range(const Json& v, const std::string& path, const Key& key, const J
 
 std::string Key::describe_expected() const {
   std::string s = key_type_name(type);
+  if (size) s = std::to_string(*size) + "-element " + s;
   if (!choices.empty()) s = "one of {" + join(choices, ", ") + "}";
   if (min) s += std::string(min_exclusive ? " > " : " >= ") + number_text(*min);
   if (max) s += std::string(max_exclusive ? " < " : " <= ") + number_text(*max);
@@ -184,6 +185,9 @@ Json check_value(const Json& value, const std::string& path, const Key& key) {
     }
   }
   if (!value.is_array()) fail(path, "expected a " + std::string(key_type_name(key.type)) + ", got " + json_kind(value) + " " + shown(value));
+  if (key.size && value.size() != *key.size)
+    fail(path, "expected " + std::to_string(*key.size) + " elements, got " + std::to_string(value.size()) + " " +
+                   shown(value));
   Json out = Json::array();
   for (std::size_t i = 0; i < value.size(); ++i) {
     std::string p = path + "[" + std::to_string(i) + "]";
@@ -192,6 +196,15 @@ Json check_value(const Json& value, const std::string& path, const Key& key) {
     out.push_back(e);
   }
   return out;
+}
+
+int64_t json_integer(const Json& v) { return exact_integer(v); }
+
+void refuse_old_name(const Schema& schema, const std::string& name, const std::string& path) {
+  for (const auto& k : schema)
+    for (const auto& old : k.old_names)
+      if (old == name)
+        fail(path, "no longer a key: give " + k.name + " instead (" + k.describe_expected() + ": " + k.help + ")");
 }
 
 const Key* find_key(const Schema& schema, const std::string& name) {
@@ -210,6 +223,7 @@ Json resolve_object(const Json& value, const std::string& path, const Schema& sc
   for (auto it = value.begin(); it != value.end(); ++it) {
     bool ok = false;
     for (const auto& k : known) ok = ok || k == it.key();
+    if (!ok) refuse_old_name(schema, it.key(), sub(it.key()));
     if (!ok)
       fail(sub(it.key()), "unknown key" + did_you_mean(it.key(), known) + " (known: " +
                               (known.empty() ? std::string("none") : join(known, ", ")) + ")");

@@ -12,6 +12,8 @@
 #include <sgs/norm.h>
 #include <sgs/optimizer.h>
 #include <sgs/run_dir.h>
+#include <sgs/interrupt.h>
+#include <sgs/run_file.h>
 #include <sgs/run_log.h>
 #include <sgs/schedule.h>
 #include <sgs/strategy.h>
@@ -24,9 +26,7 @@
 #include <malloc.h>
 #endif
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -42,10 +42,6 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 }
 
 namespace {
-
-std::atomic<int> g_interrupt{0};
-
-extern "C" void on_signal(int sig) { g_interrupt.store(sig); }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -85,6 +81,7 @@ class Trainer {
   int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink);
 
   Json config_;
+  RunSettings settings_;  // the run-level keys of config_, read once
   RunOptions options_;
   Communicator* comm_;  // null in one process
   int rank_, world_;
@@ -103,7 +100,6 @@ class Trainer {
   StrategyContext ctx_;
   Position pos_;
   std::map<std::string, double> last_metrics_;
-  double label_smoothing_ = 0, grad_clip_ = 0;
   bool evaluate_val_ = false, evaluate_test_ = false;
   bool stop_requested_ = false;
   RunDirLock lock_;  // rank 0: this run directory's lock
@@ -111,20 +107,19 @@ class Trainer {
 };
 
 void Trainer::build() {
-  seed_ = static_cast<uint64_t>(config_["seed"].get<int64_t>());
-  epochs_ = config_["epochs"].get<int64_t>();
-  threads_ = config_["threads"].get<int64_t>();
+  settings_ = RunSettings::of(config_);
+  seed_ = static_cast<uint64_t>(settings_.seed);
+  epochs_ = settings_.epochs;
+  threads_ = settings_.threads;
   if (threads_ == 0)
     threads_ = std::max<int64_t>(1, std::thread::hardware_concurrency() / std::max(1, options_.local_world_size));
   at::set_num_threads(static_cast<int>(threads_));
-  device_ = resolve_device(config_["device"].get<std::string>());
+  device_ = resolve_device(settings_.device);
   if (device_.is_cuda() && comm_) {
     World w;
     w.local_rank = options_.local_rank;
     device_ = rank_device("cuda", w);
   }
-  label_smoothing_ = config_["label_smoothing"].get<double>();
-  grad_clip_ = config_["grad_clip_norm"].get<double>();
   const auto& reg = Registry::global();
 
   auto plugin = [&](const char* slot) { return config_[slot]["name"].get<std::string>(); };
@@ -139,7 +134,7 @@ void Trainer::build() {
                                                    ModelSpec{info.channels, info.num_classes, info.height, info.width},
                                                    factory ? *factory : plain);
   model_->to(device_);
-  if (config_["sync_batchnorm"].get<bool>()) sync_batchnorms();
+  if (settings_.sync_batchnorm) sync_batchnorms();
   blocks_ = conv_blocks(*model_);
   for (auto& b : blocks_)
     if (b->spec().spatial()) spatial_.push_back(b);
@@ -148,9 +143,9 @@ void Trainer::build() {
                                                                model_->parameters());
 
   LoaderOptions lo;
-  lo.batch_size = config_["batch_size"].get<int64_t>();
+  lo.batch_size = settings_.batch_size;
   lo.seed = seed_;
-  lo.workers = config_["data_workers"].get<int64_t>();
+  lo.workers = settings_.data_workers;
   lo.rank = rank_;
   lo.world_size = world_;
   train_loader_ = std::make_unique<Loader>(dataset_->train(), lo);
@@ -163,9 +158,9 @@ void Trainer::build() {
                         std::to_string(world_) + " ranks; change batch_size or the number of ranks");
   }
   LoaderOptions eval = lo;
-  eval.batch_size = config_["eval_batch_size"].get<int64_t>();
+  eval.batch_size = settings_.eval_batch_size;
   eval.shuffle = eval.augment = false;
-  const std::string what = config_["evaluate"].get<std::string>();
+  const std::string& what = settings_.evaluate;
   evaluate_val_ = (what == "val" || what == "both" || what == "auto") && dataset_->val() != nullptr;
   evaluate_test_ = (what == "test" || what == "both" || what == "auto") && dataset_->test() != nullptr;
   if ((what == "val" || what == "both") && dataset_->val() == nullptr)
@@ -176,7 +171,7 @@ void Trainer::build() {
   if (evaluate_test_) test_loader_ = std::make_unique<Loader>(dataset_->test(), eval);
 
   ScheduleContext sc;
-  sc.base_lr = config_["optimizer"]["lr"].get<double>();
+  sc.base_lr = optimizer_->param_groups().at(0).options().get_lr();  // the optimizer's own learning rate
   sc.steps_per_epoch = train_loader_->batches_per_epoch();
   sc.epochs = epochs_;
   schedule_ = reg.factory<ScheduleKind>(plugin("schedule"))(slot_options(config_, "schedule"), sc);
@@ -196,7 +191,7 @@ void Trainer::build() {
 
 int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
   LoaderOptions lo;
-  lo.batch_size = config_["batch_size"].get<int64_t>();
+  lo.batch_size = settings_.batch_size;
   lo.seed = draw_seed;
   lo.workers = 0;
   lo.rank = rank_;  // each rank gathers its share of every global batch
@@ -341,11 +336,11 @@ void Trainer::train_epoch() {
     t = t.cpu();
     return std::array<double, 4>{t[0].item<double>(), t[1].item<double>(), t[2].item<double>(), t[3].item<double>()};
   };
-  const int64_t global_batch = config_["batch_size"].get<int64_t>() * world_;
+  const int64_t global_batch = settings_.batch_size * world_;
   const int64_t train_size = dataset_->train()->size();
   // On CPU reading the loss back costs nothing; on CUDA it syncs, so check less often.
   const int64_t check_every = device_.is_cpu() ? 1 : 25;
-  auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing_);
+  auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(settings_.label_smoothing);
   auto start = Clock::now();
   const double seconds_before = pos_.epoch_seconds;
   int64_t images_this_session = 0;
@@ -372,7 +367,7 @@ void Trainer::train_epoch() {
     } else {
       loss.backward();
     }
-    if (grad_clip_ > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip_);
+    if (settings_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip_norm);
     ctx_.step = pos_.step;
     strategy_->after_backward(ctx_);
     optimizer_->step();
@@ -384,7 +379,7 @@ void Trainer::train_epoch() {
     ++pos_.batch;
     ++pos_.step;
     const bool stop_here =
-        g_interrupt.load() != 0 || (options_.stop_after_steps > 0 && pos_.step >= options_.stop_after_steps);
+        caught_interrupt() != 0 || (options_.stop_after_steps > 0 && pos_.step >= options_.stop_after_steps);
     bool stop = stop_here;
     if (pos_.batch % check_every == 0 || pos_.batch == batches) {
       // Ranks decide together (all stop at the same step) from the global sums.
@@ -466,7 +461,8 @@ std::string Trainer::prepare_directory(const fs::path& out) {
     // Starting again would discard finished epochs: that must be asked for.
     // One epoch without a checkpoint is the moment between the first epoch's
     // run.h5 and its checkpoint: that epoch is redone (to the same result).
-    const int64_t epochs = fs::exists(h5) ? RunLog::read_epochs(h5.string()) : 0;
+    const int64_t epochs =
+        fs::exists(h5) ? static_cast<int64_t>(read_run_file(h5.string(), kRunMetrics).epochs.size()) : 0;
     if (epochs > 1)
       throw std::runtime_error(out.string() + ": --resume: run.h5 holds " + std::to_string(epochs) +
                                " finished epochs but there is no checkpoint.pt to resume from; run without --resume "
@@ -488,9 +484,9 @@ std::string Trainer::prepare_directory(const fs::path& out) {
 // A run killed after its last checkpoint but before run.h5 said so: write
 // the summary and the status it lacks.
 void Trainer::complete_run_file(const fs::path& h5) {
-  if (RunLog::read_status(h5.string()) == RunStatus::Completed) return;
+  if (read_run_file(h5.string(), kRunAttributes).completed()) return;
   log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/false);
-  last_metrics_ = RunLog::read_last_metrics(h5.string());
+  last_metrics_ = read_run_file(h5.string(), kRunMetrics).last_metrics();
   log_->set_summary(summary());
   log_->set_status(RunStatus::Completed);
   progress_.message(h5.string() + ": the run had finished; summary and status written");
@@ -534,7 +530,7 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     if (rank_ == 0) {
       complete_run_file(h5);
       progress_.message(out.string() + ": already completed");
-      done.summary = RunLog::read_summary(h5.string());
+      done.summary = read_run_file(h5.string(), kRunSummary).summary;
     }
     return done;
   }
@@ -552,7 +548,7 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     }
   });
   ctx_.log = log_.get();
-  const bool sync_bn = config_["sync_batchnorm"].get<bool>();
+  const bool sync_bn = settings_.sync_batchnorm;
   try {
     if (log_)
       for (size_t i = 0; i < spatial_.size(); ++i)
@@ -561,7 +557,7 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
       log_kernel_magnitudes();
       log_->flush();
     }
-    progress_.set_images_per_batch(static_cast<double>(config_["batch_size"].get<int64_t>() * world_));
+    progress_.set_images_per_batch(static_cast<double>(settings_.batch_size * world_));
     RunResult result;
     while (pos_.epochs_done < epochs_) {
       const int64_t epoch = pos_.epochs_done + 1;
@@ -647,7 +643,7 @@ void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
     log_->append_metrics(epoch, m);
     log_kernel_magnitudes();
     log_->flush();
-    if (config_["checkpoint"].get<bool>()) save_checkpoint(ckpt);
+    if (settings_.checkpoint) save_checkpoint(ckpt);
   }
   char line[256];
   std::snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f acc %.2f%%", static_cast<long long>(epoch),
@@ -670,18 +666,8 @@ void keep_freed_memory() {
 #endif
 }
 
-void install_interrupt_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-int interrupt_signal() { return g_interrupt.load(); }
-
 RunResult run_training(const Json& config, const RunOptions& options) {
-  g_interrupt.store(0);
+  clear_interrupt();
   Trainer trainer(config, options);
   return trainer.run();
 }

@@ -115,29 +115,29 @@ class ResNet : public sgs::Model {
   bool imagenet_stem_ = false;
 };
 
-const sgs::Schema& schema() {
-  static const sgs::Schema s = {
-      sgs::Key::real("width", 1.0, "channel width multiplier").gt(0).le(16),
-      sgs::Key::choice("stem", "auto", {"auto", "cifar", "imagenet"},
-                       "cifar: 3x3 conv; imagenet: 7x7/2 conv + max-pool; auto: imagenet from 128 px"),
-  };
-  return s;
-}
+struct ResNetOptions : sgs::PluginOptions {
+  double width = 1.0;
+  std::string stem = "auto";
+  static void declare(sgs::Declare<ResNetOptions>& d) {
+    d.key(&ResNetOptions::width, "width", "channel width multiplier").gt(0).le(16);
+    d.choice(&ResNetOptions::stem, "stem", {"auto", "cifar", "imagenet"},
+             "cifar: 3x3 conv; imagenet: 7x7/2 conv + max-pool; auto: imagenet from 128 px");
+  }
+};
 
 template <class Block>
-sgs::ModelKind::Factory resnet(std::vector<int64_t> depths) {
-  return [depths](const sgs::Options& o, const sgs::ModelSpec& spec, ConvFactory& f) {
-    std::string stem = o.string("stem");
-    bool imagenet = stem == "imagenet" || (stem == "auto" && std::min(spec.height, spec.width) >= 128);
-    return std::shared_ptr<sgs::Model>(std::make_shared<ResNet<Block>>(depths, o.real("width"), imagenet, spec, f));
+auto resnet(std::vector<int64_t> depths) {
+  return [depths](const ResNetOptions& o, const sgs::ModelSpec& spec, ConvFactory& f) {
+    bool imagenet = o.stem == "imagenet" || (o.stem == "auto" && std::min(spec.height, spec.width) >= 128);
+    return std::shared_ptr<sgs::Model>(std::make_shared<ResNet<Block>>(depths, o.width, imagenet, spec, f));
   };
 }
 
 }  // namespace
 
-SGS_REGISTER(sgs::ModelKind, resnet18, "ResNet-18 (basic blocks 2-2-2-2), CIFAR or ImageNet stem", schema(),
+SGS_REGISTER(sgs::ModelKind, resnet18, "ResNet-18 (basic blocks 2-2-2-2), CIFAR or ImageNet stem", ResNetOptions,
              resnet<BasicBlock>({2, 2, 2, 2}));
-SGS_REGISTER(sgs::ModelKind, resnet34, "ResNet-34 (basic blocks 3-4-6-3), CIFAR or ImageNet stem", schema(),
+SGS_REGISTER(sgs::ModelKind, resnet34, "ResNet-34 (basic blocks 3-4-6-3), CIFAR or ImageNet stem", ResNetOptions,
              resnet<BasicBlock>({3, 4, 6, 3}));
-SGS_REGISTER(sgs::ModelKind, resnet50, "ResNet-50 (bottlenecks 3-4-6-3), CIFAR or ImageNet stem", schema(),
+SGS_REGISTER(sgs::ModelKind, resnet50, "ResNet-50 (bottlenecks 3-4-6-3), CIFAR or ImageNet stem", ResNetOptions,
              resnet<Bottleneck>({3, 4, 6, 3}));

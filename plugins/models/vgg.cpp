@@ -56,20 +56,22 @@ class Vgg : public sgs::Model {
   torch::nn::Linear classifier_{nullptr};
 };
 
-const sgs::Schema& schema() {
-  static const sgs::Schema s = {sgs::Key::real("width", 1.0, "channel width multiplier").gt(0).le(16)};
-  return s;
-}
+struct VggOptions : sgs::PluginOptions {
+  double width = 1.0;
+  static void declare(sgs::Declare<VggOptions>& d) {
+    d.key(&VggOptions::width, "width", "channel width multiplier").gt(0).le(16);
+  }
+};
 
-sgs::ModelKind::Factory vgg(const char* name) {
-  return [name](const sgs::Options& o, const sgs::ModelSpec& spec, sgs::ConvFactory& factory) {
-    return std::shared_ptr<sgs::Model>(std::make_shared<Vgg>(configs().at(name), o.real("width"), spec, factory));
+auto vgg(const char* name) {
+  return [name](const VggOptions& o, const sgs::ModelSpec& spec, sgs::ConvFactory& factory) {
+    return std::shared_ptr<sgs::Model>(std::make_shared<Vgg>(configs().at(name), o.width, spec, factory));
   };
 }
 
 }  // namespace
 
-SGS_REGISTER(sgs::ModelKind, vgg11, "VGG-11 with BatchNorm, CIFAR style (8 convs)", schema(), vgg("vgg11"));
-SGS_REGISTER(sgs::ModelKind, vgg13, "VGG-13 with BatchNorm, CIFAR style (10 convs)", schema(), vgg("vgg13"));
-SGS_REGISTER(sgs::ModelKind, vgg16, "VGG-16 with BatchNorm, CIFAR style (13 convs)", schema(), vgg("vgg16"));
-SGS_REGISTER(sgs::ModelKind, vgg19, "VGG-19 with BatchNorm, CIFAR style (16 convs)", schema(), vgg("vgg19"));
+SGS_REGISTER(sgs::ModelKind, vgg11, "VGG-11 with BatchNorm, CIFAR style (8 convs)", VggOptions, vgg("vgg11"));
+SGS_REGISTER(sgs::ModelKind, vgg13, "VGG-13 with BatchNorm, CIFAR style (10 convs)", VggOptions, vgg("vgg13"));
+SGS_REGISTER(sgs::ModelKind, vgg16, "VGG-16 with BatchNorm, CIFAR style (13 convs)", VggOptions, vgg("vgg16"));
+SGS_REGISTER(sgs::ModelKind, vgg19, "VGG-19 with BatchNorm, CIFAR style (16 convs)", VggOptions, vgg("vgg19"));

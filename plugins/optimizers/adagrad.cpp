@@ -4,19 +4,27 @@
 
 #include <torch/optim/adagrad.h>
 
-SGS_REGISTER(sgs::OptimizerKind, adagrad, "Adagrad (torch.optim.Adagrad)",
-             (sgs::Schema{
-                 sgs::Key::real("lr", 1e-2, "learning rate (the schedule's base)").gt(0),
-                 sgs::Key::real("lr_decay", 0.0, "learning-rate decay per step").ge(0),
-                 sgs::Key::real("weight_decay", 0.0, "L2 penalty").ge(0),
-                 sgs::Key::real("initial_accumulator_value", 0.0, "initial sum of squares").ge(0),
-                 sgs::Key::real("eps", 1e-10, "term added to the denominator").gt(0),
-             }),
-             [](const sgs::Options& o, std::vector<torch::Tensor> params) {
+namespace {
+
+struct AdagradOptions : sgs::PluginOptions {
+  double lr = 1e-2, lr_decay = 0.0, weight_decay = 0.0, initial_accumulator_value = 0.0, eps = 1e-10;
+  static void declare(sgs::Declare<AdagradOptions>& d) {
+    d.key(&AdagradOptions::lr, "lr", "learning rate (the schedule's base)").gt(0);
+    d.key(&AdagradOptions::lr_decay, "lr_decay", "learning-rate decay per step").ge(0);
+    d.key(&AdagradOptions::weight_decay, "weight_decay", "L2 penalty").ge(0);
+    d.key(&AdagradOptions::initial_accumulator_value, "initial_accumulator_value", "initial sum of squares").ge(0);
+    d.key(&AdagradOptions::eps, "eps", "term added to the denominator").gt(0);
+  }
+};
+
+}  // namespace
+
+SGS_REGISTER(sgs::OptimizerKind, adagrad, "Adagrad (torch.optim.Adagrad)", AdagradOptions,
+             [](const AdagradOptions& o, std::vector<torch::Tensor> params) {
                return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::Adagrad(
-                   params, torch::optim::AdagradOptions(o.real("lr"))
-                               .lr_decay(o.real("lr_decay"))
-                               .weight_decay(o.real("weight_decay"))
-                               .initial_accumulator_value(o.real("initial_accumulator_value"))
-                               .eps(o.real("eps"))));
+                   params, torch::optim::AdagradOptions(o.lr)
+                               .lr_decay(o.lr_decay)
+                               .weight_decay(o.weight_decay)
+                               .initial_accumulator_value(o.initial_accumulator_value)
+                               .eps(o.eps)));
              });

@@ -3,20 +3,30 @@
 
 #include <torch/optim/adamw.h>
 
-SGS_REGISTER(sgs::OptimizerKind, adamw, "AdamW, decoupled weight decay (torch.optim.AdamW)",
-             (sgs::Schema{
-                 sgs::Key::real("lr", 1e-3, "learning rate (the schedule's base)").gt(0),
-                 sgs::Key::real("beta1", 0.9, "decay of the first moment").ge(0).lt(1),
-                 sgs::Key::real("beta2", 0.999, "decay of the second moment").ge(0).lt(1),
-                 sgs::Key::real("eps", 1e-8, "term added to the denominator").gt(0),
-                 sgs::Key::real("weight_decay", 1e-2, "decoupled weight decay").ge(0),
-                 sgs::Key::boolean("amsgrad", false, "AMSGrad variant"),
-             }),
-             [](const sgs::Options& o, std::vector<torch::Tensor> params) {
+namespace {
+
+struct AdamWOptions : sgs::PluginOptions {
+  double lr = 1e-3, eps = 1e-8, weight_decay = 1e-2;
+  std::vector<double> betas{0.9, 0.999};
+  bool amsgrad = false;
+  static void declare(sgs::Declare<AdamWOptions>& d) {
+    d.key(&AdamWOptions::lr, "lr", "learning rate (the schedule's base)").gt(0);
+    d.key(&AdamWOptions::betas, "betas", "decay of the first and second moments").ge(0).lt(1).exactly(2).renamed_from(
+        {"beta1", "beta2"});
+    d.key(&AdamWOptions::eps, "eps", "term added to the denominator").gt(0);
+    d.key(&AdamWOptions::weight_decay, "weight_decay", "decoupled weight decay").ge(0);
+    d.key(&AdamWOptions::amsgrad, "amsgrad", "AMSGrad variant");
+  }
+};
+
+}  // namespace
+
+SGS_REGISTER(sgs::OptimizerKind, adamw, "AdamW, decoupled weight decay (torch.optim.AdamW)", AdamWOptions,
+             [](const AdamWOptions& o, std::vector<torch::Tensor> params) {
                return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::AdamW(
-                   params, torch::optim::AdamWOptions(o.real("lr"))
-                               .betas({o.real("beta1"), o.real("beta2")})
-                               .eps(o.real("eps"))
-                               .weight_decay(o.real("weight_decay"))
-                               .amsgrad(o.boolean("amsgrad"))));
+                   params, torch::optim::AdamWOptions(o.lr)
+                               .betas({o.betas[0], o.betas[1]})
+                               .eps(o.eps)
+                               .weight_decay(o.weight_decay)
+                               .amsgrad(o.amsgrad)));
              });

@@ -3,21 +3,30 @@
 
 #include <torch/optim/rmsprop.h>
 
-SGS_REGISTER(sgs::OptimizerKind, rmsprop, "RMSprop (torch.optim.RMSprop)",
-             (sgs::Schema{
-                 sgs::Key::real("lr", 1e-2, "learning rate (the schedule's base)").gt(0),
-                 sgs::Key::real("alpha", 0.99, "smoothing constant").ge(0).lt(1),
-                 sgs::Key::real("eps", 1e-8, "term added to the denominator").gt(0),
-                 sgs::Key::real("weight_decay", 0.0, "L2 penalty").ge(0),
-                 sgs::Key::real("momentum", 0.0, "momentum factor").ge(0).lt(1),
-                 sgs::Key::boolean("centered", false, "normalise by the estimated variance"),
-             }),
-             [](const sgs::Options& o, std::vector<torch::Tensor> params) {
+namespace {
+
+struct RmspropOptions : sgs::PluginOptions {
+  double lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0.0, momentum = 0.0;
+  bool centered = false;
+  static void declare(sgs::Declare<RmspropOptions>& d) {
+    d.key(&RmspropOptions::lr, "lr", "learning rate (the schedule's base)").gt(0);
+    d.key(&RmspropOptions::alpha, "alpha", "smoothing constant").ge(0).lt(1);
+    d.key(&RmspropOptions::eps, "eps", "term added to the denominator").gt(0);
+    d.key(&RmspropOptions::weight_decay, "weight_decay", "L2 penalty").ge(0);
+    d.key(&RmspropOptions::momentum, "momentum", "momentum factor").ge(0).lt(1);
+    d.key(&RmspropOptions::centered, "centered", "normalise by the estimated variance");
+  }
+};
+
+}  // namespace
+
+SGS_REGISTER(sgs::OptimizerKind, rmsprop, "RMSprop (torch.optim.RMSprop)", RmspropOptions,
+             [](const RmspropOptions& o, std::vector<torch::Tensor> params) {
                return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::RMSprop(
-                   params, torch::optim::RMSpropOptions(o.real("lr"))
-                               .alpha(o.real("alpha"))
-                               .eps(o.real("eps"))
-                               .weight_decay(o.real("weight_decay"))
-                               .momentum(o.real("momentum"))
-                               .centered(o.boolean("centered"))));
+                   params, torch::optim::RMSpropOptions(o.lr)
+                               .alpha(o.alpha)
+                               .eps(o.eps)
+                               .weight_decay(o.weight_decay)
+                               .momentum(o.momentum)
+                               .centered(o.centered)));
              });

@@ -14,7 +14,7 @@ class Constant : public sgs::Schedule {
 
 }  // namespace
 
-SGS_REGISTER(sgs::ScheduleKind, constant, "the optimizer's learning rate, unchanged", {},
-             [](const sgs::Options&, const sgs::ScheduleContext& ctx) {
+SGS_REGISTER(sgs::ScheduleKind, constant, "the optimizer's learning rate, unchanged", sgs::NoOptions,
+             [](const sgs::NoOptions&, const sgs::ScheduleContext& ctx) {
                return std::unique_ptr<sgs::Schedule>(new Constant(ctx.base_lr));
              });

@@ -24,15 +24,19 @@ class Cosine : public sgs::Schedule {
   int64_t warmup_, total_;
 };
 
+struct CosineOptions : sgs::PluginOptions {
+  double min_lr = 0.0, warmup_epochs = 0.0;
+  static void declare(sgs::Declare<CosineOptions>& d) {
+    d.key(&CosineOptions::min_lr, "min_lr", "learning rate at the last step").ge(0);
+    d.key(&CosineOptions::warmup_epochs, "warmup_epochs", "epochs of linear warm-up from 0").ge(0);
+  }
+};
+
 }  // namespace
 
-SGS_REGISTER(sgs::ScheduleKind, cosine, "cosine annealing to min_lr with linear warm-up, per iteration",
-             (sgs::Schema{
-                 sgs::Key::real("min_lr", 0.0, "learning rate at the last step").ge(0),
-                 sgs::Key::real("warmup_epochs", 0.0, "epochs of linear warm-up from 0").ge(0),
-             }),
-             [](const sgs::Options& o, const sgs::ScheduleContext& ctx) {
-               auto warm = static_cast<int64_t>(std::llround(o.real("warmup_epochs") * ctx.steps_per_epoch));
+SGS_REGISTER(sgs::ScheduleKind, cosine, "cosine annealing to min_lr with linear warm-up, per iteration", CosineOptions,
+             [](const CosineOptions& o, const sgs::ScheduleContext& ctx) {
+               auto warm = static_cast<int64_t>(std::llround(o.warmup_epochs * ctx.steps_per_epoch));
                return std::unique_ptr<sgs::Schedule>(
-                   new Cosine(ctx.base_lr, o.real("min_lr"), warm, ctx.epochs * ctx.steps_per_epoch));
+                   new Cosine(ctx.base_lr, o.min_lr, warm, ctx.epochs * ctx.steps_per_epoch));
              });

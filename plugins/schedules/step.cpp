@@ -30,16 +30,21 @@ class Step : public sgs::Schedule {
   int64_t spe_;
 };
 
+struct StepOptions : sgs::PluginOptions {
+  double gamma = 0.1;
+  int64_t step_size = 30;
+  std::vector<int64_t> milestones;
+  static void declare(sgs::Declare<StepOptions>& d) {
+    d.key(&StepOptions::gamma, "gamma", "factor applied at each decay").gt(0);
+    d.key(&StepOptions::step_size, "step_size", "epochs between decays (when no milestones)").ge(1);
+    d.key(&StepOptions::milestones, "milestones", "epochs at which to decay; overrides step_size").ge(0);
+  }
+};
+
 }  // namespace
 
 SGS_REGISTER(sgs::ScheduleKind, step, "multiply the learning rate by gamma every step_size epochs or at milestones",
-             (sgs::Schema{
-                 sgs::Key::real("gamma", 0.1, "factor applied at each decay").gt(0),
-                 sgs::Key::integer("step_size", 30, "epochs between decays (when no milestones)").ge(1),
-                 sgs::Key::list("milestones", sgs::KeyType::IntList, sgs::Json::array(),
-                                "epochs at which to decay; overrides step_size").ge(0),
-             }),
-             [](const sgs::Options& o, const sgs::ScheduleContext& ctx) {
-               return std::unique_ptr<sgs::Schedule>(new Step(ctx.base_lr, o.real("gamma"), o.integer("step_size"),
-                                                              o.integers("milestones"), ctx.steps_per_epoch));
+             StepOptions, [](const StepOptions& o, const sgs::ScheduleContext& ctx) {
+               return std::unique_ptr<sgs::Schedule>(
+                   new Step(ctx.base_lr, o.gamma, o.step_size, o.milestones, ctx.steps_per_epoch));
              });

@@ -65,4 +65,4 @@ class Acb : public sgs::Strategy {
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, acb, "ACB (Ding et al. 2019): KxK + 1xK + Kx1 convs, each with its BatchNorm, summed",
-             {}, [](const sgs::Options&) { return std::make_unique<Acb>(); });
+             sgs::NoOptions, [](const sgs::NoOptions&) { return std::make_unique<Acb>(); });

@@ -10,9 +10,18 @@
 
 namespace {
 
+struct AlphaBetaOptions : sgs::ScalingOptions {
+  double alpha = 1.0, beta = 1.0;
+  static void declare(sgs::Declare<AlphaBetaOptions>& d) {
+    d.required(&AlphaBetaOptions::alpha, "alpha", "ratio of the centre to the edge elements").gt(0);
+    d.required(&AlphaBetaOptions::beta, "beta", "ratio of the centre to the corner elements").gt(0);
+    declare_common(d);
+  }
+};
+
 class AlphaBeta : public sgs::StaticScaling {
  public:
-  explicit AlphaBeta(const sgs::Options& o) : StaticScaling(o), alpha_(o.real("alpha")), beta_(o.real("beta")) {}
+  explicit AlphaBeta(const AlphaBetaOptions& o) : StaticScaling(o), alpha_(o.alpha), beta_(o.beta) {}
 
   static torch::Tensor grid(double alpha, double beta) {
     const double a = 1 / alpha, b = 1 / beta;
@@ -33,16 +42,7 @@ class AlphaBeta : public sgs::StaticScaling {
   double alpha_, beta_;
 };
 
-sgs::Schema schema() {
-  sgs::Schema s = {
-      sgs::Key::real("alpha", 1.0, "ratio of the centre to the edge elements").gt(0).require(),
-      sgs::Key::real("beta", 1.0, "ratio of the centre to the corner elements").gt(0).require(),
-  };
-  for (auto& k : sgs::ScalingStrategy::common_keys()) s.push_back(k);
-  return s;
-}
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, alpha_beta, "SGS ablation: one fixed 3x3 scaling from alpha (edge) and beta (corner)",
-             schema(), [](const sgs::Options& o) { return std::make_unique<AlphaBeta>(o); });
+             AlphaBetaOptions, [](const AlphaBetaOptions& o) { return std::make_unique<AlphaBeta>(o); });

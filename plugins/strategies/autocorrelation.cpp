@@ -5,10 +5,10 @@
 
 SGS_REGISTER(sgs::StrategyKind, autocorrelation,
              "SGS ablation: scalings from the spatial autocorrelation of each conv's input (paper Table 3)",
-             sgs::DependenceStrategy::schema(), [](const sgs::Options& o) {
+             sgs::DependenceOptions, [](const sgs::DependenceOptions& o) {
                return std::make_unique<sgs::DependenceStrategy>(o, sgs::dependence::Measure::Autocorrelation);
              });
 
 // The same measure for `sgs dependence` on a saved feature map.
-SGS_REGISTER(sgs::MeasureKind, autocorrelation, "Pearson correlation of the input with itself shifted by each kernel displacement, negatives clamped", sgs::DependenceStrategy::measure_schema(),
+SGS_REGISTER(sgs::MeasureKind, autocorrelation, "Pearson correlation of the input with itself shifted by each kernel displacement, negatives clamped", sgs::MeasureOptions,
              sgs::DependenceStrategy::measure(sgs::dependence::Measure::Autocorrelation));

@@ -98,5 +98,5 @@ class Dbb : public sgs::Strategy {
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, dbb,
-             "DBB (Ding et al. 2021): KxK-BN + 1x1-BN + 1x1-BN-KxK-BN + 1x1-BN-avgpool-BN, summed", {},
-             [](const sgs::Options&) { return std::make_unique<Dbb>(); });
+             "DBB (Ding et al. 2021): KxK-BN + 1x1-BN + 1x1-BN-KxK-BN + 1x1-BN-avgpool-BN, summed", sgs::NoOptions,
+             [](const sgs::NoOptions&) { return std::make_unique<Dbb>(); });

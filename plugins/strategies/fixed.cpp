@@ -24,10 +24,20 @@ torch::Tensor parse_matrix(const sgs::Json& m, const std::string& path) {
   });
 }
 
+struct FixedOptions : sgs::ScalingOptions {
+  sgs::Json matrix;
+  bool normalize = true;
+  static void declare(sgs::Declare<FixedOptions>& d) {
+    d.required(&FixedOptions::matrix, "matrix", "a kh x kw matrix for every layer, or {\"layer\": matrix, \"*\": matrix}");
+    d.key(&FixedOptions::normalize, "normalize", "divide by the mean (false: use the matrix as given, e.g. Lemma 1)");
+    declare_common(d);
+  }
+};
+
 class Fixed : public sgs::StaticScaling {
  public:
-  explicit Fixed(const sgs::Options& o) : StaticScaling(o), normalize_(o.boolean("normalize")), where_(o.where("matrix")) {
-    const auto& m = o.raw("matrix");
+  explicit Fixed(const FixedOptions& o) : StaticScaling(o), normalize_(o.normalize), where_(o.where("matrix")) {
+    const auto& m = o.matrix;
     if (m.is_object()) {
       if (m.empty()) throw sgs::ConfigError(where_ + ": expected at least one layer (or \"*\")");
       for (auto it = m.begin(); it != m.end(); ++it)
@@ -78,17 +88,7 @@ class Fixed : public sgs::StaticScaling {
   std::map<std::string, torch::Tensor> matrices_;
 };
 
-sgs::Schema schema() {
-  sgs::Schema s = {
-      sgs::Key::json("matrix", nullptr, "a kh x kw matrix for every layer, or {\"layer\": matrix, \"*\": matrix}")
-          .require(),
-      sgs::Key::boolean("normalize", true, "divide by the mean (false: use the matrix as given, e.g. Lemma 1)"),
-  };
-  for (auto& k : sgs::ScalingStrategy::common_keys()) s.push_back(k);
-  return s;
-}
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, fixed, "fixed scaling matrices from the config, per layer or for all",
-             schema(), [](const sgs::Options& o) { return std::make_unique<Fixed>(o); });
+             FixedOptions, [](const FixedOptions& o) { return std::make_unique<Fixed>(o); });

@@ -105,10 +105,18 @@ class MaskedFactory : public sgs::ConvFactory {
   std::string where_;
 };
 
+struct MaskedBranchesOptions : sgs::PluginOptions {
+  sgs::Json masks = kPreset;
+  static void declare(sgs::Declare<MaskedBranchesOptions>& d) {
+    d.key(&MaskedBranchesOptions::masks, "masks",
+          "\"acb_masks\" (KxK, 1xK, Kx1) or a list of kh x kw 0/1 masks; a conv uses those of its kernel size");
+  }
+};
+
 class MaskedBranches : public sgs::Strategy {
  public:
-  explicit MaskedBranches(const sgs::Options& o) : where_(o.where("masks")) {
-    const auto& m = o.raw("masks");
+  explicit MaskedBranches(const MaskedBranchesOptions& o) : where_(o.where("masks")) {
+    const auto& m = o.masks;
     if (m.is_string()) {
       if (m.get<std::string>() != kPreset)
         throw sgs::ConfigError(where_ + ": unknown preset '" + m.get<std::string>() + "' (known: " + kPreset +
@@ -159,14 +167,8 @@ class MaskedBranches : public sgs::Strategy {
   std::vector<torch::Tensor> masks_;
 };
 
-sgs::Schema schema() {
-  return {sgs::Key::json("masks", kPreset,
-                         "\"acb_masks\" (KxK, 1xK, Kx1) or a list of kh x kw 0/1 masks; a conv uses those of its "
-                         "kernel size")};
-}
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, masked_branches,
-             "Lemma 1's N parallel full-size convs with binary masks, summed (no normalisation inside)", schema(),
-             [](const sgs::Options& o) { return std::make_unique<MaskedBranches>(o); });
+             "Lemma 1's N parallel full-size convs with binary masks, summed (no normalisation inside)",
+             MaskedBranchesOptions, [](const MaskedBranchesOptions& o) { return std::make_unique<MaskedBranches>(o); });

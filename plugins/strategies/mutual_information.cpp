@@ -6,10 +6,10 @@
 
 SGS_REGISTER(sgs::StrategyKind, mutual_information,
              "SGS: scalings from the normalised mutual information of neighbouring pixels (paper 3.3)",
-             sgs::DependenceStrategy::schema(), [](const sgs::Options& o) {
+             sgs::DependenceOptions, [](const sgs::DependenceOptions& o) {
                return std::make_unique<sgs::DependenceStrategy>(o, sgs::dependence::Measure::MutualInformation);
              });
 
 // The same measure for `sgs dependence` on a saved feature map.
-SGS_REGISTER(sgs::MeasureKind, mutual_information, "normalised mutual information of each pixel and its neighbour at every kernel displacement", sgs::DependenceStrategy::measure_schema(),
+SGS_REGISTER(sgs::MeasureKind, mutual_information, "normalised mutual information of each pixel and its neighbour at every kernel displacement", sgs::MeasureOptions,
              sgs::DependenceStrategy::measure(sgs::dependence::Measure::MutualInformation));

@@ -337,15 +337,17 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
   CHECK(read_json_file((out / "plan.json").string())["runs"].size() == 4);
 
   // Again: the completed runs are skipped, the failed ones tried afresh.
-  const std::string created = read_run_state(out / "good" / "seed=0").created;
+  const std::string good_id = read_run_state(out / "good" / "seed=0").run_id;
+  const std::string diverged_id = read_run_state(out / "diverge" / "seed=0").run_id;
+  REQUIRE(good_id.size() == 32);
+  REQUIRE(diverged_id.size() == 32);
   const auto mtime = fs::last_write_time(out / "good" / "seed=0" / "run.h5");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // `created` has whole seconds
   r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --jobs 2", tmp.path());
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("4 runs, 2 completed (2 before this command), 2 failed") != std::string::npos);
-  CHECK(read_run_state(out / "good" / "seed=0").created == created);
+  CHECK(read_run_state(out / "good" / "seed=0").run_id == good_id);
   CHECK(fs::last_write_time(out / "good" / "seed=0" / "run.h5") == mtime);
-  CHECK(read_run_state(out / "diverge" / "seed=0").created != created);
+  CHECK(read_run_state(out / "diverge" / "seed=0").run_id != diverged_id);  // started afresh: a new run
 
   // A changed suite does not silently reuse or overwrite runs of the old one.
   r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --threads 2", tmp.path());
@@ -365,15 +367,15 @@ TEST_CASE("suite: a suite killed mid-way (SIGKILL to its process group) resumes,
   kill(-pid, SIGKILL);
   CHECK(wait_child(pid) == 128 + SIGKILL);
   CHECK(status_of(out / "seed=2").empty());
-  const std::string created = read_run_state(out / "seed=0").created;
+  const std::string run_id = read_run_state(out / "seed=0").run_id;
+  REQUIRE(run_id.size() == 32);
   const auto mtime = fs::last_write_time(out / "seed=0" / "run.h5");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
 
   auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string(), tmp.path());
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("3 runs, 3 completed (1 before this command)") != std::string::npos);
   for (const char* s : {"seed=0", "seed=1", "seed=2"}) CHECK(status_of(out / s) == "completed");
-  CHECK(read_run_state(out / "seed=0").created == created);
+  CHECK(read_run_state(out / "seed=0").run_id == run_id);
   CHECK(fs::last_write_time(out / "seed=0" / "run.h5") == mtime);
   CHECK(read_doubles((out / "seed=1" / "run.h5").string(), "/metrics/epoch").size() == 6);
 }

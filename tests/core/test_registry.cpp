@@ -461,7 +461,7 @@ TEST_CASE("registry: every measure gives per-channel, dependence and scaling mat
     INFO(name);
     const auto& info = reg.get(MeasureKind::kName, name);
     const Options o(resolve_object(Json::object(), "", info.schema), "");
-    auto r = reg.factory<MeasureKind>(name)(x, spec, o);
+    auto r = reg.factory<MeasureKind>(name)(o, x, spec);
     CHECK(r.per_channel.sizes() == torch::IntArrayRef{4, 3, 5});
     CHECK(r.dependence.sizes() == torch::IntArrayRef{3, 5});
     CHECK(r.scaling.sizes() == torch::IntArrayRef{3, 5});

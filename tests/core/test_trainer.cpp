@@ -61,7 +61,9 @@ TEST_CASE("trainer: a run stopped mid-epoch and resumed equals an uninterrupted 
   CHECK(first.status == sgs::RunStatus::Interrupted);
   CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "interrupted");
   CHECK(metric(dir / "split", "train_loss").size() == 1);
+  const std::string run_id = read_string_attr((dir / "split" / "run.h5").string(), "/", "run_id");
   auto second = train(config, dir / "split", true);
+  CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "run_id") == run_id);  // the same run, resumed
   CHECK(second.status == sgs::RunStatus::Completed);
   for (const char* m : {"train_loss", "train_acc", "test_loss", "test_acc", "lr"}) {
     INFO(m);
@@ -119,6 +121,9 @@ TEST_CASE("trainer: run.h5 holds every dataset and attribute of the layout for a
   CHECK(read_string_attr(f, "/", "status") == "completed");
   CHECK(read_string_attr(f, "/", "error").empty());
   CHECK(read_string_attr(f, "/", "created").size() == 20);
+  const std::string run_id = read_string_attr(f, "/", "run_id");
+  CHECK(run_id.size() == 32);
+  CHECK(run_id.find_first_not_of("0123456789abcdef") == std::string::npos);
   CHECK(read_string_attr(f, "/", "finished").size() == 20);
   CHECK(read_string_attr(f, "/", "device") == "cpu");
   CHECK(read_number_attr(f, "/", "threads") == 1);

@@ -272,5 +272,14 @@ TEST_CASE("data common: the rng is uniform enough and reproducible") {
   }
   for (int c : counts) CHECK(std::abs(c - 1000) < 150);
   CHECK(sgs::data::derive_seed(1, "subset") != sgs::data::derive_seed(1, "val"));
-  CHECK(sgs::data::mix_seed(1, 0) != sgs::data::mix_seed(1, 1));
+  CHECK(sgs::mix_seed(1, {0}) != sgs::mix_seed(1, {1}));
+}
+
+TEST_CASE("seed: mix_seed is SplitMix64 chained over the values (pinned: data orders must not change silently)") {
+  CHECK(sgs::splitmix64(0) == 0xe220a8397b1dcdafULL);  // SplitMix64's first output from state 0
+  CHECK(sgs::mix_seed(7, {3, 5}) == 0xf647de43e60ec467ULL);
+  CHECK(sgs::mix_seed(7, {3, 5}) == sgs::splitmix64(sgs::splitmix64(sgs::splitmix64(7) ^ 3) ^ 5));
+  sgs::data::Rng rng(11);  // the data's generator steps the same function
+  CHECK(rng.next() == sgs::splitmix64(11));
+  CHECK(rng.next() == sgs::splitmix64(11 + 0x9e3779b97f4a7c15ULL));
 }

@@ -2,8 +2,10 @@
 // chosen plugins. The resolved config (defaults filled in) is what gets logged.
 #pragma once
 
+#include <sgs/options.h>
 #include <sgs/schema.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,8 +21,29 @@ struct Slot {
 // The slots of a run config, in order.
 const std::vector<Slot>& config_slots();
 
-// The run's own (top-level, non-slot) keys: seed, epochs, batch_size, ...
+// The run's own (top-level, non-slot) keys, read once from the resolved
+// config by whoever needs them (the trainer, sgs fuse).
+struct RunSettings : PluginOptions {
+  std::string description;
+  int64_t seed = 0, epochs = 10, batch_size = 128, eval_batch_size = 500;
+  std::string device = "auto";
+  int64_t threads = 0, data_workers = 2;
+  double label_smoothing = 0.0, grad_clip_norm = 0.0;
+  std::string evaluate = "auto";
+  bool checkpoint = true, sync_batchnorm = false;
+
+  static void declare(Declare<RunSettings>& d);
+  // The settings of a resolved config.
+  static RunSettings of(const Json& resolved);
+};
+
+// The schema of RunSettings: seed, epochs, batch_size, ...
 const Schema& run_schema();
+
+// The keys of a resolved config that do not change what the run computes
+// (seed, threads, paths; keys marked specific_to_run in the schemas of the
+// run and of its plugins), dotted: "seed", "dataset.root".
+std::set<std::string> run_specific_keys(const Json& config);
 
 // Reads and parses a JSON file; throws ConfigError naming the file.
 // Duplicate keys and numbers beyond a double's range are refused.

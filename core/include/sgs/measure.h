@@ -23,9 +23,9 @@ struct MeasureResult {
 
 struct MeasureKind {
   static constexpr const char* kName = "measure";
-  // `padded`: float [N, C, H, W] already zero-padded by the conv's padding;
-  // `options`: the measure's own keys (its schema).
-  using Factory = std::function<MeasureResult(const torch::Tensor& padded, const ConvSpec& spec, const Options& options)>;
+  // `options`: the measure's own keys (its schema); `padded`: float
+  // [N, C, H, W] already zero-padded by the conv's padding.
+  using Factory = std::function<MeasureResult(const Options& options, const torch::Tensor& padded, const ConvSpec& spec)>;
 };
 
 }  // namespace sgs

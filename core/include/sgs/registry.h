@@ -1,12 +1,13 @@
 // The plugin registry: components are created by name from config.
 //
 // Every plugin registers itself in its own file with one macro line, e.g.
-//   SGS_REGISTER(ScheduleKind, cosine, "cosine annealing with warm-up", schema, factory);
+//   SGS_REGISTER(ScheduleKind, cosine, "cosine annealing with warm-up", CosineOptions, factory);
 // Out-of-tree plugins are shared libraries exposing
 //   extern "C" void sgs_register_plugins(sgs::Registry* registry);
 // which `sgs --plugin lib.so` calls once after dlopen.
 #pragma once
 
+#include <sgs/options.h>
 #include <sgs/schema.h>
 
 #include <any>
@@ -74,9 +75,14 @@ struct Registrar {
 #define SGS_CONCAT_INNER(a, b) a##b
 #define SGS_CONCAT(a, b) SGS_CONCAT_INNER(a, b)
 
-// Registers `name` (an identifier, also the config name) under Kind.
-#define SGS_REGISTER(Kind, name, description, schema, factory)                                \
-  namespace {                                                                                 \
-  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __LINE__)(                        \
-      Kind::kName, #name, description, schema, Kind::Factory(factory), __FILE__);    \
+// Registers `name` (an identifier, also the config name) under Kind, with
+// the options struct (sgs/options.h) that declares its keys; `factory` takes
+// that struct where Kind::Factory takes const Options& (the factory is the
+// last argument and may contain commas).
+#define SGS_REGISTER(Kind, name, description, OptionsType, ...)                                           \
+  namespace {                                                                                                 \
+  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __LINE__)(                                        \
+      Kind::kName, #name, description, ::sgs::schema_of<OptionsType>(),                                       \
+      Kind::Factory(::sgs::detail::typed_factory<OptionsType>(__VA_ARGS__, static_cast<Kind::Factory*>(nullptr))), \
+      __FILE__);                                                                                              \
   }

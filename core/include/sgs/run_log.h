@@ -1,4 +1,5 @@
-// run.h5: the run's public output (layout: docs/run_file.md, version 1).
+// run.h5: the run's public output (layout: docs/run_file.md, version 1);
+// the writer. Reading it back: sgs/run_file.h.
 // Growing datasets are chunked and extendable along their first axis.
 //
 // Crash consistency: run.h5 is never modified in place. Changes go to a copy
@@ -43,15 +44,6 @@ class RunLog {
   // after it, except, when resuming `mid_epoch`, those of the current epoch.
   static std::unique_ptr<RunLog> resume(const std::string& path, int64_t epochs_done, bool mid_epoch);
 
-  // The /summary attributes of a finished run file.
-  static std::map<std::string, double> read_summary(const std::string& path);
-  // The root attribute "status" (nullopt when absent or not a status).
-  static std::optional<RunStatus> read_status(const std::string& path);
-  // The number of epochs in /metrics.
-  static int64_t read_epochs(const std::string& path);
-  // The last row of every /metrics dataset but "epoch".
-  static std::map<std::string, double> read_last_metrics(const std::string& path);
-
   ~RunLog();
 
   // A group /layers/<path> with its attributes (no-op when it exists).
@@ -79,6 +71,10 @@ class RunLog {
   std::string path_;
   std::unique_ptr<Impl> impl_;
 };
+
+// 32 random hexadecimal digits: the root attribute "run_id", set when a run
+// file is created and kept across resumes.
+std::string new_run_id();
 
 // ISO-8601 UTC "2026-11-26T18:00:00Z".
 std::string utc_now();

@@ -28,6 +28,11 @@ struct Key {
   std::optional<double> min, max;
   bool min_exclusive = false, max_exclusive = false;
   std::vector<std::string> choices;
+  std::optional<std::size_t> size;  // lists: exactly this many elements
+  // Does not change what a run computes (seed, threads, where files are):
+  // `sgs report` groups runs that differ only in such keys.
+  bool run_specific = false;
+  std::vector<std::string> old_names;  // former names, refused with a pointer to this one
 
   static Key boolean(std::string name, bool def, std::string help);
   static Key integer(std::string name, int64_t def, std::string help);
@@ -42,8 +47,10 @@ struct Key {
   Key& gt(double v) { min = v; min_exclusive = true; return *this; }
   Key& le(double v) { max = v; max_exclusive = false; return *this; }
   Key& lt(double v) { max = v; max_exclusive = true; return *this; }
-  Key& require() { required = true; default_value = nullptr; return *this; }
   Key& allow_null() { nullable = true; return *this; }
+  Key& exactly(std::size_t n) { size = n; return *this; }
+  Key& specific_to_run() { run_specific = true; return *this; }
+  Key& renamed_from(std::vector<std::string> names) { old_names = std::move(names); return *this; }
 
   // "number > 0", "one of {a, b}", ... for messages and listings.
   std::string describe_expected() const;
@@ -64,6 +71,13 @@ Json check_value(const Json& value, const std::string& path, const Key& key);
 Json parse_typed(const std::string& text, const std::string& path, const Key& key);
 
 const Key* find_key(const Schema& schema, const std::string& name);
+
+// Throws ConfigError "PATH: no longer a key: give NEW instead (...)" when
+// `name` is a former name of a key of `schema`; returns otherwise.
+void refuse_old_name(const Schema& schema, const std::string& name, const std::string& path);
+
+// The integer a JSON number holds, exactly (check_value has accepted it as an int).
+int64_t json_integer(const Json& v);
 
 // Typed read access to a resolved plugin config; messages name the JSON path.
 class Options {

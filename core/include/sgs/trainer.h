@@ -43,11 +43,9 @@ struct RunResult {
 // is written first), DataError/ConfigError/other (status failed).
 RunResult run_training(const Json& config, const RunOptions& options);
 
-// Installs SIGINT/SIGTERM handlers that ask the running training to stop
-// after its current step (checkpoint written, status interrupted).
-void install_interrupt_handlers();
-// The signal that interrupted the last run (0 if none).
-int interrupt_signal();
+// A run stops after its current step (checkpoint written, status
+// interrupted) once caught_interrupt() (sgs/interrupt.h) is non-zero; the
+// latch is cleared when a run starts.
 
 // Keeps freed memory in the process (glibc malloc): a training step frees and
 // reallocates the same large activation buffers every step, and handing them

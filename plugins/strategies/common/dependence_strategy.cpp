@@ -13,46 +13,43 @@
 
 namespace sgs {
 
-Schema DependenceStrategy::measure_schema() {
-  return {
-      Key::real("k", 5.0, "k of the transform s_k = k s / ((k - 1) s + 1); 1 = identity").gt(0),
-      Key::boolean("diagonal_removal", false, "drop pairs with a zero and the joint histogram's diagonal (ImageNet)"),
-  };
-}
-
-MeasureKind::Factory DependenceStrategy::measure(dependence::Measure measure) {
-  return [measure](const torch::Tensor& padded, const ConvSpec& spec, const Options& o) {
+std::function<MeasureResult(const MeasureOptions&, const torch::Tensor&, const ConvSpec&)> DependenceStrategy::measure(
+    dependence::Measure measure) {
+  return [measure](const MeasureOptions& o, const torch::Tensor& padded, const ConvSpec& spec) {
     dependence::Options options;
     options.measure = measure;
-    options.k = o.real("k");
-    options.diagonal_removal = o.boolean("diagonal_removal");
+    options.k = o.k;
+    options.diagonal_removal = o.diagonal_removal;
     auto r = dependence::compute(padded, spec, options);
     return MeasureResult{r.per_channel, r.dependence, r.scaling};
   };
 }
 
-Schema DependenceStrategy::schema() {
-  Schema s = measure_schema();
-  s.insert(s.end(), {
-      Key::integer("batches", 2, "training batches gathered per update").ge(1),
-      Key::integer("every", 10, "epochs between updates").ge(1),
-      Key::integer("warmup_epochs", 1, "epochs trained with G = 1 before the first update").ge(0),
-      Key::string("save_features", "", "HDF5 file to save the gathered conv inputs to (one update); empty = off"),
-      Key::integer("save_features_update", 0, "which update (0 = the first) save_features saves").ge(0),
-  });
-  for (auto& k : common_keys()) s.push_back(k);
-  return s;
+void DependenceOptions::declare(Declare<DependenceOptions>& d) {
+  declare_measure(d);
+  d.key(&DependenceOptions::batches, "batches", "training batches gathered per update").ge(1);
+  d.key(&DependenceOptions::every, "every", "epochs between updates").ge(1);
+  d.key(&DependenceOptions::warmup_epochs, "warmup_epochs", "epochs trained with G = 1 before the first update").ge(0);
+  d.key(&DependenceOptions::save_features, "save_features",
+        "HDF5 file to save the gathered conv inputs to (one update); empty = off")
+      .specific_to_run();
+  d.key(&DependenceOptions::save_features_update, "save_features_update",
+        "which update (0 = the first) save_features saves")
+      .ge(0)
+      .specific_to_run();
+  declare_common(d);
 }
 
-DependenceStrategy::DependenceStrategy(const Options& o, dependence::Measure measure) : ScalingStrategy(o) {
+DependenceStrategy::DependenceStrategy(const DependenceOptions& o, dependence::Measure measure)
+    : ScalingStrategy(o),
+      batches_(o.batches),
+      every_(o.every),
+      warmup_(o.warmup_epochs),
+      save_features_path_(o.save_features),
+      save_features_update_(o.save_features_update) {
   options_.measure = measure;
-  options_.k = o.real("k");
-  options_.diagonal_removal = o.boolean("diagonal_removal");
-  batches_ = o.integer("batches");
-  every_ = o.integer("every");
-  warmup_ = o.integer("warmup_epochs");
-  save_features_path_ = o.string("save_features");
-  save_features_update_ = o.integer("save_features_update");
+  options_.k = o.k;
+  options_.diagonal_removal = o.diagonal_removal;
 }
 
 bool DependenceStrategy::update_due(int64_t epochs_done) const {

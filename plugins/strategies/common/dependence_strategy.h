@@ -13,15 +13,38 @@
 
 namespace sgs {
 
+// The measure's keys, shared by the strategies and the measures.
+struct MeasureKeys {
+  double k = 5.0;
+  bool diagonal_removal = false;
+  template <class T>
+  static void declare_measure(Declare<T>& d) {
+    d.key(&MeasureKeys::k, "k", "k of the transform s_k = k s / ((k - 1) s + 1); 1 = identity").gt(0);
+    d.key(&MeasureKeys::diagonal_removal, "diagonal_removal",
+          "drop pairs with a zero and the joint histogram's diagonal (ImageNet)");
+  }
+};
+
+// The measure alone, as `sgs dependence` computes it (kind "measure").
+struct MeasureOptions : PluginOptions, MeasureKeys {
+  static void declare(Declare<MeasureOptions>& d) { declare_measure(d); }
+};
+
+struct DependenceOptions : ScalingOptions, MeasureKeys {
+  int64_t batches = 2, every = 10, warmup_epochs = 1;
+  std::string save_features;
+  int64_t save_features_update = 0;
+  static void declare(Declare<DependenceOptions>& d);
+};
+
 class DependenceStrategy : public ScalingStrategy {
  public:
-  DependenceStrategy(const Options& options, dependence::Measure measure);
+  DependenceStrategy(const DependenceOptions& options, dependence::Measure measure);
   void on_epoch_begin(StrategyContext& ctx) override;
 
-  static Schema schema();
-  // The measure alone, as `sgs dependence` computes it (kind "measure").
-  static Schema measure_schema();
-  static MeasureKind::Factory measure(dependence::Measure measure);
+  // The measure's factory for kind "measure".
+  static std::function<MeasureResult(const MeasureOptions&, const torch::Tensor&, const ConvSpec&)> measure(
+      dependence::Measure measure);
 
  private:
   bool update_due(int64_t epochs_done) const;

@@ -6,13 +6,8 @@
 
 namespace sgs {
 
-ScalingStrategy::ScalingStrategy(const Options& options)
-    : apply_(options.string("apply") == "update" ? Apply::Update : Apply::Gradient) {}
-
-Schema ScalingStrategy::common_keys() {
-  return {Key::choice("apply", "gradient", {"gradient", "update"},
-                      "scale the gradient (before the optimizer) or the optimizer's update (Adagrad*)")};
-}
+ScalingStrategy::ScalingStrategy(const ScalingOptions& options)
+    : apply_(options.apply == "update" ? Apply::Update : Apply::Gradient) {}
 
 void ScalingStrategy::attach(StrategyContext& ctx) { convs_ = ctx.convs; }
 

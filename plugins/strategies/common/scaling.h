@@ -7,16 +7,27 @@
 // logs (dependence, scaling, scaling_epoch rows of run.h5) and checkpoints it.
 #pragma once
 
+#include <sgs/options.h>
 #include <sgs/strategy.h>
 
 #include <map>
 
 namespace sgs {
 
+// The key every scaling strategy has; a strategy's options derive from this.
+struct ScalingOptions : PluginOptions {
+  std::string apply = "gradient";
+  template <class T>
+  static void declare_common(Declare<T>& d) {
+    d.choice(&ScalingOptions::apply, "apply", {"gradient", "update"},
+             "scale the gradient (before the optimizer) or the optimizer's update (Adagrad*)");
+  }
+};
+
 class ScalingStrategy : public Strategy {
  public:
   enum class Apply { Gradient, Update };
-  explicit ScalingStrategy(const Options& options);
+  explicit ScalingStrategy(const ScalingOptions& options);
 
   void attach(StrategyContext& ctx) override;
   void after_backward(StrategyContext& ctx) override;
@@ -24,8 +35,6 @@ class ScalingStrategy : public Strategy {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
-  // Keys every scaling strategy has (apply), to append to a plugin's schema.
-  static Schema common_keys();
 
   // The G currently applied to a layer (undefined: not scaled).
   torch::Tensor scaling(const std::string& layer) const;
