@@ -7,11 +7,11 @@
 #include "verb.h"
 
 #include <sgs/config.h>
+#include <sgs/run_file.h>
 #include <sgs/errors.h>
 #include <sgs/io.h>
 #include <sgs/fuse.h>
 
-#include <H5Cpp.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -24,16 +24,10 @@ namespace {
 
 std::vector<double> train_loss(const std::string& dir) {
   const std::string file = (std::filesystem::path(dir) / "run.h5").string();
-  H5::Exception::dontPrint();
-  try {
-    H5::H5File f(file, H5F_ACC_RDONLY);
-    auto ds = f.openDataSet("/metrics/train_loss");
-    std::vector<double> v(static_cast<size_t>(ds.getSpace().getSimpleExtentNpoints()));
-    if (!v.empty()) ds.read(v.data(), H5::PredType::NATIVE_DOUBLE);
-    return v;
-  } catch (const H5::Exception&) {
-    throw sgs::DataError(file + ": cannot read /metrics/train_loss");
-  }
+  auto run = sgs::read_run_file(file, sgs::kRunMetrics);
+  auto it = run.metrics.find("train_loss");
+  if (it == run.metrics.end()) throw sgs::DataError(file + ": no /metrics/train_loss");
+  return it->second;
 }
 
 // max |a - b| / max |b| over the tensors of `a` and their namesakes in `b`;
