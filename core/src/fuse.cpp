@@ -27,26 +27,15 @@ std::shared_ptr<ConvBlock> FusedConvFactory::make(const ConvSpec& spec) {
   return std::make_shared<PlainConv>(s);
 }
 
-std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory) {
-  const std::string name = config.at("model").at("name").get<std::string>();
-  torch::manual_seed(RunSettings::of(config).seed);
-  return Registry::global().factory<ModelKind>(name)(slot_options(config, "model"), spec, factory);
-}
-
 RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   const fs::path cfg = fs::path(dir) / "config.json", ckpt = fs::path(dir) / "checkpoint.pt";
   if (!fs::exists(cfg)) throw ConfigError(dir + ": no config.json (not a run directory?)");
   if (!fs::exists(ckpt)) throw ConfigError(dir + ": no checkpoint.pt (was the run started with checkpoint: false?)");
   RunModel run;
   run.config = resolve_config(read_json_file(cfg.string()), cfg.string());
-  const auto& reg = Registry::global();
-  const uint64_t seed = static_cast<uint64_t>(RunSettings::of(run.config).seed);
-  run.dataset = reg.factory<DatasetKind>(run.config["dataset"]["name"].get<std::string>())(
-      slot_options(run.config, "dataset"), seed);
-  const auto& info = run.dataset->info();
-  run.spec = ModelSpec{info.channels, info.num_classes, info.height, info.width};
-  run.strategy =
-      reg.factory<StrategyKind>(run.config["strategy"]["name"].get<std::string>())(slot_options(run.config, "strategy"));
+  run.dataset = make_dataset(run.config);
+  run.spec = model_spec(*run.dataset);
+  run.strategy = make_strategy(run.config);
   auto inner = run.strategy->conv_factory();
   RecordingConvFactory recording(inner ? inner : std::make_shared<ConvFactory>());
   run.model = build_model(run.config, run.spec, recording);

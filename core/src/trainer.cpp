@@ -1,6 +1,7 @@
 #include "progress.h"
 #include "training.h"
 
+#include <sgs/assembly.h>
 #include <sgs/checkpoint_file.h>
 #include <sgs/config.h>
 #include <sgs/dataset.h>
@@ -123,16 +124,11 @@ void Trainer::build() {
   const auto& reg = Registry::global();
 
   auto plugin = [&](const char* slot) { return config_[slot]["name"].get<std::string>(); };
-  dataset_ = reg.factory<DatasetKind>(plugin("dataset"))(slot_options(config_, "dataset"), seed_);
-  const auto& info = dataset_->info();
-
-  strategy_ = reg.factory<StrategyKind>(plugin("strategy"))(slot_options(config_, "strategy"));
+  dataset_ = make_dataset(config_);
+  strategy_ = make_strategy(config_);
   auto factory = strategy_->conv_factory();
   ConvFactory plain;
-  torch::manual_seed(seed_);
-  model_ = reg.factory<ModelKind>(plugin("model"))(slot_options(config_, "model"),
-                                                   ModelSpec{info.channels, info.num_classes, info.height, info.width},
-                                                   factory ? *factory : plain);
+  model_ = build_model(config_, model_spec(*dataset_), factory ? *factory : plain);
   model_->to(device_);
   if (settings_.sync_batchnorm) sync_batchnorms();
   blocks_ = conv_blocks(*model_);

@@ -6,6 +6,7 @@
 // the plain model built with FusedConvFactory (or with a bias on those convs).
 #pragma once
 
+#include <sgs/assembly.h>
 #include <sgs/conv.h>
 #include <sgs/dataset.h>
 #include <sgs/model.h>
@@ -40,10 +41,6 @@ class FusedConvFactory : public ConvFactory {
   std::vector<bool> with_bias_;
   size_t next_ = 0;
 };
-
-// A model built from a resolved config's model slot with `factory` (seeded
-// with the config's seed, so that an unloaded model is the run's initial one).
-std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory);
 
 // A run's model, rebuilt from DIR/config.json (model and strategy slots) with
 // DIR/checkpoint.pt's weights (key "model"), in eval mode.

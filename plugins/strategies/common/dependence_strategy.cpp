@@ -1,6 +1,7 @@
 #include "dependence_strategy.h"
 
 #include <sgs/io.h>
+#include <sgs/seed.h>
 #include <sgs/run_log.h>
 #include <sgs/errors.h>
 
@@ -59,8 +60,9 @@ bool DependenceStrategy::update_due(int64_t epochs_done) const {
 void DependenceStrategy::on_epoch_begin(StrategyContext& ctx) {
   if (!update_due(ctx.epochs_done)) return;
   auto start = std::chrono::steady_clock::now();
-  // Every update draws its own batches: seed mixed with the epoch.
-  const uint64_t draw_seed = ctx.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(ctx.epochs_done) + 0x5C5;
+  // Every update draws its own batches: the run's seed mixed with the epoch.
+  const uint64_t draw_seed =
+      mix_seed(ctx.seed ^ seed_tag("dependence batches"), {static_cast<uint64_t>(ctx.epochs_done)});
   std::map<std::string, std::vector<torch::Tensor>> gathered;
   ctx.gather(batches_, draw_seed, [&](const std::string& path, const torch::Tensor& padded) {
     gathered[path].push_back(padded.clone());  // the input may alias a buffer the forward reuses
