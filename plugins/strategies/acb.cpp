@@ -5,8 +5,10 @@
 // W_s KxK, W_h 1xK (the centre row of the window), W_v Kx1 (the centre
 // column), all with the block's stride. Fused (eval mode): each BN folds into
 // its conv, the 1xK and Kx1 kernels are added into the centre row and column,
-// the shifts summed into one bias. The KxK weight is drawn first, exactly as
-// the plain conv draws it.
+// the shifts summed into one bias. As ACNet's builder: convs with a side of 7
+// or more stay plain (option convert_large_kernels), every conv keeps
+// nn.Conv2d's default initialisation (option init), and gamma_init sets the
+// three BatchNorms' scales (ACNet's CIFAR experiments: 1/3; ImageNet: 1).
 #include "common/branches.h"
 
 #include <sgs/strategy.h>
@@ -17,17 +19,30 @@ namespace {
 
 namespace br = sgs::branches;
 
+struct AcbOptions : br::BlockOptions {
+  double gamma_init = 1.0;
+  static void declare(sgs::Declare<AcbOptions>& d) {
+    d.key(&AcbOptions::gamma_init, "gamma_init",
+          "initial scale of the three BatchNorms (ACNet: 1/3 in its CIFAR experiments, 1 for ImageNet)")
+        .gt(0);
+    declare_block(d);
+  }
+};
+
 class AcbConv : public sgs::ConvBlock {
  public:
-  explicit AcbConv(const sgs::ConvSpec& spec) : ConvBlock(spec) {
+  AcbConv(const sgs::ConvSpec& spec, const AcbOptions& o) : ConvBlock(spec) {
     br::require_supported(spec_, "acb", /*single_group=*/false);
     const int64_t in = spec_.in_channels, out = spec_.out_channels;
-    square = register_parameter("square", sgs::init_conv(spec_).first);
-    hor = register_parameter("hor", sgs::init_conv(br::branch_spec(spec_, in, out, {1, spec_.kernel[1]})).first);
-    ver = register_parameter("ver", sgs::init_conv(br::branch_spec(spec_, in, out, {spec_.kernel[0], 1})).first);
+    const sgs::ConvSpec drawn = o.drawn(spec_);
+    square = register_parameter("square", sgs::init_conv(drawn).first);
+    hor = register_parameter("hor", sgs::init_conv(br::branch_spec(drawn, in, out, {1, spec_.kernel[1]})).first);
+    ver = register_parameter("ver", sgs::init_conv(br::branch_spec(drawn, in, out, {spec_.kernel[0], 1})).first);
     square_bn = register_module("square_bn", sgs::BatchNorm2d(out));
     hor_bn = register_module("hor_bn", sgs::BatchNorm2d(out));
     ver_bn = register_module("ver_bn", sgs::BatchNorm2d(out));
+    torch::NoGradGuard no_grad;
+    for (auto* bn : {&square_bn, &hor_bn, &ver_bn}) (*bn)->weight.fill_(o.gamma_init);
   }
 
   torch::Tensor forward(torch::Tensor x) override {
@@ -51,18 +66,26 @@ class AcbConv : public sgs::ConvBlock {
 
 class AcbFactory : public sgs::ConvFactory {
  public:
+  explicit AcbFactory(AcbOptions o) : o_(std::move(o)) {}
   std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-    if (!spec.spatial()) return ConvFactory::make(spec);
-    return std::make_shared<AcbConv>(spec);
+    if (!o_.converts(spec)) return ConvFactory::make(spec);
+    return std::make_shared<AcbConv>(spec, o_);
   }
+
+ private:
+  AcbOptions o_;
 };
 
 class Acb : public sgs::Strategy {
  public:
-  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<AcbFactory>(); }
+  explicit Acb(AcbOptions o) : o_(std::move(o)) {}
+  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<AcbFactory>(o_); }
+
+ private:
+  AcbOptions o_;
 };
 
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, acb, "ACB (Ding et al. 2019): KxK + 1xK + Kx1 convs, each with its BatchNorm, summed",
-             sgs::NoOptions, [](const sgs::NoOptions&) { return std::make_unique<Acb>(); });
+             AcbOptions, [](const AcbOptions& o) { return std::make_unique<Acb>(o); });

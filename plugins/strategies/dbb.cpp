@@ -12,8 +12,10 @@
 // the conv before it; the 1x1 kernel goes to the centre; the 1x1-KxK pair
 // merges by a kernel product W[o, i] = sum_m W_k[o, m] W_1'[m, i], with bias
 // b_k + sum_{m, y, x} W_k[o, m, y, x] b_1'[m]; average pooling is the kernel
-// W_a'[o, i] / (kh kw) with bias b_a'. The KxK origin weight is drawn first,
-// exactly as the plain conv draws it.
+// W_a'[o, i] / (kh kw) with bias b_a'. As DBB's builder: convs with a side
+// of 7 or more stay plain (option convert_large_kernels) and every conv keeps
+// nn.Conv2d's default initialisation (option init), the identity-based 1x1
+// starting at zero.
 #include "common/branches.h"
 
 #include <sgs/strategy.h>
@@ -24,16 +26,21 @@ namespace {
 
 namespace br = sgs::branches;
 
+struct DbbOptions : br::BlockOptions {
+  static void declare(sgs::Declare<DbbOptions>& d) { declare_block(d); }
+};
+
 class DbbConv : public sgs::ConvBlock {
  public:
-  explicit DbbConv(const sgs::ConvSpec& spec) : ConvBlock(spec) {
+  DbbConv(const sgs::ConvSpec& spec, const DbbOptions& o) : ConvBlock(spec) {
     br::require_supported(spec_, "dbb", /*single_group=*/true);
     const int64_t in = spec_.in_channels, out = spec_.out_channels;
-    origin = register_parameter("origin", sgs::init_conv(spec_).first);
-    one = register_parameter("one", sgs::init_conv(br::branch_spec(spec_, in, out, {1, 1})).first);
+    const sgs::ConvSpec drawn = o.drawn(spec_);
+    origin = register_parameter("origin", sgs::init_conv(drawn).first);
+    one = register_parameter("one", sgs::init_conv(br::branch_spec(drawn, in, out, {1, 1})).first);
     idconv1 = register_parameter("idconv1", torch::zeros({in, in, 1, 1}));
-    conv2 = register_parameter("conv2", sgs::init_conv(br::branch_spec(spec_, in, out, spec_.kernel)).first);
-    avg_conv = register_parameter("avg_conv", sgs::init_conv(br::branch_spec(spec_, in, out, {1, 1})).first);
+    conv2 = register_parameter("conv2", sgs::init_conv(br::branch_spec(drawn, in, out, spec_.kernel)).first);
+    avg_conv = register_parameter("avg_conv", sgs::init_conv(br::branch_spec(drawn, in, out, {1, 1})).first);
     origin_bn = register_module("origin_bn", sgs::BatchNorm2d(out));
     one_bn = register_module("one_bn", sgs::BatchNorm2d(out));
     bn1 = register_module("bn1", sgs::BatchNorm2d(in));
@@ -84,19 +91,27 @@ class DbbConv : public sgs::ConvBlock {
 
 class DbbFactory : public sgs::ConvFactory {
  public:
+  explicit DbbFactory(DbbOptions o) : o_(std::move(o)) {}
   std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-    if (!spec.spatial()) return ConvFactory::make(spec);
-    return std::make_shared<DbbConv>(spec);
+    if (!o_.converts(spec)) return ConvFactory::make(spec);
+    return std::make_shared<DbbConv>(spec, o_);
   }
+
+ private:
+  DbbOptions o_;
 };
 
 class Dbb : public sgs::Strategy {
  public:
-  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<DbbFactory>(); }
+  explicit Dbb(DbbOptions o) : o_(std::move(o)) {}
+  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<DbbFactory>(o_); }
+
+ private:
+  DbbOptions o_;
 };
 
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, dbb,
-             "DBB (Ding et al. 2021): KxK-BN + 1x1-BN + 1x1-BN-KxK-BN + 1x1-BN-avgpool-BN, summed", sgs::NoOptions,
-             [](const sgs::NoOptions&) { return std::make_unique<Dbb>(); });
+             "DBB (Ding et al. 2021): KxK-BN + 1x1-BN + 1x1-BN-KxK-BN + 1x1-BN-avgpool-BN, summed", DbbOptions,
+             [](const DbbOptions& o) { return std::make_unique<Dbb>(o); });

@@ -6,6 +6,15 @@
 
 namespace sgs::branches {
 
+bool BlockOptions::converts(const ConvSpec& spec) const {
+  return spec.spatial() && (convert_large_kernels || std::max(spec.kernel[0], spec.kernel[1]) < 7);
+}
+
+ConvSpec BlockOptions::drawn(ConvSpec spec) const {
+  if (init == "pytorch") spec.init = ConvSpec::Init::PytorchDefault;
+  return spec;
+}
+
 std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const sgs::BatchNorm2d& bn) {
   torch::NoGradGuard no_grad;
   const auto& o = bn->options;

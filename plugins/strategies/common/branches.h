@@ -7,11 +7,35 @@
 
 #include <sgs/conv.h>
 #include <sgs/norm.h>
+#include <sgs/options.h>
 
 #include <string>
 #include <utility>
 
 namespace sgs::branches {
+
+// The options of the authors' blocks (acb, dbb): which convs become blocks
+// and how the block's convs are drawn. The defaults are what the authors'
+// model builders do: kernels of 7 and more (an ImageNet stem) stay plain
+// conv-BN, and every conv of a block keeps nn.Conv2d's default
+// initialisation (kaiming-uniform, a = sqrt(5)).
+struct BlockOptions : PluginOptions {
+  bool convert_large_kernels = false;
+  std::string init = "pytorch";
+  template <class T>
+  static void declare_block(Declare<T>& d) {
+    d.key(&BlockOptions::convert_large_kernels, "convert_large_kernels",
+          "also replace convs with a kernel side of 7 or more (the authors' builders leave them plain)");
+    d.choice(&BlockOptions::init, "init", {"pytorch", "model"},
+             "how the block's convs are drawn: pytorch = nn.Conv2d's default, as the authors' blocks; model = as "
+             "the model draws its plain convs (the KxK branch then starts as the plain conv)");
+  }
+  // Whether a conv of `spec` becomes a block: spatial, and smaller than 7
+  // unless convert_large_kernels.
+  bool converts(const ConvSpec& spec) const;
+  // `spec` with the initialisation the block's convs are drawn with.
+  ConvSpec drawn(ConvSpec spec) const;
+};
 
 // t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t
 // (eval mode), both [C], detached.
