@@ -8,7 +8,7 @@
 //                       its scaling update (gather + mutual information) is timed
 //                       once after the steps and reported separately, with its
 //                       amortised cost and the peak memory it adds beyond the steps'
-//   acb, dbb            the branched models
+//   acb, dbb, repvgg    the branched models
 // Step time is the best over rounds (each configuration visited in turn) and
 // timed steps: the machine may be shared, and the best step is the one least
 // disturbed. Wall time and the process's CPU time (all threads) are both
@@ -19,7 +19,7 @@
 // gradients and optimizer state, not the model's weights.
 //
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
-//                                [--threads 2] [--strategies none,mutual_information,acb,dbb]
+//                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg]
 //                                [--update-batches 2]
 #include "bench/bench_args.h"
 
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) return 1;
   self[len] = '\0';
-  const auto strategies = split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb"));
+  const auto strategies = split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb,repvgg"));
   std::vector<int64_t> batches;
   for (const auto& b : split(arg(argc, argv, "batches", "64,128"))) batches.push_back(std::stoll(b));
 

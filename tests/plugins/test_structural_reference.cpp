@@ -1,6 +1,7 @@
-// Our acb and dbb blocks against the authors' public code: 
-// tests/reference/structural_reference.json holds, for ACNet's ACBlock and
-// DiverseBranchBlock's DiverseBranchBlock on a few geometries, every
+// Our acb, dbb and repvgg blocks against the authors' public code:
+// tests/reference/structural_reference.json holds, for ACNet's ACBlock,
+// DiverseBranchBlock's DiverseBranchBlock and RepVGG's RepVGGBlock (its ReLU
+// replaced by the identity) on a few geometries, every
 // parameter and BatchNorm buffer (the authors' names), an input, the block's
 // eval- and train-mode outputs and the kernel and bias of its deployed conv
 // (written once, in float64, by tests/reference/make_structural_reference.py
@@ -43,6 +44,9 @@ const std::map<std::string, std::map<std::string, std::string>>& names() {
         {"dbb_1x1_kxk.idconv1.weight", "idconv1"}, {"dbb_1x1_kxk.bn1.bn.", "bn1."},
         {"dbb_1x1_kxk.conv2.weight", "conv2"}, {"dbb_1x1_kxk.bn2.", "bn2."},
         {"dbb_avg.conv.weight", "avg_conv"}, {"dbb_avg.bn.bn.", "avg_bn."}, {"dbb_avg.avgbn.", "avg_out_bn."}}},
+      {"RepVGGBlock",
+       {{"rbr_dense.conv.weight", "dense"}, {"rbr_dense.bn.", "dense_bn."}, {"rbr_1x1.conv.weight", "one"},
+        {"rbr_1x1.bn.", "one_bn."}, {"rbr_identity.", "identity_bn."}}},
   };
   return n;
 }
@@ -53,7 +57,8 @@ std::string our_name(const std::string& block, const std::string& theirs) {
   return "";
 }
 
-const std::map<std::string, std::string> kStrategy = {{"ACBlock", "acb"}, {"DiverseBranchBlock", "dbb"}};
+const std::map<std::string, std::string> kStrategy = {
+    {"ACBlock", "acb"}, {"DiverseBranchBlock", "dbb"}, {"RepVGGBlock", "repvgg"}};
 
 std::shared_ptr<ConvBlock> our_block(const Json& c, Json keys) {
   const std::string strategy = kStrategy.at(c.at("block"));
@@ -104,11 +109,10 @@ double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("structural reference: acb and dbb give the authors' outputs and deployed kernels on their weights") {
+TEST_CASE("structural reference: acb, dbb and repvgg give the authors' outputs and deployed kernels on their weights") {
   const Json ref = read_json_file(kReference);
   int checked = 0;
   for (const auto& c : ref.at("cases")) {
-    if (!kStrategy.count(c.at("block"))) continue;  // RepVGG: no strategy yet
     INFO(c.at("name").get<std::string>());
     Json keys = Json::object();
     if (c.at("variant") == "gamma_init_1/3") keys["gamma_init"] = 1.0 / 3;
@@ -136,5 +140,7 @@ TEST_CASE("structural reference: acb and dbb give the authors' outputs and deplo
     }
     ++checked;
   }
-  CHECK(checked == 9);  // 5 ACB (4 geometries, 1 with gamma_init 1/3) and 4 DBB cases
+  // 5 ACB (4 geometries, 1 with gamma_init 1/3), 4 DBB and 3 RepVGG cases
+  // (RepVGG's own block is 3x3 only; its identity branch in the in = out case).
+  CHECK(checked == 12);
 }
