@@ -64,28 +64,7 @@ class AcbConv : public sgs::ConvBlock {
   sgs::BatchNorm2d square_bn{nullptr}, hor_bn{nullptr}, ver_bn{nullptr};
 };
 
-class AcbFactory : public sgs::ConvFactory {
- public:
-  explicit AcbFactory(AcbOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-    if (!o_.converts(spec)) return ConvFactory::make(spec);
-    return std::make_shared<AcbConv>(spec, o_);
-  }
-
- private:
-  AcbOptions o_;
-};
-
-class Acb : public sgs::Strategy {
- public:
-  explicit Acb(AcbOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<AcbFactory>(o_); }
-
- private:
-  AcbOptions o_;
-};
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, acb, "ACB (Ding et al. 2019): KxK + 1xK + Kx1 convs, each with its BatchNorm, summed",
-             AcbOptions, [](const AcbOptions& o) { return std::make_unique<Acb>(o); });
+             AcbOptions, [](const AcbOptions& o) { return std::make_unique<br::BlockStrategy<AcbConv, AcbOptions>>(o); });

@@ -89,29 +89,8 @@ class DbbConv : public sgs::ConvBlock {
       avg_out_bn{nullptr};
 };
 
-class DbbFactory : public sgs::ConvFactory {
- public:
-  explicit DbbFactory(DbbOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-    if (!o_.converts(spec)) return ConvFactory::make(spec);
-    return std::make_shared<DbbConv>(spec, o_);
-  }
-
- private:
-  DbbOptions o_;
-};
-
-class Dbb : public sgs::Strategy {
- public:
-  explicit Dbb(DbbOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<DbbFactory>(o_); }
-
- private:
-  DbbOptions o_;
-};
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, dbb,
              "DBB (Ding et al. 2021): KxK-BN + 1x1-BN + 1x1-BN-KxK-BN + 1x1-BN-avgpool-BN, summed", DbbOptions,
-             [](const DbbOptions& o) { return std::make_unique<Dbb>(o); });
+             [](const DbbOptions& o) { return std::make_unique<br::BlockStrategy<DbbConv, DbbOptions>>(o); });

@@ -72,29 +72,10 @@ class RepvggConv : public sgs::ConvBlock {
   sgs::BatchNorm2d dense_bn{nullptr}, one_bn{nullptr}, identity_bn{nullptr};
 };
 
-class RepvggFactory : public sgs::ConvFactory {
- public:
-  explicit RepvggFactory(RepvggOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-    if (!o_.converts(spec)) return ConvFactory::make(spec);
-    return std::make_shared<RepvggConv>(spec, o_);
-  }
-
- private:
-  RepvggOptions o_;
-};
-
-class Repvgg : public sgs::Strategy {
- public:
-  explicit Repvgg(RepvggOptions o) : o_(std::move(o)) {}
-  std::shared_ptr<sgs::ConvFactory> conv_factory() override { return std::make_shared<RepvggFactory>(o_); }
-
- private:
-  RepvggOptions o_;
-};
-
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, repvgg,
              "RepVGG (Ding et al. 2021): KxK-BN + 1x1-BN + identity-BN (where in = out and stride 1), summed",
-             RepvggOptions, [](const RepvggOptions& o) { return std::make_unique<Repvgg>(o); });
+             RepvggOptions, [](const RepvggOptions& o) {
+               return std::make_unique<br::BlockStrategy<RepvggConv, RepvggOptions>>(o);
+             });

@@ -8,6 +8,7 @@
 #include <sgs/conv.h>
 #include <sgs/norm.h>
 #include <sgs/options.h>
+#include <sgs/strategy.h>
 
 #include <string>
 #include <utility>
@@ -35,6 +36,29 @@ struct BlockOptions : PluginOptions {
   bool converts(const ConvSpec& spec) const;
   // `spec` with the initialisation the block's convs are drawn with.
   ConvSpec drawn(ConvSpec spec) const;
+};
+
+// The strategy of such a block: its conv factory makes a Block(spec, options)
+// for every conv the options convert, a plain conv for the others.
+template <class Block, class BlockOptionsT>
+class BlockStrategy : public Strategy {
+ public:
+  explicit BlockStrategy(BlockOptionsT o) : o_(std::move(o)) {}
+  std::shared_ptr<ConvFactory> conv_factory() override { return std::make_shared<Factory>(o_); }
+
+ private:
+  class Factory : public ConvFactory {
+   public:
+    explicit Factory(BlockOptionsT o) : o_(std::move(o)) {}
+    std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override {
+      if (!o_.converts(spec)) return ConvFactory::make(spec);
+      return std::make_shared<Block>(spec, o_);
+    }
+
+   private:
+    BlockOptionsT o_;
+  };
+  BlockOptionsT o_;
 };
 
 // t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t
