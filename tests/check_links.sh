@@ -62,7 +62,7 @@ for md in README.md docs/*.md; do
         fi
       fi
       if [ -n "$anchor" ]; then
-        if [[ "$file" != *.md ]] || ! anchors "$file" | grep -qxF -- "$anchor"; then
+        if [[ "$file" != *.md ]] || ! grep -qxF -- "$anchor" <<<"$(anchors "$file")"; then
           broken "$md:$line" "$target" "no heading with anchor #$anchor in $file"
         fi
       fi

@@ -59,9 +59,10 @@ runs="final/baseline/seed=0 final/baseline/seed=1 search/mi/k=3 search/mi/k=5 fi
 dry=$("$sgs" suite "$tmp/suite.json" --out "$out" --threads 1 --dry-run)
 for run in $runs; do
   # completed according to run.h5 ...
-  echo "$dry" | grep -Eq "^  [0-9]+ +$run +completed" || { echo "FAIL: $run is not completed"; fail=1; }
-  # ... and run by a Slurm array task
-  cat "$out"/slurm/*.out 2>/dev/null | grep -qF "$run: completed (" ||
+  grep -Eq "^  [0-9]+ +$run +completed" <<<"$dry" || { echo "FAIL: $run is not completed"; fail=1; }
+  # ... and run by a Slurm array task (no `cat | grep -q`: under pipefail grep's
+  # early exit can kill cat with SIGPIPE and fail the pipeline)
+  grep -qsF "$run: completed (" "$out"/slurm/*.out ||
     { echo "FAIL: no Slurm task output says $run completed"; fail=1; }
 done
 [ -f "$out/slurm/stage1.sh" ] && [ -f "$out/slurm/stage2.sh" ] || { echo "FAIL: no stage scripts"; fail=1; }

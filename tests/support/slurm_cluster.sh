@@ -38,7 +38,7 @@ stop_cluster() {
   local pids=()
   while read -r name pid; do
     # Only a process that still runs the daemon we started (pids are reused).
-    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "$name"; then
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && grep -q "$name" <<<"$(tr '\0' ' ' < "/proc/$pid/cmdline")"; then
       kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
     fi
   done < <(tac "$dir/pids")

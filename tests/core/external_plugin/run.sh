@@ -12,7 +12,7 @@ grep -q "inverse_time - lr_0 / (1 + decay \* step)" <<<"$out"
 grep -q "decay (float >= 0, default 0.01)" <<<"$out"
 # Without --plugin, the name is unknown and the error says so (exit 2).
 set +e
-"$sgs" plugins schedule | grep -q inverse_time && { echo "inverse_time listed without --plugin"; exit 1; }
+grep -q inverse_time <<<"$("$sgs" plugins schedule)" && { echo "inverse_time listed without --plugin"; exit 1; }
 msg=$("$sgs" --plugin "$build/missing.so" plugins 2>&1); rc=$?
 set -e
 [ "$rc" -eq 2 ] || { echo "missing library: expected exit 2, got $rc"; exit 1; }
