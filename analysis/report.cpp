@@ -1,6 +1,7 @@
 #include "report.h"
 
 #include <sgs/errors.h>
+#include <sgs/run_log.h>
 
 #include <algorithm>
 #include <cmath>
@@ -41,6 +42,13 @@ std::string hours_text(double h) {
     std::snprintf(buf, sizeof buf, "%.2f", h);
   else
     std::snprintf(buf, sizeof buf, "%.3g", h);
+  return buf;
+}
+
+// 3, 2.5 (a mean of counts: at most one decimal).
+std::string number_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", std::round(v * 10) / 10);
   return buf;
 }
 
@@ -165,7 +173,14 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
         best_on.insert("test");
       }
       seconds += r.train_seconds();
+      for (const auto& layer : r.layers)
+        for (const auto& c : layer.structure) {
+          if (c.event == RunLog::kStructureGrow) out.growths += 1;
+          if (c.event == RunLog::kStructureCut) out.cuts += 1;
+        }
     }
+    out.growths /= static_cast<double>(g.members.size());
+    out.cuts /= static_cast<double>(g.members.size());
     out.final_test_acc = make_stat(test);
     out.final_val_acc = make_stat(val);
     out.final_train_acc = make_stat(train);
@@ -192,20 +207,28 @@ std::string format_markdown(const Report& r) {
     out << "## Results: " << completed << " completed run" << (completed == 1 ? "" : "s") << " in " << r.groups.size()
         << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
   const bool val = any_val(r);
+  bool changes = false;  // some group's graph grew or was cut (dyrep)
+  for (const auto& g : r.groups) changes = changes || g.growths > 0 || g.cuts > 0;
   if (!r.groups.empty()) {
     out << "| method | seeds | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
-        << " | train hours | parameters | parameters fused |\n";
-    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|\n";
+        << " | train hours | parameters | parameters fused |" << (changes ? " growths | cuts |" : "") << "\n";
+    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|" << (changes ? "---|---|" : "") << "\n";
     const bool mixed = best_header(r) == "best acc (%)";
     for (const auto& g : r.groups) {
       out << "| " << md_cell(g.label) << " | " << g.runs.size() << " | " << mean_std_text(g.final_test_acc) << " | ";
       if (val) out << mean_std_text(g.final_val_acc) << " | ";
       out << mean_std_text(g.best_acc) << (mixed && !g.best_on.empty() ? " (" + g.best_on + ")" : "") << " | "
           << hours_text(g.train_hours) << " | " << count_text(g.parameters) << " | " << count_text(g.parameters_fused)
-          << " |\n";
+          << " |";
+      if (changes) out << " " << number_text(g.growths) << " | " << number_text(g.cuts) << " |";
+      out << "\n";
     }
     out << "\nMean ± sample standard deviation over seeds (\"-\": one seed); final = last epoch, best = highest "
-           "over epochs; train hours summed over the seeds.\n";
+           "over epochs; train hours summed over the seeds."
+        << (changes ? " Growths and cuts: DyRep's graph changes per run, mean over the seeds; parameters as the "
+                      "group's first run ended."
+                    : "")
+        << "\n";
   }
   if (!r.excluded.empty()) {
     out << "\n## Not averaged: " << r.excluded.size() << " run" << (r.excluded.size() == 1 ? "" : "s")
@@ -280,7 +303,9 @@ Json format_json(const Report& r) {
                           {"best_on", g.best_on},
                           {"train_hours", g.train_hours},
                           {"parameters", num(g.parameters)},
-                          {"parameters_fused", num(g.parameters_fused)}});
+                          {"parameters_fused", num(g.parameters_fused)},
+                          {"growths", g.growths},
+                          {"cuts", g.cuts}});
   }
   Json excluded = Json::array();
   for (const auto& e : r.excluded)

@@ -32,6 +32,8 @@ struct ReportGroup {
   std::string best_on;  // "val", "test" or "" (neither)
   double train_hours = 0;  // train_seconds summed over the group's runs, in hours
   double parameters = NAN, parameters_fused = NAN;  // of the group's first run
+  // Graph changes (dyrep): growths and cuts per run, mean over the group's runs.
+  double growths = 0, cuts = 0;
 };
 
 struct ExcludedRun {

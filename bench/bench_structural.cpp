@@ -9,6 +9,9 @@
 //                       once after the steps and reported separately, with its
 //                       amortised cost and the peak memory it adds beyond the steps'
 //   acb, dbb, repvgg    the branched models
+//   dyrep               the model after --dyrep-growths adjustments of DyRep
+//                       (grow_interval 1: one growth each, the conv of largest
+//                       synflow over a step; a quick run of 4 epochs grows 3)
 // Step time is the best over rounds (each configuration visited in turn) and
 // timed steps: the machine may be shared, and the best step is the one least
 // disturbed. Wall time and the process's CPU time (all threads) are both
@@ -19,8 +22,8 @@
 // gradients and optimizer state, not the model's weights.
 //
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
-//                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg]
-//                                [--update-batches 2]
+//                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg,dyrep]
+//                                [--update-batches 2] [--dyrep-growths 3]
 #include "bench/bench_args.h"
 
 #include <sgs/config.h>
@@ -76,10 +79,11 @@ struct Measurement {
 
 // One configuration, in this (child) process. Prints one line of numbers.
 int child(const std::string& model_name, const std::string& strategy_name, int64_t batch, int steps, int warmup,
-          int64_t update_batches) {
+          int64_t update_batches, int64_t dyrep_growths) {
   const auto& reg = sgs::Registry::global();
   sgs::Json sk = {{"name", strategy_name}};
   if (strategy_name == "mutual_information") sk["batches"] = update_batches;
+  if (strategy_name == "dyrep") sk["grow_interval"] = 1;
   sgs::Options so(sgs::resolve_object(sk, "strategy", reg.get("strategy", strategy_name).schema, {"name"}),
                   "strategy");
   auto strategy = reg.factory<sgs::StrategyKind>(strategy_name)(so);
@@ -115,6 +119,19 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   strategy->attach(ctx);
   Measurement m;
   const bool sgs_run = strategy_name == "mutual_information";
+  if (strategy_name == "dyrep") {
+    // One recorded step, then an adjustment (a growth), dyrep_growths times.
+    model->train();
+    for (int64_t g = 1; g <= dyrep_growths; ++g) {
+      optimizer->zero_grad();
+      torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+      strategy->after_backward(ctx);
+      optimizer->step();
+      ctx.epochs_done = g;
+      strategy->on_epoch_begin(ctx);
+    }
+    params = model->parameters();
+  }
   const double rss_before = max_rss_mb();
   if (sgs_run) {
     // A first, small update (one batch of 4 images) puts a G on every layer, so
@@ -159,12 +176,12 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
 }
 
 Measurement spawn(const std::string& self, const std::string& model, const std::string& strategy, int64_t batch,
-                  int steps, int warmup, int threads, int64_t update_batches) {
+                  int steps, int warmup, int threads, int64_t update_batches, int64_t dyrep_growths) {
   char cmd[1024];
   std::snprintf(cmd, sizeof cmd, "%s --child %s --model %s --batch %lld --steps %d --warmup %d --threads %d "
-                                 "--update-batches %lld",
+                                 "--update-batches %lld --dyrep-growths %lld",
                 self.c_str(), strategy.c_str(), model.c_str(), static_cast<long long>(batch), steps, warmup, threads,
-                static_cast<long long>(update_batches));
+                static_cast<long long>(update_batches), static_cast<long long>(dyrep_growths));
   Measurement m;
   FILE* p = popen(cmd, "r");
   if (p == nullptr) return m;
@@ -192,16 +209,18 @@ int main(int argc, char** argv) {
   const int warmup = std::stoi(arg(argc, argv, "warmup", "1"));
   const int threads = std::stoi(arg(argc, argv, "threads", "2"));
   const int64_t update_batches = std::stoll(arg(argc, argv, "update-batches", "2"));
+  const int64_t dyrep_growths = std::stoll(arg(argc, argv, "dyrep-growths", "3"));
   at::set_num_threads(threads);
   const std::string child_strategy = arg(argc, argv, "child", "");
   if (!child_strategy.empty())
-    return child(model, child_strategy, std::stoll(arg(argc, argv, "batch", "128")), steps, warmup, update_batches);
+    return child(model, child_strategy, std::stoll(arg(argc, argv, "batch", "128")), steps, warmup, update_batches,
+                 dyrep_growths);
 
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) return 1;
   self[len] = '\0';
-  const auto strategies = split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb,repvgg"));
+  const auto strategies = split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb,repvgg,dyrep"));
   std::vector<int64_t> batches;
   for (const auto& b : split(arg(argc, argv, "batches", "64,128"))) batches.push_back(std::stoll(b));
 
@@ -217,7 +236,7 @@ int main(int argc, char** argv) {
     for (int64_t batch : batches) {
       for (const auto& s : strategies) {
         std::fprintf(stderr, "round %d/%d: %s, batch %lld\n", r + 1, rounds, s.c_str(), static_cast<long long>(batch));
-        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches);
+        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths);
         auto it = all.find({batch, s});
         if (it == all.end()) {
           all[{batch, s}] = m;
@@ -263,6 +282,14 @@ int main(int argc, char** argv) {
                 "third of DBB's training time)\n",
                 static_cast<long long>(batch), s->second.step_s / d->second.step_s,
                 a == all.end() ? NAN : s->second.step_s / a->second.step_s);
+  }
+  for (int64_t batch : batches) {
+    auto y = all.find({batch, "dyrep"}), d = all.find({batch, "dbb"});
+    if (y == all.end() || d == all.end()) continue;
+    std::printf("batch %lld: DyRep (%lld convs grown) / DBB (every conv) step time %.2f, peak memory %.2f (DyRep's "
+                "claim: cheaper than DBB on every conv)\n",
+                static_cast<long long>(batch), static_cast<long long>(dyrep_growths), y->second.step_s / d->second.step_s,
+                y->second.peak_mb / d->second.peak_mb);
   }
   return 0;
 }

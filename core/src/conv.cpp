@@ -52,6 +52,13 @@ std::pair<torch::Tensor, torch::Tensor> PlainConv::fused() {
 
 std::shared_ptr<ConvBlock> ConvFactory::make(const ConvSpec& spec) { return std::make_shared<PlainConv>(spec); }
 
+ConvNorm ConvFactory::conv_bn(const ConvSpec& spec) {
+  ConvNorm unit;
+  unit.conv = make(spec);
+  if (norm_after(spec)) unit.norm = BatchNorm2d(spec.out_channels);
+  return unit;
+}
+
 std::vector<std::shared_ptr<ConvBlock>> conv_blocks(torch::nn::Module& root) {
   std::vector<std::shared_ptr<ConvBlock>> out;
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {

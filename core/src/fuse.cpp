@@ -17,14 +17,27 @@ namespace sgs {
 std::shared_ptr<ConvBlock> RecordingConvFactory::make(const ConvSpec& spec) {
   auto block = inner_->make(spec);
   blocks_.push_back(block);
+  norms_after_.push_back(true);
   return block;
+}
+
+// conv_bn calls make(), then norm_after(): the answer belongs to the block just made.
+bool RecordingConvFactory::norm_after(const ConvSpec& spec) const {
+  const bool after = inner_->norm_after(spec);
+  if (!norms_after_.empty()) norms_after_.back() = after;
+  return after;
 }
 
 std::shared_ptr<ConvBlock> FusedConvFactory::make(const ConvSpec& spec) {
   ConvSpec s = spec;
-  if (next_ < with_bias_.size()) s.bias = with_bias_[next_];
+  if (next_ < units_.size()) s.bias = units_[next_].bias;
   ++next_;
   return std::make_shared<PlainConv>(s);
+}
+
+bool FusedConvFactory::norm_after(const ConvSpec& spec) const {
+  const size_t made = next_ - 1;  // conv_bn asks after make()
+  return next_ == 0 || made >= units_.size() ? true : units_[made].norm_after;
 }
 
 RunModel load_run_model(const std::string& dir, const torch::Device& device) {
@@ -40,12 +53,15 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   RecordingConvFactory recording(inner ? inner : std::make_shared<ConvFactory>());
   run.model = build_model(run.config, run.spec, recording);
   run.made = recording.blocks();
+  run.norms_after = recording.norms_after();
   conv_blocks(*run.model);  // sets the blocks' paths
-  torch::serialize::InputArchive archive, model;
+  torch::serialize::InputArchive archive, model, strategy;
   const std::string bytes = read_file(ckpt);
   verify_checkpoint(bytes, ckpt.string());
   try {
     archive.load_from(bytes.data(), bytes.size(), device);
+    archive.read("strategy", strategy);
+    run.strategy->load(strategy);  // first: a grown graph (dyrep) is rebuilt before its weights load
     archive.read("model", model);
     run.model->load(model);
   } catch (const std::exception& e) {
@@ -57,9 +73,12 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
 }
 
 std::shared_ptr<Model> fuse_model(const RunModel& run) {
-  std::vector<bool> with_bias;
-  for (const auto& b : run.made) with_bias.push_back(b->fused_has_bias());
-  RecordingConvFactory recording(std::make_shared<FusedConvFactory>(with_bias));
+  if (run.norms_after.size() != run.made.size())
+    throw std::runtime_error("fuse: the run's model records " + std::to_string(run.made.size()) + " convs but " +
+                             std::to_string(run.norms_after.size()) + " conv + norm units");
+  std::vector<FusedConv> units;
+  for (size_t i = 0; i < run.made.size(); ++i) units.push_back({run.made[i]->fused_has_bias(), run.norms_after[i]});
+  RecordingConvFactory recording(std::make_shared<FusedConvFactory>(units));
   auto fused = build_model(run.config, run.spec, recording);
   const auto& made = recording.blocks();
   if (made.size() != run.made.size())

@@ -106,6 +106,14 @@ void BatchNorm2dImpl::reset_parameters() {
   }
 }
 
+void BatchNorm2dImpl::reset_running_stats() {
+  torch::NoGradGuard no_grad;
+  if (!options.track_running_stats()) return;
+  running_mean.zero_();
+  running_var.fill_(1);
+  num_batches_tracked.zero_();
+}
+
 void BatchNorm2dImpl::pretty_print(std::ostream& stream) const {
   stream << std::boolalpha << "sgs::BatchNorm2d(" << options.num_features() << ", eps=" << options.eps()
          << ", momentum=";

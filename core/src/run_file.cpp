@@ -98,6 +98,21 @@ void read_layers(const H5::H5File& f, RunFile& run) {
       for (double v : read_all(lg.openDataSet("scaling_epoch"))) layer.scaling_epoch.push_back(std::llround(v));
     layer.scaling_epoch.resize(layer.scaling.size(), -1);
     layer.kernel_magnitude = read_matrices(lg, "kernel_magnitude");
+    if (has_link(lg, "structure_epoch")) {
+      auto epochs = read_all(lg.openDataSet("structure_epoch"));
+      auto events = has_link(lg, "structure_event") ? read_all(lg.openDataSet("structure_event")) : std::vector<double>{};
+      auto nodes = has_link(lg, "structure_node") ? read_all(lg.openDataSet("structure_node")) : std::vector<double>{};
+      auto branches = has_link(lg, "branches") ? read_all(lg.openDataSet("branches")) : std::vector<double>{};
+      for (size_t r = 0; r < epochs.size(); ++r) {
+        RunLayer::Change c;
+        c.epoch = std::llround(epochs[r]);
+        if (r < events.size()) c.event = static_cast<int>(std::lround(events[r]));
+        if (r < nodes.size()) c.node = static_cast<int>(std::lround(nodes[r]));
+        for (size_t b = 0; b < 7 && r * 7 + b < branches.size(); ++b)
+          c.branches[b] = static_cast<int>(std::lround(branches[r * 7 + b]));
+        layer.structure.push_back(c);
+      }
+    }
     run.layers.push_back(std::move(layer));
   }
   std::sort(run.layers.begin(), run.layers.end(), [](const RunLayer& a, const RunLayer& b) {

@@ -264,13 +264,18 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
         auto ds = layer.openDataSet("kernel_magnitude");
         if (rows(ds) > done + 1) resize_rows(ds, done + 1);
       }
-      if (has_link(layer, "scaling_epoch")) {  // drop updates that took effect in epochs to be redone
-        auto se = layer.openDataSet("scaling_epoch");
+      // Drop scaling updates and graph changes that took effect in epochs to be redone.
+      const std::vector<std::pair<const char*, std::vector<const char*>>> timed = {
+          {"scaling_epoch", {"scaling_epoch", "scaling", "dependence"}},
+          {"structure_epoch", {"structure_epoch", "structure_event", "structure_node", "branches"}}};
+      for (const auto& [epoch_name, names] : timed) {
+        if (!has_link(layer, epoch_name)) continue;
+        auto se = layer.openDataSet(epoch_name);
         std::vector<int32_t> epochs(rows(se));
         if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
         hsize_t keep = 0;
         while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0)) ++keep;
-        for (const char* name : {"scaling_epoch", "scaling", "dependence"})
+        for (const char* name : names)
           if (has_link(layer, name)) {
             auto ds = layer.openDataSet(name);
             if (rows(ds) > keep) resize_rows(ds, keep);
@@ -337,6 +342,24 @@ void RunLog::append_int(const std::string& layer, const std::string& name, int64
     auto ds = open_or_create(g, name, H5::PredType::NATIVE_INT32, {});
     auto v = static_cast<int32_t>(value);
     append_row(ds, H5::PredType::NATIVE_INT32, &v);
+  });
+}
+
+void RunLog::append_structure(const std::string& layer, int64_t epochs_done, int event, int node,
+                              const std::array<int, 7>& branches) {
+  auto& f = working_copy();
+  guarded(path_, "write the run file", [&] {
+    auto g = f.openGroup("layers/" + layer);
+    const int32_t values[3] = {static_cast<int32_t>(epochs_done), event, node};
+    const char* names[3] = {"structure_epoch", "structure_event", "structure_node"};
+    for (int i = 0; i < 3; ++i) {
+      auto ds = open_or_create(g, names[i], H5::PredType::NATIVE_INT32, {});
+      append_row(ds, H5::PredType::NATIVE_INT32, &values[i]);
+    }
+    std::array<int32_t, 7> row{};
+    for (size_t i = 0; i < row.size(); ++i) row[i] = branches[i];
+    auto ds = open_or_create(g, "branches", H5::PredType::NATIVE_INT32, {7});
+    append_row(ds, H5::PredType::NATIVE_INT32, row.data());
   });
 }
 

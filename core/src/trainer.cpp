@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -40,6 +41,31 @@ namespace sgs {
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+namespace {
+template <class Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else return static_cast<Key>(p.unsafeGetTensorImpl());
+}
+}  // namespace
+
+void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params) {
+  auto& groups = optimizer.param_groups();
+  if (groups.size() != 1)
+    throw std::logic_error("replace_parameters: the optimizer has " + std::to_string(groups.size()) +
+                           " parameter groups, not one");
+  // LibTorch keys the state by the parameter's TensorImpl (a string of its
+  // address in 1.x, the address itself in 2.x).
+  auto& state = optimizer.state();
+  using Key = typename std::decay_t<decltype(state)>::key_type;
+  auto key_of = [](const torch::Tensor& p) { return state_key<Key>(p); };
+  std::set<Key> kept;
+  for (const auto& p : params) kept.insert(key_of(p));
+  for (const auto& p : groups[0].params())
+    if (!kept.count(key_of(p))) state.erase(key_of(p));
+  groups[0].params() = params;
 }
 
 namespace {
@@ -79,7 +105,7 @@ class Trainer {
   void train_epoch();
   void log_kernel_magnitudes();
   std::map<std::string, double> summary() const;
-  int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink);
+  int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink, const std::function<void()>& prepare);
 
   Json config_;
   RunSettings settings_;  // the run-level keys of config_, read once
@@ -181,11 +207,19 @@ void Trainer::build() {
   ctx_.scaling_seconds = &pos_.scaling_seconds;
   ctx_.comm = comm_;
   ctx_.gather = [this](int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
-    return gather(batches, draw_seed, sink);
+    return gather(batches, draw_seed, sink, nullptr);
+  };
+  ctx_.run_batches = [this](int64_t batches, uint64_t draw_seed, const std::function<void()>& prepare) {
+    return gather(batches, draw_seed, nullptr, prepare);
+  };
+  ctx_.sync_batchnorm = settings_.sync_batchnorm;
+  ctx_.message = [this](const std::string& line) {
+    if (rank_ == 0) progress_.message(line);
   };
 }
 
-int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
+int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink,
+                        const std::function<void()>& prepare) {
   LoaderOptions lo;
   lo.batch_size = settings_.batch_size;
   lo.seed = draw_seed;
@@ -196,7 +230,9 @@ int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& 
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model_->eval();  // BatchNorm uses (and does not update) its running statistics
-  for (auto& b : spatial_) b->set_capture(sink);
+  if (prepare) prepare();
+  if (sink)
+    for (auto& b : spatial_) b->set_capture(sink);
   int64_t images = 0;
   try {
     for (int64_t i = 0; i < batches; ++i) {
@@ -257,9 +293,11 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   archive.read("model", model);
   archive.read("optimizer", optimizer);
   archive.read("strategy", strategy);
+  strategy_->load(strategy);  // first: it may rebuild the structure the weights belong to (dyrep)
   model_->load(model);
+  if (settings_.sync_batchnorm) sync_batchnorms();  // BatchNorms the strategy rebuilt too
+  replace_parameters(*optimizer_, model_->parameters());
   optimizer_->load(optimizer);
-  strategy_->load(strategy);
   pos_.load(archive);
   torch::Tensor rng;
   archive.read("rng_cpu", rng);
@@ -530,6 +568,8 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     }
     return done;
   }
+  ctx_.epochs_done = pos_.epochs_done;
+  ctx_.step = pos_.step;
   together([&] {
     with_source([&] { strategy_->attach(ctx_); });  // the strategy's per-layer config, before anything is written
     if (rank_ != 0) return;   // only rank 0 writes

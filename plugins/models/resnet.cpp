@@ -1,9 +1,9 @@
 // ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), He et al. 2016.
 // stem "cifar": 3x3 stride-1 conv, no max-pool; stem "imagenet": 7x7 stride-2
 // conv + 3x3 stride-2 max-pool; "auto" picks imagenet for inputs of 128
-// pixels or more. Module paths follow torchvision (layer1.0.conv1, ...).
+// pixels or more. Module paths follow torchvision (layer1.0.conv1, ...); every
+// conv comes with its BN (bn1, ...) unless the strategy's unit replaces both.
 #include <sgs/model.h>
-#include <sgs/norm.h>
 
 #include <torch/torch.h>
 
@@ -24,56 +24,50 @@ ConvSpec conv_spec(int64_t in, int64_t out, int64_t k, int64_t stride) {
 
 torch::nn::Sequential downsample(int64_t in, int64_t out, int64_t stride, ConvFactory& f) {
   torch::nn::Sequential d;
-  d->push_back(f.make(conv_spec(in, out, 1, stride)));
-  d->push_back(sgs::BatchNorm2d(out));
+  auto unit = f.conv_bn(conv_spec(in, out, 1, stride));
+  d->push_back(unit.conv);
+  if (unit.norm) d->push_back(unit.norm);
   return d;
 }
 
-class BasicBlock : public torch::nn::Module {
+class BasicBlock : public sgs::UnitModule {
  public:
   static constexpr int64_t kExpansion = 1;
   BasicBlock(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
-    conv1 = register_module("conv1", f.make(conv_spec(in, planes, 3, stride)));
-    bn1 = register_module("bn1", sgs::BatchNorm2d(planes));
-    conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, 1)));
-    bn2 = register_module("bn2", sgs::BatchNorm2d(planes));
+    unit1 = register_unit("conv1", "bn1", f.conv_bn(conv_spec(in, planes, 3, stride)));
+    unit2 = register_unit("conv2", "bn2", f.conv_bn(conv_spec(planes, planes, 3, 1)));
     if (stride != 1 || in != planes) down = register_module("downsample", downsample(in, planes, stride, f));
   }
   torch::Tensor forward(torch::Tensor x) {
-    auto out = torch::relu(bn1->forward(conv1->forward(x)));
-    out = bn2->forward(conv2->forward(out));
+    auto out = torch::relu(unit1.forward(x));
+    out = unit2.forward(out);
     return torch::relu(out + (down ? down->forward(x) : x));
   }
 
  private:
-  std::shared_ptr<sgs::ConvBlock> conv1, conv2;
-  sgs::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  sgs::ConvNorm unit1, unit2;
   torch::nn::Sequential down{nullptr};
 };
 
-class Bottleneck : public torch::nn::Module {
+class Bottleneck : public sgs::UnitModule {
  public:
   static constexpr int64_t kExpansion = 4;
   Bottleneck(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
-    conv1 = register_module("conv1", f.make(conv_spec(in, planes, 1, 1)));
-    bn1 = register_module("bn1", sgs::BatchNorm2d(planes));
-    conv2 = register_module("conv2", f.make(conv_spec(planes, planes, 3, stride)));
-    bn2 = register_module("bn2", sgs::BatchNorm2d(planes));
-    conv3 = register_module("conv3", f.make(conv_spec(planes, planes * kExpansion, 1, 1)));
-    bn3 = register_module("bn3", sgs::BatchNorm2d(planes * kExpansion));
+    unit1 = register_unit("conv1", "bn1", f.conv_bn(conv_spec(in, planes, 1, 1)));
+    unit2 = register_unit("conv2", "bn2", f.conv_bn(conv_spec(planes, planes, 3, stride)));
+    unit3 = register_unit("conv3", "bn3", f.conv_bn(conv_spec(planes, planes * kExpansion, 1, 1)));
     if (stride != 1 || in != planes * kExpansion)
       down = register_module("downsample", downsample(in, planes * kExpansion, stride, f));
   }
   torch::Tensor forward(torch::Tensor x) {
-    auto out = torch::relu(bn1->forward(conv1->forward(x)));
-    out = torch::relu(bn2->forward(conv2->forward(out)));
-    out = bn3->forward(conv3->forward(out));
+    auto out = torch::relu(unit1.forward(x));
+    out = torch::relu(unit2.forward(out));
+    out = unit3.forward(out);
     return torch::relu(out + (down ? down->forward(x) : x));
   }
 
  private:
-  std::shared_ptr<sgs::ConvBlock> conv1, conv2, conv3;
-  sgs::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  sgs::ConvNorm unit1, unit2, unit3;
   torch::nn::Sequential down{nullptr};
 };
 
@@ -83,9 +77,9 @@ class ResNet : public sgs::Model {
   ResNet(const std::vector<int64_t>& depths, double width, bool imagenet_stem, const sgs::ModelSpec& spec,
          ConvFactory& f) {
     int64_t in = sgs::scaled_width(64, width);
-    conv1_ = register_module("conv1", f.make(imagenet_stem ? conv_spec(spec.in_channels, in, 7, 2)
-                                                           : conv_spec(spec.in_channels, in, 3, 1)));
-    bn1_ = register_module("bn1", sgs::BatchNorm2d(in));
+    stem_ = register_unit("conv1", "bn1",
+                          f.conv_bn(imagenet_stem ? conv_spec(spec.in_channels, in, 7, 2)
+                                                  : conv_spec(spec.in_channels, in, 3, 1)));
     imagenet_stem_ = imagenet_stem;
     const int64_t planes[4] = {64, 128, 256, 512};
     for (int i = 0; i < 4; ++i) {
@@ -101,15 +95,14 @@ class ResNet : public sgs::Model {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = torch::relu(bn1_->forward(conv1_->forward(x)));
+    x = torch::relu(stem_.forward(x));
     if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& l : layers_) x = l->forward(x);
     return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
   }
 
  private:
-  std::shared_ptr<sgs::ConvBlock> conv1_;
-  sgs::BatchNorm2d bn1_{nullptr};
+  sgs::ConvNorm stem_;
   std::vector<torch::nn::Sequential> layers_;
   torch::nn::Linear fc_{nullptr};
   bool imagenet_stem_ = false;

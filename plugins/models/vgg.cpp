@@ -1,10 +1,10 @@
 // VGG-11/13/16/19 with BatchNorm (Simonyan & Zisserman 2014), CIFAR style:
-// 3x3 convs with padding 1, each followed by BN and ReLU, 2x2 max-pools,
+// 3x3 convs with padding 1, each followed by BN (as the strategy builds the
+// unit) and ReLU, 2x2 max-pools,
 // then global average pooling and one linear classifier. Pools use ceil
 // mode, so 28x28 inputs reach 1x1 (28-14-7-4-2-1) while 32x32 and 224x224
 // are pooled exactly as with floor mode.
 #include <sgs/model.h>
-#include <sgs/norm.h>
 
 #include <torch/torch.h>
 
@@ -36,8 +36,9 @@ class Vgg : public sgs::Model {
       conv.out_channels = out;
       conv.kernel = {3, 3};
       conv.padding = {1, 1};
-      features->push_back(factory.make(conv));
-      features->push_back(sgs::BatchNorm2d(out));
+      auto unit = factory.conv_bn(conv);
+      features->push_back(unit.conv);
+      if (unit.norm) features->push_back(unit.norm);
       features->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
       channels = out;
     }

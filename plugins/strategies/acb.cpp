@@ -26,6 +26,7 @@ struct AcbOptions : br::BlockOptions {
           "initial scale of the three BatchNorms (ACNet: 1/3 in its CIFAR experiments, 1 for ImageNet)")
         .gt(0);
     declare_block(d);
+    declare_replace(d);
   }
 };
 

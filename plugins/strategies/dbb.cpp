@@ -27,7 +27,10 @@ namespace {
 namespace br = sgs::branches;
 
 struct DbbOptions : br::BlockOptions {
-  static void declare(sgs::Declare<DbbOptions>& d) { declare_block(d); }
+  static void declare(sgs::Declare<DbbOptions>& d) {
+    declare_block(d);
+    declare_replace(d);
+  }
 };
 
 class DbbConv : public sgs::ConvBlock {

@@ -167,16 +167,6 @@ std::map<std::string, torch::Tensor> checkpoint_state(const fs::path& dir) {
   return state;
 }
 
-RunResult train_here(const Json& raw, const fs::path& out) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.quiet = true;
-  return run_training(resolve_config(raw, "test"), o);
-}
-
-std::vector<double> metric(const fs::path& dir, const std::string& name) {
-  return read_doubles((dir / "run.h5").string(), "/metrics/" + name);
-}
 
 }  // namespace
 
@@ -391,7 +381,7 @@ TEST_CASE("distributed: 2 ranks of batch B (sync_batchnorm) train as 1 rank of b
   Json config = tiny_config(3);  // 256 images: 8 global batches of 32 per epoch, 24 steps
   config["sync_batchnorm"] = true;
   config["strategy"] = Json{{"name", "mutual_information"}, {"every", 1}, {"warmup_epochs", 1}, {"batches", 1}};
-  train_here(config, dir / "one");
+  test::train(config, dir / "one");
   config["batch_size"] = 16;
   write_json(dir / "two.json", config);
   auto r = run_sgs("run " + (dir / "two.json").string() + " --nproc 2 --out " + (dir / "two").string() + " --quiet",

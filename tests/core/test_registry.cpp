@@ -70,6 +70,7 @@ std::unique_ptr<TinyRun> tiny_run(const std::string& strategy, const std::string
   RecordingConvFactory recording(factory ? factory : std::make_shared<ConvFactory>());
   run.model = build_model(run.config, run.spec, recording);
   run.made = recording.blocks();
+  run.norms_after = recording.norms_after();
   for (auto& b : conv_blocks(*run.model))
     if (b->spec().spatial()) t->spatial.push_back(b);
   t->optimizer = reg.factory<OptimizerKind>("sgd")(slot_options(run.config, "optimizer"), run.model->parameters());
@@ -399,8 +400,10 @@ TEST_CASE("registry: every strategy trains a tiny VGG-11 and ResNet-18 through i
       }
       CHECK(changed);
 
-      // Resume: a new strategy loads the saved state and is attached (the
-      // trainer's order); it then acts on a gradient as the first one does.
+      // Resume: a new strategy builds its model (structural ones: its convs
+      // are what a saved graph is restored onto), loads the saved state and
+      // is attached (the trainer's order); it then acts on a gradient as the
+      // first one does.
       std::stringstream archive;
       {
         torch::serialize::OutputArchive out;
@@ -408,6 +411,11 @@ TEST_CASE("registry: every strategy trains a tiny VGG-11 and ResNet-18 through i
         out.save_to(archive);
       }
       auto resumed = Registry::global().factory<StrategyKind>(name)(slot_options(t->run.config, "strategy"));
+      std::shared_ptr<Model> rebuilt;
+      if (auto factory = resumed->conv_factory()) {
+        rebuilt = build_model(t->run.config, t->run.spec, *factory);
+        conv_blocks(*rebuilt);  // their paths
+      }
       {
         torch::serialize::InputArchive in;
         in.load_from(archive);

@@ -12,23 +12,6 @@
 using namespace sgs;
 using namespace sgs::test;
 
-namespace {
-
-RunResult train(const Json& raw, const std::filesystem::path& out, bool resume = false, int64_t stop_after = 0) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.resume = resume;
-  o.quiet = true;
-  o.stop_after_steps = stop_after;
-  return run_training(resolve_config(raw, "test"), o);
-}
-
-std::vector<double> metric(const std::filesystem::path& dir, const std::string& name) {
-  return read_doubles((dir / "run.h5").string(), "/metrics/" + name);
-}
-
-}  // namespace
-
 TEST_CASE("trainer: a short run on synthetic data lowers the loss") {
   TempDir dir("trainer_loss");
   auto result = train(tiny_config(4), dir / "run");

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "plugins/strategies/common/branches.h"
+#include "plugins/strategies/common/dyrep_block.h"
 #include "support/plugins.h"
 #include "support/support.h"
 
@@ -16,6 +17,7 @@
 #include <sgs/strategy.h>
 #include <sgs/trainer.h>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <random>
@@ -49,6 +51,20 @@ ConvSpec conv_spec(int64_t in, int64_t out, std::array<int64_t, 2> kernel, std::
   return s;
 }
 
+// The BatchNorms of a model that are not inside a conv block (the model's own).
+int64_t count_batchnorms(torch::nn::Module& model) {
+  std::vector<std::string> blocks;
+  for (const auto& b : conv_blocks(model)) blocks.push_back(b->path() + ".");
+  int64_t n = 0;
+  for (const auto& item : model.named_modules("", false)) {
+    if (!std::dynamic_pointer_cast<sgs::BatchNorm2dImpl>(item.value())) continue;
+    bool inside = false;
+    for (const auto& p : blocks) inside = inside || item.key().rfind(p, 0) == 0;
+    n += inside ? 0 : 1;
+  }
+  return n;
+}
+
 // Every BatchNorm of the block gets random affine parameters and running
 // statistics; every other parameter is perturbed (DBB's identity delta starts at 0).
 void randomize(torch::nn::Module& block) {
@@ -72,6 +88,11 @@ double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
 // Fused conv vs branched block in eval mode; returns max |diff| / max |y|.
 double fusion_error(const std::string& strategy, const ConvSpec& spec, Json keys = Json::object()) {
   auto block = make_block(strategy, spec, std::move(keys));
+  if (auto growable = std::dynamic_pointer_cast<dyrep::GrowableConv>(block)) {  // dyrep: its block, grown
+    dyrep::GrowContext g;
+    g.generator = at::detail::createCPUGenerator(7);
+    growable->grow(g);
+  }
   randomize(*block);
   auto x = torch::randn({2, spec.in_channels, 13, 11});
   block->train();
@@ -89,16 +110,8 @@ double fusion_error(const std::string& strategy, const ConvSpec& spec, Json keys
   return rel_diff(z, y);
 }
 
-RunResult train(const Json& raw, const std::filesystem::path& out) {
-  RunOptions o;
-  o.out_dir = out.string();
-  o.quiet = true;
-  return run_training(resolve_config(raw, "test"), o);
-}
-
-std::vector<double> metric(const std::filesystem::path& dir, const std::string& name) {
-  return test::read_doubles((dir / "run.h5").string(), "/metrics/" + name);
-}
+using test::metric;
+using test::train;
 
 Json lemma1_slot(const std::string& file, const std::string& slot) {
   return read_json_file(std::string(SGS_SOURCE_DIR) + "/experiments/lemma1/" + file).at(slot);
@@ -221,7 +234,7 @@ const std::vector<std::string>& structural() {
 
 // Those refusing grouped convs (with a ConfigError naming why); every other
 // one must fuse them.
-const std::set<std::string> kNoGroups = {"dbb"};
+const std::set<std::string> kNoGroups = {"dbb", "dyrep"};
 
 // Whether the strategy's schema has `key`.
 bool has_key(const std::string& strategy, const std::string& key) {
@@ -290,20 +303,30 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       RecordingConvFactory recording(run.strategy->conv_factory());
       run.model = build_model(run.config, spec, recording);
       run.made = recording.blocks();
+      run.norms_after = recording.norms_after();
       conv_blocks(*run.model);
       randomize(*run.model);
       run.model->eval();
       auto fused = fuse_model(run);
-      // A bias where the block folds one in: acb and dbb (BatchNorms inside) on
-      // every spatial conv (8 in VGG-11, 17 in ResNet-18), masked_branches none.
-      int64_t bias_convs = 0, with_bias = 0, spatial = 0;
+      // A bias where the block folds one in: acb, dbb and repvgg (BatchNorms
+      // inside) on every spatial conv but the 7x7 stem (8 in VGG-11, 16 of 17
+      // in ResNet-18), masked_branches none.
+      int64_t bias_convs = 0, with_bias = 0, spatial = 0, norms = 0;
       for (const auto& b : conv_blocks(*fused)) bias_convs += b->spec().bias ? 1 : 0;
-      for (const auto& b : run.made) {
-        with_bias += b->fused_has_bias() ? 1 : 0;
-        spatial += b->spec().spatial() ? 1 : 0;
+      for (size_t i = 0; i < run.made.size(); ++i) {
+        with_bias += run.made[i]->fused_has_bias() ? 1 : 0;
+        spatial += run.made[i]->spec().spatial() ? 1 : 0;
+        norms += run.norms_after[i] ? 1 : 0;
       }
       CHECK(bias_convs == with_bias);
       CHECK(spatial == (model["name"] == "vgg11" ? 8 : 17));
+      // The fused model holds a BatchNorm only where the run's model has one
+      // after the conv: none after a fused acb/dbb/repvgg unit.
+      CHECK(count_batchnorms(*fused) == norms);
+      const bool replaces_bn = strategy == "acb" || strategy == "dbb" || strategy == "repvgg";
+      CHECK(norms == (!replaces_bn                  ? static_cast<int64_t>(run.made.size())
+                      : model["name"] == "vgg11" ? 0
+                                                 : 1 + 3));  // the 7x7 stem and the shortcuts stay conv + BN
       torch::NoGradGuard no_grad;
       auto x = torch::randn({4, 3, spec.height, spec.width});
       CHECK(rel_diff(fused->forward(x), run.model->forward(x)) < 1e-5);
@@ -480,6 +503,7 @@ TEST_CASE("structural: a short training run of each lowers the loss and fuses to
     INFO(name);
     Json config = test::tiny_config(3);
     config["strategy"] = {{"name", name}};
+    if (name == "dyrep") config["strategy"].update({{"grow_interval", 1}, {"recal_bn_batches", 2}});  // grows twice
     auto result = train(config, dir / name);
     CHECK(result.status == sgs::RunStatus::Completed);
     auto loss = metric(dir / name, "train_loss");
@@ -489,18 +513,64 @@ TEST_CASE("structural: a short training run of each lowers the loss and fuses to
     CHECK(test::read_dims((dir / name / "run.h5").string(), "/layers/features.0/kernel_magnitude") ==
           std::vector<int64_t>{4, 3, 3});
     // parameters_fused = the plain model's parameters + a bias per spatial conv
-    // whose block folds one in (acb, dbb; not masked_branches).
+    // whose block folds one in (acb, dbb, repvgg, a grown dyrep conv; not
+    // masked_branches), less the BatchNorms the blocks replaced.
     auto resolved = resolve_config(config, "t");
     ConvFactory plain;
     auto model = build_model(resolved, ModelSpec{1, 4, 8, 8}, plain);
-    RecordingConvFactory branched(make_strategy(name)->conv_factory());
-    build_model(resolved, ModelSpec{1, 4, 8, 8}, branched);
-    int64_t params = 0, biases = 0;
+    auto run = load_run_model((dir / name).string());  // the model as trained (dyrep: grown)
+    int64_t params = 0, biases = 0, norms_replaced = 0;
     for (const auto& p : model->parameters()) params += p.numel();
-    for (const auto& b : branched.blocks())
+    for (size_t i = 0; i < run.made.size(); ++i) {
+      const auto& b = run.made[i];
       if (b->spec().spatial() && b->fused_has_bias()) biases += b->spec().out_channels;
-    CHECK(result.summary.at("parameters_fused") == static_cast<double>(params + biases));
+      if (!run.norms_after[i]) norms_replaced += 2 * b->spec().out_channels;  // the BN's weight and bias
+    }
+    // acb, dbb, repvgg: the plain model's conv weights + a bias each, no BN.
+    CHECK(result.summary.at("parameters_fused") == static_cast<double>(params + biases - norms_replaced));
     CHECK(result.summary.at("parameters") > result.summary.at("parameters_fused"));
+  }
+}
+
+TEST_CASE("structural: acb, dbb and repvgg replace conv + BN and their branch BN betas train, while replace: conv "
+          "keeps the model's BN, which leaves those betas without gradient") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"acb", "conv_bn"}, {"acb", "conv"}, {"dbb", "conv_bn"}, {"dbb", "conv"}, {"repvgg", ""}};
+  for (const auto& [name, replace] : cases) {
+    INFO(name << " replace " << replace);
+    Json keys = Json::object();
+    if (!replace.empty()) keys["replace"] = replace;
+    auto strategy = make_strategy(name, keys);
+    torch::manual_seed(3);
+    auto model = build_model(resolve_config(test::tiny_config(1), "t"), ModelSpec{1, 4, 8, 8}, *strategy->conv_factory());
+    const bool keeps = replace == "conv";
+    CHECK(count_batchnorms(*model) == (keeps ? 8 : 0));  // VGG-11: 8 convs, all 3x3
+    torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.05));
+    model->train();
+    auto x = torch::randn({16, 1, 8, 8});
+    auto y = torch::randint(0, 4, {16});
+    for (int step = 0; step < 5; ++step) {
+      sgd.zero_grad();
+      torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+      sgd.step();
+    }
+    // The largest |beta| of a BatchNorm that ends a branch (DBB's inner BNs
+    // feed a conv or a pooling, so their betas train either way).
+    const std::map<std::string, std::set<std::string>> last = {
+        {"acb", {"square_bn", "hor_bn", "ver_bn"}},
+        {"dbb", {"origin_bn", "one_bn", "bn2", "avg_out_bn"}},
+        {"repvgg", {"dense_bn", "one_bn", "identity_bn"}}};
+    double beta = 0;
+    int64_t seen = 0;
+    for (const auto& b : conv_blocks(*model))
+      for (const auto& m : b->named_modules("", false))
+        if (auto bn = std::dynamic_pointer_cast<sgs::BatchNorm2dImpl>(m.value()); bn && last.at(name).count(m.key())) {
+          beta = std::max(beta, bn->bias.abs().max().item<double>());
+          ++seen;
+        }
+    CHECK(seen >= 8 * 2);
+    if (keeps) CHECK(beta < 1e-6);
+    else CHECK(beta > 1e-3);
   }
 }
 
@@ -529,14 +599,16 @@ TEST_CASE("sgs fuse: an ACB run gives a plain model with the branched model's te
   CHECK(acc_b == acc_f);
   CHECK(std::abs(acc_b - 100 * metric(dir / "run", "test_acc").back()) <= 0.005 + 1e-9);  // printed with 2 decimals
   CHECK(diff <= 1e-5 * scale);
-  // model.pt loads into the plain VGG-11 with a bias on its 3x3 convs, and computes the branched model's function.
+  // model.pt loads into the plain VGG-11 with a bias on its 3x3 convs and no
+  // BatchNorms, and computes the branched model's function.
   auto run = load_run_model((dir / "run").string());
-  FusedConvFactory with_bias(std::vector<bool>(8, true));
+  FusedConvFactory with_bias(std::vector<FusedConv>(8, FusedConv{true, false}));
   auto plain = build_model(run.config, run.spec, with_bias);
   torch::serialize::InputArchive archive;
   archive.load_from((dir / "model.pt").string());
   plain->load(archive);
   plain->eval();
+  CHECK(count_batchnorms(*plain) == 0);
   torch::NoGradGuard no_grad;
   auto x = torch::randn({16, 1, 8, 8});
   CHECK(rel_diff(plain->forward(x), run.model->forward(x)) < 1e-5);

@@ -1,13 +1,16 @@
-// Our acb, dbb and repvgg blocks against the authors' public code:
+// Our acb, dbb, repvgg and dyrep blocks against the authors' public code:
 // tests/reference/structural_reference.json holds, for ACNet's ACBlock,
-// DiverseBranchBlock's DiverseBranchBlock and RepVGG's RepVGGBlock (its ReLU
-// replaced by the identity) on a few geometries, every
+// DiverseBranchBlock's DiverseBranchBlock, RepVGG's RepVGGBlock (its ReLU
+// replaced by the identity) and DyRep's own DiverseBranchBlock (grown with
+// the branches DyRep gives the geometry) on a few geometries, every
 // parameter and BatchNorm buffer (the authors' names), an input, the block's
 // eval- and train-mode outputs and the kernel and bias of its deployed conv
 // (written once, in float64, by tests/reference/make_structural_reference.py
 // from checkouts of their repositories; checked in, so a missing file is a
 // failure). The same weights in our blocks must give the same numbers.
 #include <doctest/doctest.h>
+
+#include "plugins/strategies/common/dyrep_block.h"
 
 #include <sgs/config.h>
 #include <sgs/conv.h>
@@ -47,6 +50,7 @@ const std::map<std::string, std::map<std::string, std::string>>& names() {
       {"RepVGGBlock",
        {{"rbr_dense.conv.weight", "dense"}, {"rbr_dense.bn.", "dense_bn."}, {"rbr_1x1.conv.weight", "one"},
         {"rbr_1x1.bn.", "one_bn."}, {"rbr_identity.", "identity_bn."}}},
+      {"DyRepDBB", {{"", ""}}},  // our grown conv keeps DyRep's module names
   };
   return n;
 }
@@ -58,7 +62,7 @@ std::string our_name(const std::string& block, const std::string& theirs) {
 }
 
 const std::map<std::string, std::string> kStrategy = {
-    {"ACBlock", "acb"}, {"DiverseBranchBlock", "dbb"}, {"RepVGGBlock", "repvgg"}};
+    {"ACBlock", "acb"}, {"DiverseBranchBlock", "dbb"}, {"RepVGGBlock", "repvgg"}, {"DyRepDBB", "dyrep"}};
 
 std::shared_ptr<ConvBlock> our_block(const Json& c, Json keys) {
   const std::string strategy = kStrategy.at(c.at("block"));
@@ -74,6 +78,12 @@ std::shared_ptr<ConvBlock> our_block(const Json& c, Json keys) {
   spec.stride = {stride, stride};
   spec.padding = {padding, padding};
   auto block = s->conv_factory()->make(spec);
+  if (c.at("block") == "DyRepDBB") {  // grown as DyRep grew it: its branches, a KxK conv with bias
+    std::string graph = "g";
+    for (int b : c.at("branches").get<std::vector<int>>()) graph += b ? '1' : '0';
+    graph += c.at("branches")[1] == 1 ? "[p1][p0]" : "[p1]";
+    dynamic_cast<dyrep::GrowableConv&>(*block).restore(graph);
+  }
   block->to(torch::kFloat64);
   return block;
 }
@@ -109,7 +119,7 @@ double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("structural reference: acb, dbb and repvgg give the authors' outputs and deployed kernels on their weights") {
+TEST_CASE("structural reference: acb, dbb, repvgg and dyrep give the authors' outputs and deployed kernels on their weights") {
   const Json ref = read_json_file(kReference);
   int checked = 0;
   for (const auto& c : ref.at("cases")) {
@@ -140,7 +150,9 @@ TEST_CASE("structural reference: acb, dbb and repvgg give the authors' outputs a
     }
     ++checked;
   }
-  // 5 ACB (4 geometries, 1 with gamma_init 1/3), 4 DBB and 3 RepVGG cases
-  // (RepVGG's own block is 3x3 only; its identity branch in the in = out case).
-  CHECK(checked == 12);
+  // 5 ACB (4 geometries, 1 with gamma_init 1/3), 4 DBB, 3 RepVGG cases
+  // (RepVGG's own block is 3x3 only; its identity branch in the in = out
+  // case) and 5 of DyRep's block (the 4 geometries and padding 0, where it
+  // grows 1x1-KxK, 1x1-avg and KxK only).
+  CHECK(checked == 17);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes structural_reference.json: outputs and fused kernels of the authors' ACB, DBB and RepVGG blocks.
+"""Writes structural_reference.json: outputs and fused kernels of the authors' ACB, DBB, RepVGG and DyRep blocks.
 
 The blocks are the authors' public PyTorch code, imported from checkouts whose
 paths are given on the command line; nothing of it is copied here:
@@ -8,24 +8,33 @@ paths are given on the command line; nothing of it is copied here:
   DiverseBranchBlock  diversebranchblock.py      of github.com/DingXiaoH/DiverseBranchBlock
                       (with its dbb_transforms.py)
   RepVGGBlock         repvgg.py (and se_block.py) of github.com/DingXiaoH/RepVGG
+  DyRep's DiverseBranchBlock  lib/models/utils/dbb/dbb_block.py (and dbb_transforms.py)
+                      of github.com/hunto/image_classification_sota, the code of
+                      github.com/hunto/DyRep (recorded as block "DyRepDBB")
 
 Run once, outside the tests, and check the output in:
 
   git --git-dir=MIRROR archive HEAD | tar -x -C /tmp/src/ACNet       (likewise the other two, or clones)
   /usr/bin/python3 tests/reference/make_structural_reference.py \
       --acnet /tmp/src/ACNet --dbb /tmp/src/DiverseBranchBlock --repvgg /tmp/src/RepVGG \
-      --out tests/reference/structural_reference.json
+      --ics /tmp/src/image_classification_sota --out tests/reference/structural_reference.json
 
 Needs Debian's python3-torch (and python3-numpy, which their code imports).
-Written from ACNet 748fb0c7, DiverseBranchBlock 8d2b16b6, RepVGG eae7c520; the
-SHA-256 of each imported file is recorded in the output.
+Written from ACNet 748fb0c7, DiverseBranchBlock 8d2b16b6, RepVGG eae7c520,
+image_classification_sota 6f7a70a1; the SHA-256 of each imported file is
+recorded in the output.
 
 Each block is built as the replacement of one conv + BN (deploy=False; ACBlock
 with its defaults use_affine=True, reduce_gamma=False, and gamma_init None or
 1/3; DiverseBranchBlock with nonlinear=None, single_init=False; RepVGGBlock with
 use_se=False). RepVGGBlock applies a ReLU of its own (self.nonlinearity); it is
 replaced by nn.Identity so that the recorded outputs are the sum of its branches,
-the part that stands in for conv + BN.
+the part that stands in for conv + BN. DyRep's DiverseBranchBlock stands in for
+a conv alone (the model's BN stays after it); it is built as DyRep's _grow
+builds it (branches all seven where padding = K // 2, else DyRep's
+dbb_branches_unequal, 1x1-KxK, 1x1-avg and KxK; the identity branch forced off
+by the constructor unless in = out and stride 1), and its deployed kernel is
+get_actual_kernel(). Its grid adds a padding-0 case, (6,6,3,1,0).
 
 Grid: (in, out, K, stride, padding) = (4,6,3,1,1), (4,6,3,2,1), (6,6,3,1,1),
 (4,6,5,1,2); a case whose constructor rejects it (RepVGGBlock asserts K == 3
@@ -86,6 +95,7 @@ BLOCKS = [
     ("ACBlock", "gamma_init_1/3", {"deploy": False, "gamma_init": 1.0 / 3}, GRID[:1]),
     ("DiverseBranchBlock", "default", {"deploy": False}, GRID),
     ("RepVGGBlock", "default", {"deploy": False, "use_se": False}, GRID),
+    ("DyRepDBB", "default", {}, GRID + [(6, 6, 3, 1, 0)]),
 ]
 
 
@@ -101,6 +111,23 @@ def load(name, path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_package_module(package, path):
+    """Imports the file at path as package.<its name>, the folder being the package (for its relative imports)."""
+    if not os.path.isfile(path):
+        sys.exit(f"make_structural_reference.py: {path}: not there")
+    folder = os.path.dirname(path)
+    spec = importlib.util.spec_from_loader(package, loader=None, is_package=True)
+    pkg = importlib.util.module_from_spec(spec)
+    pkg.__path__ = [folder]
+    sys.modules[package] = pkg
+    return importlib.import_module(package + "." + os.path.splitext(os.path.basename(path))[0])
+
+
+def dyrep_branches(k, pad):
+    """The branches DyRep's _grow gives a conv (1x1, 1x1_kxk, 1x1_avg, kxk, 1xk, kx1, id)."""
+    return [1] * 7 if pad == k // 2 else [0, 1, 1, 1, 0, 0, 0]
 
 
 def sha256(path):
@@ -165,6 +192,7 @@ def main():
     parser.add_argument("--acnet", required=True, help="checkout of DingXiaoH/ACNet")
     parser.add_argument("--dbb", required=True, help="checkout of DingXiaoH/DiverseBranchBlock")
     parser.add_argument("--repvgg", required=True, help="checkout of DingXiaoH/RepVGG")
+    parser.add_argument("--ics", required=True, help="checkout of hunto/image_classification_sota (DyRep's code)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args()
 
@@ -179,12 +207,18 @@ def main():
         "DiverseBranchBlock/dbb_transforms.py": os.path.join(os.path.abspath(args.dbb), "dbb_transforms.py"),
         "RepVGG/repvgg.py": os.path.join(os.path.abspath(args.repvgg), "repvgg.py"),
         "RepVGG/se_block.py": os.path.join(os.path.abspath(args.repvgg), "se_block.py"),
+        "image_classification_sota/lib/models/utils/dbb/dbb_block.py":
+            os.path.join(os.path.abspath(args.ics), "lib", "models", "utils", "dbb", "dbb_block.py"),
+        "image_classification_sota/lib/models/utils/dbb/dbb_transforms.py":
+            os.path.join(os.path.abspath(args.ics), "lib", "models", "utils", "dbb", "dbb_transforms.py"),
     }
     # Unique module names: the DBB checkout has an acb.py of its own.
     classes = {
         "ACBlock": load("authors_acnet_acb", files["ACNet/acnet/acb.py"]).ACBlock,
         "DiverseBranchBlock": load("authors_dbb", files["DiverseBranchBlock/diversebranchblock.py"]).DiverseBranchBlock,
         "RepVGGBlock": load("authors_repvgg", files["RepVGG/repvgg.py"]).RepVGGBlock,
+        "DyRepDBB": load_package_module(
+            "authors_dyrep_dbb", files["image_classification_sota/lib/models/utils/dbb/dbb_block.py"]).DiverseBranchBlock,
     }
 
     inputs = {}
@@ -201,6 +235,8 @@ def main():
             torch.manual_seed(SEED)
             try:
                 with contextlib.redirect_stdout(sys.stderr):  # their constructors print
+                    if bname == "DyRepDBB":
+                        kwargs = {"branches": dyrep_branches(k, pad)}  # the constructor edits the list it gets
                     block = classes[bname](cin, cout, k, stride=stride, padding=pad, **kwargs)
             except AssertionError as e:
                 where = traceback.extract_tb(e.__traceback__)[-1]
@@ -219,7 +255,10 @@ def main():
             with torch.no_grad():
                 block.eval()
                 eval_out = block(x)
-                fused_w, fused_b = block.get_equivalent_kernel_bias()
+                if bname == "DyRepDBB":
+                    fused_w, fused_b = block.get_actual_kernel()
+                else:
+                    fused_w, fused_b = block.get_equivalent_kernel_bias()
                 fused_w, fused_b = fused_w.detach().clone(), fused_b.detach().clone()
                 if fused_w.dtype != torch.float64 or fused_b.dtype != torch.float64:
                     sys.exit(f"make_structural_reference.py: {name}: fused kernel is {fused_w.dtype}")
@@ -256,6 +295,8 @@ def main():
                 "fused_bias": tensor(fused_b),
                 "residual": {"fused_conv2d": r_fused, "switch_to_deploy": r_deployed},
             })
+            if bname == "DyRepDBB":
+                cases[-1]["branches"] = list(block.branches)
 
     head = {
         "generator": "tests/reference/make_structural_reference.py",
@@ -263,6 +304,8 @@ def main():
             "ACBlock": "acnet/acb.py of github.com/DingXiaoH/ACNet",
             "DiverseBranchBlock": "diversebranchblock.py, dbb_transforms.py of github.com/DingXiaoH/DiverseBranchBlock",
             "RepVGGBlock": "repvgg.py of github.com/DingXiaoH/RepVGG",
+            "DyRepDBB": "lib/models/utils/dbb/dbb_block.py, dbb_transforms.py of "
+                        "github.com/hunto/image_classification_sota (DyRep)",
         },
         "sources_sha256": {key: sha256(path) for key, path in files.items()},
         "versions": {"torch": torch.__version__},

@@ -1,5 +1,7 @@
 #include "support/support.h"
 
+#include <sgs/config.h>
+
 #include <H5Cpp.h>
 
 #include <chrono>
@@ -151,6 +153,19 @@ std::vector<int64_t> read_ints_attr(const std::string& file, const std::string& 
   std::vector<int64_t> v(static_cast<size_t>(a.getSpace().getSimpleExtentNpoints()));
   a.read(H5::PredType::NATIVE_INT64, v.data());
   return v;
+}
+
+RunResult train(const Json& raw, const std::filesystem::path& out, bool resume, int64_t stop_after) {
+  RunOptions o;
+  o.out_dir = out.string();
+  o.resume = resume;
+  o.quiet = true;
+  o.stop_after_steps = stop_after;
+  return run_training(resolve_config(raw, "test"), o);
+}
+
+std::vector<double> metric(const std::filesystem::path& dir, const std::string& name) {
+  return read_doubles((dir / "run.h5").string(), "/metrics/" + name);
 }
 
 }  // namespace sgs::test

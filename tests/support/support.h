@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sgs/schema.h>
+#include <sgs/trainer.h>
 
 #include <filesystem>
 #include <string>
@@ -34,6 +35,12 @@ class TempDir {
 
 // A few-second run: VGG-11 at width 1/8 on 8x8 synthetic images, one thread.
 Json tiny_config(int64_t epochs = 2);
+
+// Trains `raw` (resolved) into `out` in this process, quietly; `stop_after`
+// steps > 0 interrupts it there (as a signal would).
+RunResult train(const Json& raw, const std::filesystem::path& out, bool resume = false, int64_t stop_after = 0);
+// /metrics/<name> of DIR/run.h5.
+std::vector<double> metric(const std::filesystem::path& dir, const std::string& name);
 
 void write_json(const std::filesystem::path& path, const Json& value);
 

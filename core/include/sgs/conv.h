@@ -1,10 +1,14 @@
-// The convolution seam. Every model builds its convolutions through a
-// ConvFactory; the block it returns knows its module path and geometry, can
+// The convolution seam. Every model builds each convolution, with the
+// BatchNorm that follows it, through a ConvFactory (conv_bn): the strategy
+// decides what replaces the pair. The block it returns knows its module path
+// and geometry, can
 // hand its zero-padded input to a sink (LibTorch modules have no forward
 // hooks; the dependence measures need these inputs), exposes the weight that
 // gradient scaling acts on, and returns its fused KxK kernel and bias.
 // Models never know which strategy runs.
 #pragma once
+
+#include <sgs/norm.h>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -86,10 +90,26 @@ class PlainConv : public ConvBlock {
 // undefined) drawn as spec.init says, from the default generator.
 std::pair<torch::Tensor, torch::Tensor> init_conv(const ConvSpec& spec);
 
+// A conv and the normalisation after it, as the strategy builds the pair.
+struct ConvNorm {
+  std::shared_ptr<ConvBlock> conv;
+  BatchNorm2d norm{nullptr};  // null where the block carries its own (acb, dbb, repvgg)
+  torch::Tensor forward(const torch::Tensor& x) {
+    return norm ? norm->forward(conv->forward(x)) : conv->forward(x);
+  }
+};
+
 class ConvFactory {
  public:
   virtual ~ConvFactory() = default;
-  virtual std::shared_ptr<ConvBlock> make(const ConvSpec& spec);  // default: PlainConv
+  // What models call: the conv of `spec` and, where norm_after(spec), a
+  // BatchNorm2d of its output channels.
+  ConvNorm conv_bn(const ConvSpec& spec);
+  // The strategy's two decisions: the conv block (default: PlainConv) ...
+  virtual std::shared_ptr<ConvBlock> make(const ConvSpec& spec);
+  // ... and whether the model's BatchNorm follows it (default: yes; no where
+  // the block replaces conv + BN with its own branch BatchNorms).
+  virtual bool norm_after(const ConvSpec& spec) const { return true; }
 };
 
 // All ConvBlocks of a module tree with their paths set, in forward order of

@@ -2,8 +2,10 @@
 // the same architecture built with plain convs whose weight and bias are the
 // branched blocks' fused() ones, every other parameter and buffer (BatchNorms
 // after the blocks, linear layers) copied by name. Spatial convs get a bias
-// where the block's fused_has_bias() (acb, dbb), so the fused model loads into
-// the plain model built with FusedConvFactory (or with a bias on those convs).
+// where the block's fused_has_bias() (acb, dbb, repvgg, dyrep), and a
+// BatchNorm after them only where the run's model has one: a block that
+// replaced conv + BN (acb, dbb, repvgg by default) becomes one conv with bias,
+// the authors' deployed form.
 #pragma once
 
 #include <sgs/assembly.h>
@@ -18,28 +20,42 @@
 
 namespace sgs {
 
-// Passes every make() to `inner` and remembers the blocks in the order made.
+// Passes every make() and norm_after() to `inner` and remembers the blocks in
+// the order made, and whether a BatchNorm follows each.
 class RecordingConvFactory : public ConvFactory {
  public:
   explicit RecordingConvFactory(std::shared_ptr<ConvFactory> inner) : inner_(std::move(inner)) {}
   std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override;
+  bool norm_after(const ConvSpec& spec) const override;
   const std::vector<std::shared_ptr<ConvBlock>>& blocks() const { return blocks_; }
+  // One per block, in the same order (recorded by conv_bn; true for make()
+  // calls that are not part of one).
+  const std::vector<bool>& norms_after() const { return norms_after_; }
 
  private:
   std::shared_ptr<ConvFactory> inner_;
   std::vector<std::shared_ptr<ConvBlock>> blocks_;
+  mutable std::vector<bool> norms_after_;
 };
 
-// Plain convs for a fused model: the i-th make() gets bias = with_bias[i]
-// (or, past the list's end, spec.bias).
+// What the i-th conv of a fused model is: a plain conv with or without bias,
+// with or without a BatchNorm after it.
+struct FusedConv {
+  bool bias = false;
+  bool norm_after = true;
+};
+
+// Plain convs for a fused model: the i-th conv as units[i] says (past the
+// list's end: spec.bias, a BatchNorm after).
 class FusedConvFactory : public ConvFactory {
  public:
-  explicit FusedConvFactory(std::vector<bool> with_bias) : with_bias_(std::move(with_bias)) {}
+  explicit FusedConvFactory(std::vector<FusedConv> units) : units_(std::move(units)) {}
   std::shared_ptr<ConvBlock> make(const ConvSpec& spec) override;
+  bool norm_after(const ConvSpec& spec) const override;
 
  private:
-  std::vector<bool> with_bias_;
-  size_t next_ = 0;
+  std::vector<FusedConv> units_;
+  size_t next_ = 0;  // the conv make() builds next
 };
 
 // A run's model, rebuilt from DIR/config.json (model and strategy slots) with
@@ -51,6 +67,7 @@ struct RunModel {
   std::unique_ptr<Strategy> strategy;
   std::shared_ptr<Model> model;
   std::vector<std::shared_ptr<ConvBlock>> made;  // its conv blocks in construction order
+  std::vector<bool> norms_after;                 // whether the model's BatchNorm follows each
 };
 RunModel load_run_model(const std::string& dir, const torch::Device& device = torch::kCPU);
 

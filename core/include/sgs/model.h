@@ -13,7 +13,18 @@ struct ModelSpec {
   int64_t height = 32, width = 32;
 };
 
-class Model : public torch::nn::Module {
+// A module built of conv + norm units (models and their blocks): registers
+// a unit's conv and, when the strategy keeps one, its BatchNorm.
+class UnitModule : public torch::nn::Module {
+ protected:
+  ConvNorm register_unit(const std::string& conv_name, const std::string& norm_name, ConvNorm unit) {
+    register_module(conv_name, unit.conv);
+    if (unit.norm) register_module(norm_name, unit.norm);
+    return unit;
+  }
+};
+
+class Model : public UnitModule {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
 };

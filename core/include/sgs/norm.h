@@ -30,7 +30,8 @@ class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
  public:
   explicit BatchNorm2dImpl(const torch::nn::BatchNormOptions& options);
   void reset() override;
-  void reset_parameters();
+  void reset_parameters();       // statistics and affine parameters
+  void reset_running_stats();    // statistics only: mean 0, variance 1, no batches
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor forward(const torch::Tensor& input);
   // Null (the default): per-rank statistics.

@@ -16,4 +16,11 @@ struct OptimizerKind {
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
+// After the model's parameters changed (a structural strategy grew or cut
+// blocks): the optimizer's one parameter group becomes `params`, in that
+// order, and the state (momentum, moments) of parameters no longer in it is
+// dropped. Parameters kept keep their state; new ones start without.
+// Throws std::logic_error for an optimizer with several parameter groups.
+void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params);
+
 }  // namespace sgs

@@ -30,6 +30,14 @@ struct RunLayer {
   std::vector<RunMatrix> scaling;           // one per update
   std::vector<int64_t> scaling_epoch;       // as many as `scaling` (-1 where the file has none)
   std::vector<RunMatrix> kernel_magnitude;  // row 0 at initialisation, row e after epoch e
+  // Graph changes (dyrep): growths and cuts, in order (RunLog::append_structure).
+  struct Change {
+    int64_t epoch = 0;  // completed epochs when it took effect
+    int event = 0;      // RunLog::kStructureGrow or kStructureCut
+    int node = 0;       // 0: the layer's conv; 1: its dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2
+    std::array<int, 7> branches{};
+  };
+  std::vector<Change> structure;
 };
 
 struct RunFile {

@@ -15,6 +15,7 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,15 @@ class RunLog {
   // [kh, kw] matrices appended as rows of /layers/<layer>/<name>.
   void append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix);
   void append_int(const std::string& layer, const std::string& name, int64_t value);
+  // A change of a block's graph (dyrep) that took effect after `epochs_done`
+  // epochs: node `node` of the layer (0: the layer's conv; 1: its
+  // dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2) grew (kStructureGrow) or lost
+  // branches (kStructureCut); `branches`: its 7 branches afterwards (DyRep's
+  // order 1x1, 1x1-KxK, 1x1-avg, KxK, 1xK, Kx1, identity; a plain conv is
+  // the KxK alone).
+  static constexpr int kStructureGrow = 1, kStructureCut = 2;
+  void append_structure(const std::string& layer, int64_t epochs_done, int event, int node,
+                        const std::array<int, 7>& branches);
 
   // Sets the status and commits.
   void set_status(RunStatus status, const std::string& error = "");

@@ -2,8 +2,9 @@
 //  - gradient scalings (mutual_information, autocorrelation, alpha_beta, fixed)
 //    act through the hooks: on_epoch_begin (recompute G_l), after_backward
 //    (G_l ⊙ grad), after_step (G_l ⊙ update);
-//  - structural reparameterizations (masked_branches, acb, dbb) return a
-//    conv_factory() that replaces every spatial conv.
+//  - structural reparameterizations (masked_branches, acb, dbb, repvgg, dyrep)
+//    return a conv_factory() that builds every conv + BatchNorm unit; dyrep
+//    also grows and cuts its blocks through the hooks.
 // The trainer calls every hook of every strategy and never branches on which
 // family it runs, so "SGS vs ACB vs DBB vs baseline" is one config axis.
 #pragma once
@@ -37,8 +38,18 @@ struct StrategyContext {
   // conv's padded input to `sink`; then restores train mode. BatchNorm
   // running statistics are left untouched. Returns the images seen (this rank).
   std::function<int64_t(int64_t batches, uint64_t draw_seed, const CaptureSink& sink)> gather;
+  // The same pass without a sink, for recalibrating BatchNorms: `prepare`,
+  // called after the model is put into eval mode, may put modules back into
+  // training mode (their running statistics then update); train mode is
+  // restored afterwards. Returns the images seen (this rank).
+  std::function<int64_t(int64_t batches, uint64_t draw_seed, const std::function<void()>& prepare)> run_batches;
+  // Whether the run synchronises BatchNorm statistics over the ranks (new
+  // BatchNorms a strategy adds must then get `comm`).
+  bool sync_batchnorm = false;
   // Seconds spent computing scalings in the current epoch (strategies add).
   double* scaling_seconds = nullptr;
+  // Prints a line of progress (rank 0; nothing when the run is quiet). Null in unit tests.
+  std::function<void(const std::string& line)> message;
 };
 
 class Strategy {
@@ -52,7 +63,10 @@ class Strategy {
   // Between backward() (and gradient clipping) and optimizer.step().
   virtual void after_backward(StrategyContext& ctx) {}
   virtual void after_step(StrategyContext& ctx) {}
-  // State that must survive a resume (e.g. the current scalings).
+  // State that must survive a resume (e.g. the current scalings, a grown
+  // graph). load() runs before the model's weights are loaded, so that a
+  // strategy can first rebuild the structure they belong to; the trainer
+  // then hands the optimizer the model's parameters (replace_parameters).
   virtual void save(torch::serialize::OutputArchive& archive) const {}
   virtual void load(torch::serialize::InputArchive& archive) {}
 };

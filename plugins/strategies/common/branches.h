@@ -23,6 +23,12 @@ namespace sgs::branches {
 struct BlockOptions : PluginOptions {
   bool convert_large_kernels = false;
   std::string init = "pytorch";
+  // conv_bn: the block with its branch BatchNorms replaces the conv and the
+  // model's BatchNorm after it (the authors' placement); conv: the block
+  // replaces the conv only and the model's BatchNorm stays (DyRep's code base
+  // builds DBB so). Declared by acb and dbb (declare_replace); RepVGG blocks
+  // always replace conv + BN.
+  std::string replace = "conv_bn";
   template <class T>
   static void declare_block(Declare<T>& d) {
     d.key(&BlockOptions::convert_large_kernels, "convert_large_kernels",
@@ -31,15 +37,25 @@ struct BlockOptions : PluginOptions {
              "how the block's convs are drawn: pytorch = nn.Conv2d's default, as the authors' blocks; model = as "
              "the model draws its plain convs (the KxK branch then starts as the plain conv)");
   }
+  template <class T>
+  static void declare_replace(Declare<T>& d) {
+    d.choice(&BlockOptions::replace, "replace", {"conv_bn", "conv"},
+             "conv_bn: the block replaces conv + BatchNorm (the authors' placement); conv: the model's BatchNorm "
+             "stays after the block (as DyRep's code base builds DBB)");
+  }
   // Whether a conv of `spec` becomes a block: spatial, and smaller than 7
   // unless convert_large_kernels.
   bool converts(const ConvSpec& spec) const;
+  // Whether the model's BatchNorm follows a conv of `spec`: where it stays
+  // plain, and after a block with replace: conv.
+  bool norm_after(const ConvSpec& spec) const { return !converts(spec) || replace == "conv"; }
   // `spec` with the initialisation the block's convs are drawn with.
   ConvSpec drawn(ConvSpec spec) const;
 };
 
 // The strategy of such a block: its conv factory makes a Block(spec, options)
-// for every conv the options convert, a plain conv for the others.
+// for every conv the options convert, a plain conv for the others, and keeps
+// the model's BatchNorm where the options' norm_after says.
 template <class Block, class BlockOptionsT>
 class BlockStrategy : public Strategy {
  public:
@@ -54,6 +70,7 @@ class BlockStrategy : public Strategy {
       if (!o_.converts(spec)) return ConvFactory::make(spec);
       return std::make_shared<Block>(spec, o_);
     }
+    bool norm_after(const ConvSpec& spec) const override { return o_.norm_after(spec); }
 
    private:
     BlockOptionsT o_;
