@@ -233,7 +233,8 @@ class Dyrep : public sgs::Strategy {
 
   // DyRep's recal_bn for one block: its BatchNorms re-estimated (cumulative
   // average) on training batches, the rest of the model in eval mode, then
-  // averaged over the ranks.
+  // averaged over the ranks (with sync_batchnorm they are synchronised
+  // already: the statistics of the union batch, as the run's other BNs).
   void recalibrate(sgs::StrategyContext& ctx, torch::nn::Module& block, int64_t epoch) const {
     std::vector<sgs::BatchNorm2dImpl*> bns;
     for (const auto& m : block.modules())
@@ -241,6 +242,7 @@ class Dyrep : public sgs::Strategy {
     for (auto* bn : bns) {
       bn->reset_running_stats();
       bn->options.momentum(c10::nullopt);
+      if (ctx.sync_batchnorm && ctx.comm) bn->set_communicator(ctx.comm);
     }
     ctx.run_batches(o_.recal_bn_batches,
                     sgs::mix_seed(ctx.seed, {sgs::seed_tag("dyrep_recal"), static_cast<uint64_t>(epoch)}), [&] {

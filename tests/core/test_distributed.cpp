@@ -12,6 +12,7 @@
 #include <sgs/model.h>
 #include <sgs/norm.h>
 #include <sgs/registry.h>
+#include <sgs/run_file.h>
 #include <sgs/trainer.h>
 
 #include <torch/torch.h>
@@ -433,6 +434,44 @@ TEST_CASE("distributed: 2 ranks of batch B (sync_batchnorm) train as 1 rank of b
   }
   MESSAGE("2 ranks vs 1 after 24 steps, largest relative differences: metrics " << worst_metric
           << ", scaling/dependence/kernel_magnitude " << worst_matrix << ", weights and buffers " << worst_weight);
+}
+
+TEST_CASE("distributed: dyrep on 2 ranks of batch B (sync_batchnorm) grows the same convs as 1 rank of batch 2B") {
+  REQUIRE(distributed_available());
+  TempDir dir("distributed_dyrep");
+  Json config = tiny_config(3);
+  config["sync_batchnorm"] = true;
+  config["strategy"] = Json{{"name", "dyrep"}, {"grow_interval", 1}, {"recal_bn_batches", 2}};
+  test::train(config, dir / "one");
+  config["batch_size"] = 16;
+  write_json(dir / "two.json", config);
+  auto r = run_sgs("run " + (dir / "two.json").string() + " --nproc 2 --out " + (dir / "two").string() + " --quiet",
+                   dir.path());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // The same growths (saliency averaged over the ranks, new BatchNorms synchronised) ...
+  auto a = read_run_file((dir / "one" / "run.h5").string(), kRunLayers);
+  auto b = read_run_file((dir / "two" / "run.h5").string(), kRunLayers);
+  int64_t changes = 0;
+  REQUIRE(a.layers.size() == b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    CAPTURE(a.layers[i].name);
+    REQUIRE(a.layers[i].structure.size() == b.layers[i].structure.size());
+    for (size_t j = 0; j < a.layers[i].structure.size(); ++j) {
+      CHECK(a.layers[i].structure[j].epoch == b.layers[i].structure[j].epoch);
+      CHECK(a.layers[i].structure[j].node == b.layers[i].structure[j].node);
+      CHECK(a.layers[i].structure[j].branches == b.layers[i].structure[j].branches);
+      ++changes;
+    }
+  }
+  CHECK(changes >= 2);
+  // ... and the same training, to float32 rounding.
+  for (const char* m : {"train_loss", "test_loss"}) {
+    CAPTURE(m);
+    auto x = metric(dir / "one", m), y = metric(dir / "two", m);
+    REQUIRE(x.size() == y.size());
+    for (size_t i = 0; i < x.size(); ++i) CHECK(std::abs(x[i] - y[i]) <= 1e-4 * std::abs(x[i]));
+  }
 }
 
 TEST_CASE("distributed: 2 ranks interrupted (SIGTERM to the launcher) and resumed equal an uninterrupted run") {

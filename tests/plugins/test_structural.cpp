@@ -305,12 +305,24 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       run.made = recording.blocks();
       run.norms_after = recording.norms_after();
       conv_blocks(*run.model);
+      if (strategy == "dyrep") {  // every growable conv grown, and one of them twice
+        dyrep::GrowContext g;
+        g.generator = at::detail::createCPUGenerator(9);
+        std::shared_ptr<dyrep::GrowableConv> last;
+        for (auto& b : run.made)
+          if (auto growable = std::dynamic_pointer_cast<dyrep::GrowableConv>(b)) {
+            growable->grow(g);
+            last = growable;
+          }
+        REQUIRE(last);
+        last->children().front().second->grow(g);
+      }
       randomize(*run.model);
       run.model->eval();
       auto fused = fuse_model(run);
       // A bias where the block folds one in: acb, dbb and repvgg (BatchNorms
       // inside) on every spatial conv but the 7x7 stem (8 in VGG-11, 16 of 17
-      // in ResNet-18), masked_branches none.
+      // in ResNet-18), dyrep on every grown one, masked_branches none.
       int64_t bias_convs = 0, with_bias = 0, spatial = 0, norms = 0;
       for (const auto& b : conv_blocks(*fused)) bias_convs += b->spec().bias ? 1 : 0;
       for (size_t i = 0; i < run.made.size(); ++i) {
