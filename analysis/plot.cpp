@@ -431,6 +431,68 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
   return written;
 }
 
+std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::vector<std::string> written;
+  const Report report = make_report(runs);
+  std::vector<const ReportGroup*> shown;
+  for (const auto& g : report.groups)
+    if (!g.is_reference && std::isfinite(g.against.difference)) shown.push_back(&g);
+  if (report.against.empty() || shown.empty()) return written;
+  double lo = 0, hi = 0;  // the zero line always in view
+  for (const auto* g : shown) {
+    const auto& c = g->against;
+    lo = std::min({lo, c.difference, c.tested() ? c.ci_low : c.difference});
+    hi = std::max({hi, c.difference, c.tested() ? c.ci_high : c.difference});
+  }
+  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Axes axes;
+  axes.area = kChartArea;
+  axes.fit_x(1, static_cast<double>(shown.size()), /*integers=*/true);
+  axes.x0 = 0.5;
+  axes.x1 = static_cast<double>(shown.size()) + 0.5;
+  axes.fit_y(lo, hi);
+  axes.draw(img, "Final test accuracy minus " + report.against + " (95 % interval)", "method (legend)",
+            "difference (percentage points)");
+  draw::polyline(img, axes, {axes.x0, axes.x1}, {0.0, 0.0}, draw::kBlack, 1, true, false);
+  cv::Mat clip = img(axes.area);
+  const cv::Point2d origin(axes.area.x, axes.area.y);
+  std::vector<draw::LegendEntry> entries;
+  char buf[160];
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const auto& c = shown[i]->against;
+    const auto colour = draw::palette(i);
+    const double x = static_cast<double>(i + 1);
+    if (c.tested()) {
+      const cv::Point2d a = axes.map(x, c.ci_low) - origin, b = axes.map(x, c.ci_high) - origin;
+      cv::line(clip, cv::Point(cvRound(a.x), cvRound(a.y)), cv::Point(cvRound(b.x), cvRound(b.y)), colour, 2,
+               cv::LINE_AA);
+      for (const auto& e : {a, b})
+        cv::line(clip, cv::Point(cvRound(e.x) - 8, cvRound(e.y)), cv::Point(cvRound(e.x) + 8, cvRound(e.y)), colour, 2,
+                 cv::LINE_AA);
+      std::snprintf(buf, sizeof buf, "%zu %s: %+.2f [%+.2f, %+.2f], p %.2g (Holm %.2g)", i + 1, shown[i]->label.c_str(),
+                    c.difference, c.ci_low, c.ci_high, c.p, c.p_holm);
+    } else {
+      std::snprintf(buf, sizeof buf, "%zu %s: %+.2f (%s)", i + 1, shown[i]->label.c_str(), c.difference,
+                    c.note.c_str());
+    }
+    draw::polyline(img, axes, {x}, {c.difference}, colour, 2, false, true);
+    entries.push_back({buf, colour, false, true});
+  }
+  draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+  const std::string stem = (fs::path(out_dir) / "accuracy_difference").string();
+  write_png(stem + ".png", img, written);
+  std::ostringstream csv;
+  csv << "method,against,difference,ci_low,ci_high,p,p_holm,test,n,note\n";
+  for (const auto* g : shown) {
+    const auto& c = g->against;
+    csv << csv_field(g->label) << "," << csv_field(report.against) << "," << num(c.difference) << "," << num(c.ci_low)
+        << "," << num(c.ci_high) << "," << num(c.p) << "," << num(c.p_holm) << "," << c.test << "," << c.n << ","
+        << csv_field(c.note) << "\n";
+  }
+  write_csv(stem + ".csv", csv.str(), written);
+  return written;
+}
+
 std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -473,6 +535,7 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
   for (const auto* b : baselines)
     if (!paired.count(b)) add(plot_kernel_magnitude(*b, nullptr, out_dir));
   add(plot_accuracy_vs_k(runs, out_dir));
+  add(plot_differences(runs, out_dir));
   add(plot_curves(runs, out_dir));
   if (written.empty()) throw DataError("nothing to plot: the runs have no finished epoch, scaling or kernel magnitude");
   return written;

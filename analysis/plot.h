@@ -4,6 +4,8 @@
 //   kernel_magnitude_<run>.png  per-layer kernel magnitude after the last epoch of a completed
 //                               run, beside a baseline run's when the inputs hold one (Fig. 6)
 //   accuracy_vs_k.png           accuracy against strategy.k, mean ± std over seeds (Fig. 8)
+//   accuracy_difference.png     each group's final test accuracy minus the baseline group's, with
+//                               its 95 % interval (sgs report --against's numbers), zero marked
 //   curves_loss.png, curves_accuracy.png   training curves of every run
 // Only the figures the runs support are made.
 #pragma once
@@ -46,6 +48,8 @@ std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData
                                                const std::string& out_dir);
 std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, const std::string& out_dir);
 std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std::string& out_dir);
+// Against the baseline group (strategy none); none when there is no such group.
+std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir);
 
 // All of the above for the runs given (creates out_dir). Throws DataError when
 // no figure can be made.

@@ -45,6 +45,23 @@ std::string hours_text(double h) {
   return buf;
 }
 
+// "+1.23", "-0.40", "-" for NaN.
+std::string signed2(double v) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%+.2f", v);
+  return buf;
+}
+
+// 0.0123, 0.46, "< 0.0001", "-".
+std::string p_text(double p) {
+  if (!std::isfinite(p)) return "-";
+  if (p < 1e-4) return "< 0.0001";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2g", p);
+  return buf;
+}
+
 // 3, 2.5 (a mean of counts: at most one decimal).
 std::string number_text(double v) {
   char buf[64];
@@ -125,7 +142,72 @@ std::string mean_std_text(const Stat& s) {
   return fixed2(s.mean) + " ± " + (s.n() > 1 ? fixed2(s.std) : std::string("-"));
 }
 
-Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by) {
+namespace {
+
+// Each group against the reference: paired over the seeds both ran, else
+// Welch; Holm over the table's comparisons.
+void compare_groups(Report& report, const std::string& against, const std::vector<bool>& baseline) {
+  size_t ref = report.groups.size();
+  if (!against.empty()) {
+    std::vector<std::string> labels;
+    for (size_t i = 0; i < report.groups.size(); ++i) {
+      labels.push_back("'" + report.groups[i].label + "'");
+      if (report.groups[i].label == against) ref = i;
+    }
+    if (ref == report.groups.size())
+      throw ConfigError("--against: no group is labelled '" + against + "'; the groups are " +
+                        (labels.empty() ? std::string("none (no completed run)") : join(labels, ", ")));
+  } else {
+    size_t found = 0;
+    for (size_t i = 0; i < baseline.size(); ++i)
+      if (baseline[i]) {
+        ref = i;
+        ++found;
+      }
+    if (found != 1) return;
+  }
+  auto& reference = report.groups[ref];
+  reference.is_reference = true;
+  report.against = reference.label;
+  std::map<std::string, double> by_seed;
+  std::vector<double> all_ref;
+  for (size_t i = 0; i < reference.seeds.size(); ++i) {
+    if (!std::isfinite(reference.run_test_acc[i])) continue;
+    by_seed.emplace(value_label(reference.seeds[i]), reference.run_test_acc[i]);
+    all_ref.push_back(reference.run_test_acc[i]);
+  }
+  std::vector<Comparison*> family;
+  for (auto& g : report.groups) {
+    if (g.is_reference) continue;
+    std::vector<double> mine, paired_mine, paired_ref;
+    std::set<std::string> used;
+    for (size_t i = 0; i < g.seeds.size(); ++i) {
+      const double v = g.run_test_acc[i];
+      if (!std::isfinite(v)) continue;
+      mine.push_back(v);
+      const std::string seed = value_label(g.seeds[i]);
+      auto it = by_seed.find(seed);
+      if (it != by_seed.end() && used.insert(seed).second) {
+        paired_mine.push_back(v);
+        paired_ref.push_back(it->second);
+      }
+    }
+    if (!paired_mine.empty()) {
+      g.against = paired_t(paired_mine, paired_ref);
+      if (g.against.tested()) g.against.note = std::to_string(paired_mine.size()) + " shared seeds";
+    } else {
+      g.against = welch_t(mine, all_ref);
+      if (g.against.tested())
+        g.against.note = "no shared seed; " + std::to_string(mine.size()) + " vs " + std::to_string(all_ref.size()) + " runs";
+    }
+    family.push_back(&g.against);
+  }
+  holm(family);
+}
+
+}  // namespace
+
+Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by, const std::string& against) {
   Report report;
   std::vector<const RunData*> completed;
   for (const auto& r : runs) {
@@ -144,6 +226,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
   }
   auto grouping = group_runs(completed, by);
   report.keys = grouping.keys;
+  std::vector<bool> baseline;  // per group: all its runs without a strategy
   for (const auto& g : grouping.groups) {
     ReportGroup out;
     out.label = g.label;
@@ -163,6 +246,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
                                   " (" + r.name + ")");
       seen_seeds.push_back(seed_text);
       test.push_back(100 * r.final_metric("test_acc"));
+      out.run_test_acc.push_back(test.back());
       val.push_back(100 * r.final_metric("val_acc"));
       train.push_back(100 * r.final_metric("train_acc"));
       if (r.has_metric("val_acc")) {
@@ -190,10 +274,14 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     const RunData& first = *completed[g.members[0]];
     out.parameters = first.summary_value("parameters");
     out.parameters_fused = first.summary_value("parameters_fused");
+    bool plain = true;
+    for (size_t m : g.members) plain = plain && completed[m]->strategy() == "none";
+    baseline.push_back(plain);
     report.groups.push_back(std::move(out));
   }
   std::sort(report.excluded.begin(), report.excluded.end(),
             [](const ExcludedRun& a, const ExcludedRun& b) { return a.name < b.name; });
+  compare_groups(report, against, baseline);
   return report;
 }
 
@@ -230,6 +318,24 @@ std::string format_markdown(const Report& r) {
                     : "")
         << "\n";
   }
+  if (!r.against.empty()) {
+    size_t tests = 0;
+    for (const auto& g : r.groups) tests += g.against.tested() ? 1 : 0;
+    out << "\n## Against " << md_cell(r.against)
+        << ": final test accuracy, difference in percentage points\n\n"
+           "| method | difference | 95 % interval | p | p (Holm) | test |\n|---|---|---|---|---|---|\n";
+    for (const auto& g : r.groups) {
+      if (g.is_reference) continue;
+      const auto& c = g.against;
+      out << "| " << md_cell(g.label) << " | " << signed2(c.difference) << " | "
+          << (c.tested() ? "[" + signed2(c.ci_low) + ", " + signed2(c.ci_high) + "]" : "-") << " | "
+          << p_text(c.p) << " | " << p_text(c.p_holm) << " | " << (c.tested() ? c.test + ", " : "") << md_cell(c.note)
+          << " |\n";
+    }
+    out << "\nTwo-sided t-tests: paired over the seeds both groups ran (the same seed gives the same initial "
+           "weights, data order and augmentation), Welch's where they share none; p (Holm) adjusted over the "
+        << tests << " test" << (tests == 1 ? "" : "s") << " of this table.\n";
+  }
   if (!r.excluded.empty()) {
     out << "\n## Not averaged: " << r.excluded.size() << " run" << (r.excluded.size() == 1 ? "" : "s")
         << " not completed\n\n| run | status | epochs | error |\n|---|---|---|---|\n";
@@ -245,7 +351,8 @@ std::string format_csv(const Report& r) {
   for (const auto& k : r.keys) header.push_back(k);
   for (const char* h : {"n", "seeds", "final_test_acc_mean", "final_test_acc_std", "final_val_acc_mean",
                         "final_val_acc_std", "best_acc_mean", "best_acc_std", "best_on", "train_hours", "parameters",
-                        "parameters_fused", "epochs", "error"})
+                        "parameters_fused", "epochs", "error", "against", "difference", "ci_low", "ci_high", "p",
+                        "p_holm", "test", "test_n", "test_note"})
     header.push_back(h);
   for (auto& h : header) h = csv_field(h);
   out << join(header, ",") << "\n";
@@ -255,6 +362,12 @@ std::string format_csv(const Report& r) {
     return std::string(buf);
   };
   auto std_text = [](const Stat& s) { return s.n() > 1 ? fixed2(s.std) : std::string(); };
+  auto full = [](double v) {  // unrounded
+    if (!std::isfinite(v)) return std::string();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
   auto mean_text = [](const Stat& s) { return s.n() > 0 ? fixed2(s.mean) : std::string(); };
   for (const auto& g : r.groups) {
     std::vector<std::string> row{to_string(RunStatus::Completed), g.label};
@@ -270,6 +383,13 @@ std::string format_csv(const Report& r) {
     row.push_back(integer_text(g.parameters_fused));
     row.push_back("");
     row.push_back("");
+    const auto& c = g.against;
+    const bool compared = !r.against.empty() && !g.is_reference;
+    row.push_back(r.against.empty() ? "" : g.is_reference ? "reference" : r.against);
+    for (double v : {c.difference, c.ci_low, c.ci_high, c.p, c.p_holm}) row.push_back(compared ? full(v) : "");
+    row.push_back(compared ? c.test : "");
+    row.push_back(compared ? std::to_string(c.n) : "");
+    row.push_back(compared ? c.note : "");
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
@@ -279,6 +399,7 @@ std::string format_csv(const Report& r) {
     for (int i = 0; i < 12; ++i) row.push_back("");
     row.push_back(std::to_string(e.epochs));
     row.push_back(e.error);
+    for (int i = 0; i < 9; ++i) row.push_back("");
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
@@ -305,13 +426,26 @@ Json format_json(const Report& r) {
                           {"parameters", num(g.parameters)},
                           {"parameters_fused", num(g.parameters_fused)},
                           {"growths", g.growths},
-                          {"cuts", g.cuts}});
+                          {"cuts", g.cuts},
+                          {"against", g.is_reference || r.against.empty()
+                                          ? Json()
+                                          : Json{{"difference", num(g.against.difference)},
+                                                 {"ci_low", num(g.against.ci_low)},
+                                                 {"ci_high", num(g.against.ci_high)},
+                                                 {"t", num(g.against.t)},
+                                                 {"df", num(g.against.df)},
+                                                 {"p", num(g.against.p)},
+                                                 {"p_holm", num(g.against.p_holm)},
+                                                 {"test", g.against.test},
+                                                 {"n", g.against.n},
+                                                 {"n_reference", g.against.n_reference},
+                                                 {"note", g.against.note}}}});
   }
   Json excluded = Json::array();
   for (const auto& e : r.excluded)
     excluded.push_back(
         Json{{"run", e.name}, {"file", e.file}, {"status", e.status}, {"error", e.error}, {"epochs", e.epochs}});
-  return Json{{"accuracy_unit", "percent"}, {"std", "sample (n - 1)"}, {"keys", r.keys},
+  return Json{{"accuracy_unit", "percent"}, {"std", "sample (n - 1)"}, {"keys", r.keys}, {"against", r.against},
               {"groups", groups},           {"excluded", excluded},      {"warnings", r.warnings}};
 }
 

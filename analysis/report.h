@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runs.h"
+#include "stats.h"
 
 #include <cmath>
 #include <string>
@@ -26,6 +27,7 @@ struct ReportGroup {
   std::vector<std::pair<std::string, Json>> values;  // the grouping keys
   std::vector<std::string> runs;                     // run names
   std::vector<Json> seeds;
+  std::vector<double> run_test_acc;  // final test accuracy (%) of each run, as `seeds` (NaN: none)
   // Accuracies in percent.
   Stat final_test_acc, final_val_acc, final_train_acc;
   Stat best_acc;        // max over epochs of val_acc when the runs have it, else of test_acc
@@ -34,6 +36,11 @@ struct ReportGroup {
   double parameters = NAN, parameters_fused = NAN;  // of the group's first run
   // Graph changes (dyrep): growths and cuts per run, mean over the group's runs.
   double growths = 0, cuts = 0;
+  // Against the reference group (Report::against): final test accuracy,
+  // this group minus the reference, in percentage points. Untested
+  // (test "") for the reference itself and where there are too few runs.
+  Comparison against;
+  bool is_reference = false;
 };
 
 struct ExcludedRun {
@@ -46,10 +53,15 @@ struct Report {
   std::vector<ReportGroup> groups;
   std::vector<ExcludedRun> excluded;  // not completed, ordered by name
   std::vector<std::string> warnings;  // e.g. a group holding two runs of one seed
+  std::string against;  // the reference group's label; "" when there is none
 };
 
 // `by`: group by these config keys instead of "everything but the seed".
-Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by = {});
+// `against`: the label of the group the others are compared with; empty:
+// the baseline group (strategy none) when there is exactly one, else no
+// comparison. Throws ConfigError naming the labels when no group has it.
+Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by = {},
+                   const std::string& against = "");
 
 std::string format_markdown(const Report& report);
 std::string format_csv(const Report& report);

@@ -11,7 +11,7 @@ packages=(
   g++ cmake ninja-build git pkg-config
   libtorch-dev libgloo-dev libopenblas0-pthread
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libhdf5-dev libboost-program-options-dev libboost-filesystem-dev
+  libhdf5-dev libboost-program-options-dev libboost-filesystem-dev libboost-math-dev
   nlohmann-json3-dev doctest-dev zlib1g-dev
   dataset-fashion-mnist
   slurm-wlm munge   # the Slurm test of `sgs suite` starts a one-node cluster

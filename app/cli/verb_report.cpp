@@ -1,6 +1,8 @@
-// sgs report DIR... [--format md|csv|json] [--by KEYS]: a table of every
-// run.h5 below the directories, runs differing only by seed grouped (mean ±
-// sample std), unfinished and failed runs listed apart (analysis/report.h).
+// sgs report DIR... [--format md|csv|json] [--by KEYS] [--against GROUP]: a
+// table of every run.h5 below the directories, runs differing only by seed
+// grouped (mean ± sample std), each group's final test accuracy against the
+// reference group's (difference, 95 % interval, p, Holm; analysis/stats.h),
+// unfinished and failed runs listed apart (analysis/report.h).
 #include "verb.h"
 
 #include "analysis/report.h"
@@ -26,21 +28,28 @@ int run_report(const std::vector<std::string>& args) {
   namespace po = sgs::cli::po;
   po::options_description opts("options");
   std::vector<std::string> inputs;
-  std::string format = "md", by;
+  std::string format = "md", by, against;
   opts.add_options()("runs", po::value(&inputs)->required(), "run directories, directories of runs or run.h5 files")(
       "format", po::value(&format), "md (default) | csv | json")(
       "by", po::value(&by), "group by these config keys (comma-separated, e.g. strategy.name,strategy.k) "
-                            "instead of everything but the seed");
+                            "instead of everything but the seed")(
+      "against", po::value(&against),
+      "compare every group with this one (its label as the table prints it; default: the baseline group, "
+      "strategy none, when there is one)");
   po::positional_options_description pos;
   pos.add("runs", -1);
   po::variables_map vm;
-  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS]", args, opts, pos, vm)) return 0;
+  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS] [--against GROUP]", args, opts, pos,
+                            vm))
+    return 0;
+  if (vm.count("against") && against.empty()) throw sgs::ConfigError("--against: expected a group's label");
   if (format != "md" && format != "csv" && format != "json")
     throw sgs::ConfigError("--format: expected md, csv or json, got '" + format + "'");
   auto found = sgs::analysis::find_runs(inputs);
   for (const auto& w : found.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (found.runs.empty()) throw sgs::DataError("no readable run.h5 in " + sgs::join(inputs, ", "));
-  auto report = sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{});
+  auto report =
+      sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{}, against);
   for (const auto& w : report.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (format == "md")
     std::cout << sgs::analysis::format_markdown(report);

@@ -123,9 +123,16 @@ TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes besid
       "scalings_mi_seed1.csv",         "scalings_mi_seed2.png",         "scalings_mi_seed2.csv",
       "kernel_magnitude_mi_seed0.png", "kernel_magnitude_mi_seed0.csv",
       "kernel_magnitude_mi_seed1.png", "kernel_magnitude_mi_seed1.csv", "curves_loss.png",
-      "curves_loss.csv",               "curves_accuracy.png",           "curves_accuracy.csv"};
+      "curves_loss.csv",               "curves_accuracy.png",           "curves_accuracy.csv",
+      "accuracy_difference.png",       "accuracy_difference.csv"};
   CHECK(names_in(dir / "out") == expected);  // no temporary files left, no accuracy_vs_k (one k)
   CHECK(files.size() == expected.size());
+  // The difference from the baseline group, as sgs report --against computes it.
+  CHECK(png_size(dir / "out" / "accuracy_difference.png") == cv::Size(1100, 600));
+  auto diff = lines(dir / "out" / "accuracy_difference.csv");
+  REQUIRE(diff.size() == 2);
+  CHECK(diff[0] == "method,against,difference,ci_low,ci_high,p,p_holm,test,n,note");
+  CHECK(diff[1].rfind("strategy=mutual_information,strategy=none,", 0) == 0);
 
   // Fig. 6: the baseline of the same seed on the left, the SGS run on the right, after epoch 3.
   CHECK(png_size(dir / "out" / "kernel_magnitude_mi_seed1.png") == matrix_grid_size(3, 2, 3));
