@@ -119,6 +119,8 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   strategy->attach(ctx);
   Measurement m;
   const bool sgs_run = strategy_name == "mutual_information";
+  // Before DyRep's growth steps, which reach (almost) the timed steps' peak.
+  const double rss_before = max_rss_mb();
   if (strategy_name == "dyrep") {
     // One recorded step, then an adjustment (a growth), dyrep_growths times.
     model->train();
@@ -132,7 +134,6 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
     }
     params = model->parameters();
   }
-  const double rss_before = max_rss_mb();
   if (sgs_run) {
     // A first, small update (one batch of 4 images) puts a G on every layer, so
     // that the timed steps apply it; the full-size update is timed at the end.
