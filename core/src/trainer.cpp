@@ -53,6 +53,13 @@ Key state_key(const torch::Tensor& p) {
 
 void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params) {
   auto& groups = optimizer.param_groups();
+  std::vector<torch::Tensor> held;
+  for (const auto& g : groups) held.insert(held.end(), g.params().begin(), g.params().end());
+  const bool same = held.size() == params.size() &&
+                    std::equal(held.begin(), held.end(), params.begin(), [](const torch::Tensor& a, const torch::Tensor& b) {
+                      return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
+                    });
+  if (same) return;  // nothing changed (any optimizer, any number of groups)
   if (groups.size() != 1)
     throw std::logic_error("replace_parameters: the optimizer has " + std::to_string(groups.size()) +
                            " parameter groups, not one");

@@ -20,7 +20,9 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 // blocks): the optimizer's one parameter group becomes `params`, in that
 // order, and the state (momentum, moments) of parameters no longer in it is
 // dropped. Parameters kept keep their state; new ones start without.
-// Throws std::logic_error for an optimizer with several parameter groups.
+// Nothing happens when `params` are the ones it holds, in that order;
+// otherwise an optimizer with several parameter groups throws
+// std::logic_error.
 void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params);
 
 }  // namespace sgs
