@@ -1,6 +1,7 @@
 #include "support/support.h"
 
 #include <sgs/config.h>
+#include <sgs/run_file.h>
 
 #include <H5Cpp.h>
 
@@ -166,6 +167,13 @@ RunResult train(const Json& raw, const std::filesystem::path& out, bool resume, 
 
 std::vector<double> metric(const std::filesystem::path& dir, const std::string& name) {
   return read_doubles((dir / "run.h5").string(), "/metrics/" + name);
+}
+
+std::vector<StructureChange> structure_changes(const std::filesystem::path& dir) {
+  std::vector<StructureChange> out;
+  for (const auto& layer : read_run_file((dir / "run.h5").string(), kRunLayers).layers)
+    for (const auto& c : layer.structure) out.emplace_back(layer.name, c.epoch, c.event, c.node, c.branches);
+  return out;
 }
 
 }  // namespace sgs::test

@@ -5,7 +5,9 @@
 #include <sgs/schema.h>
 #include <sgs/trainer.h>
 
+#include <array>
 #include <filesystem>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +43,10 @@ Json tiny_config(int64_t epochs = 2);
 RunResult train(const Json& raw, const std::filesystem::path& out, bool resume = false, int64_t stop_after = 0);
 // /metrics/<name> of DIR/run.h5.
 std::vector<double> metric(const std::filesystem::path& dir, const std::string& name);
+// Every graph change (dyrep) of DIR/run.h5, layer by layer in order:
+// (layer, epoch, event, node, branches).
+using StructureChange = std::tuple<std::string, int64_t, int, int, std::array<int, 7>>;
+std::vector<StructureChange> structure_changes(const std::filesystem::path& dir);
 
 void write_json(const std::filesystem::path& path, const Json& value);
 
