@@ -2,8 +2,10 @@
 
 Same network as plugins/models/vgg.cpp (3x3 convs without bias, BatchNorm,
 ReLU, ceil-mode max-pools, global average pooling, one linear layer), SGD with
-momentum and weight decay, cross-entropy, gradients set to None. Prints the
-images per second of the timed steps.
+momentum and weight decay, cross-entropy, gradients set to None; as a timm
+user would set it: --precision bf16/fp16 runs forward and loss under
+torch.autocast (fp16 with a GradScaler), --channels-last converts the model
+and the batch. Prints the images per second of the timed steps.
 """
 import argparse
 import time
@@ -45,22 +47,41 @@ def main():
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = Vgg(CONFIGS[a.model], a.width, a.channels, 10)
+    device = torch.device(a.device)
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = Vgg(CONFIGS[a.model], a.width, a.channels, 10).to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(a.batch, a.channels, a.size, a.size)
-    y = torch.randint(0, 10, (a.batch,))
+    x = torch.randn(a.batch, a.channels, a.size, a.size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (a.batch,), device=device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+    scaler = torch.cuda.amp.GradScaler() if a.precision == "fp16" else None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     model.train()
     warmup = 5
     for i in range(warmup + a.steps):
         if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(model(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     print(a.batch * a.steps / (time.perf_counter() - start))
 
 

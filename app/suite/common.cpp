@@ -214,7 +214,7 @@ std::string config_conflict(const SuiteRun& run, const fs::path& out_dir) {
   } catch (const ConfigError&) {
     return "";  // unreadable: the run is redone from scratch anyway
   }
-  if (previous == run.config) return "";
+  if (same_run_config(previous, run.config)) return "";
   return file.string() + ": the run there has another config than the suite plans (first difference: " +
          first_difference(previous, run.config) +
          "); the suite file or --threads changed since: remove that directory to redo the run, or use another --out";

@@ -38,6 +38,13 @@ void RunSettings::declare(Declare<RunSettings>& d) {
            "what to evaluate each epoch; auto = val when a split is carved out, and test");
   d.key(&R::checkpoint, "checkpoint", "write checkpoint.pt at every epoch end").specific_to_run();
   d.key(&R::sync_batchnorm, "sync_batchnorm", "data-parallel runs: BatchNorm statistics over all ranks' batches");
+  d.choice(&R::precision, "precision", {"fp32", "bf16", "fp16"},
+           "forward and loss under autocast in this type (weights, gradients, optimizer state stay fp32); "
+           "fp16 (CUDA only) with dynamic loss scaling");
+  d.choice(&R::memory_format, "memory_format", {"contiguous", "channels_last"},
+           "memory order of the weights and batches (channels_last: NHWC)");
+  d.key(&R::cudnn_benchmark, "cudnn_benchmark", "CUDA: let cuDNN pick the fastest convolution algorithms")
+      .specific_to_run();
 }
 
 RunSettings RunSettings::of(const Json& resolved) {
@@ -250,6 +257,15 @@ Json load_config(const std::string& path, const std::vector<std::string>& overri
     }
   }
   return resolve_config(raw, path);
+}
+
+bool same_run_config(const Json& previous, const Json& resolved) {
+  if (previous == resolved) return true;
+  try {
+    return resolve_config(previous, "config.json") == resolved;
+  } catch (const ConfigError&) {
+    return false;  // a key this build refuses: not the same run
+  }
 }
 
 Options slot_options(const Json& resolved, const std::string& slot) {

@@ -7,8 +7,11 @@
 
 namespace sgs {
 
+// The sink gets float32 in NCHW order whatever the run's precision and memory
+// format: the dependence code computes on exactly these values.
 void ConvBlock::capture(const torch::Tensor& x) {
-  if (sink_) sink_(path_, pad_input(x, spec_));
+  if (!sink_) return;
+  sink_(path_, pad_input(x.to(torch::kFloat32).contiguous(), spec_).contiguous());
 }
 
 std::pair<torch::Tensor, torch::Tensor> init_conv(const ConvSpec& spec) {

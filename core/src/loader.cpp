@@ -78,13 +78,27 @@ struct Loader::Impl {
     const int64_t n = hi - lo;
     const int64_t example = shape[0] * shape[1] * shape[2];
     Batch batch;
-    batch.images = torch::empty({n, shape[0], shape[1], shape[2]}, torch::kFloat32);
-    batch.labels = torch::empty({n}, torch::kInt64);
+    auto opts = torch::TensorOptions().pinned_memory(options.pin_memory);
+    // Channels-last: each example is filled in CHW order into scratch space,
+    // then transposed into its NHWC slot (here, in the worker, not per step).
+    const bool transpose = options.channels_last && shape[0] > 1;
+    batch.images = torch::empty({n, shape[0], shape[1], shape[2]},
+                                opts.dtype(torch::kFloat32)
+                                    .memory_format(options.channels_last ? torch::MemoryFormat::ChannelsLast
+                                                                         : torch::MemoryFormat::Contiguous));
+    batch.labels = torch::empty({n}, opts.dtype(torch::kInt64));
     float* images = batch.images.data_ptr<float>();
     int64_t* labels = batch.labels.data_ptr<int64_t>();
+    std::vector<float> chw(transpose ? example : 0);
+    const int64_t channels = shape[0], pixels = shape[1] * shape[2];
     for (int64_t i = 0; i < n; ++i) {
       const int64_t p = lo + i;
-      labels[i] = split->fill(order_[p], options.augment, sample_seed(options.seed, epoch_, p), images + i * example);
+      float* slot = images + i * example;
+      labels[i] = split->fill(order_[p], options.augment, sample_seed(options.seed, epoch_, p),
+                              transpose ? chw.data() : slot);
+      if (!transpose) continue;
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t q = 0; q < pixels; ++q) slot[q * channels + c] = chw[c * pixels + q];
     }
     return batch;
   }

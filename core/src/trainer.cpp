@@ -12,12 +12,14 @@
 #include <sgs/model.h>
 #include <sgs/norm.h>
 #include <sgs/optimizer.h>
+#include <sgs/precision.h>
 #include <sgs/run_dir.h>
 #include <sgs/interrupt.h>
 #include <sgs/run_file.h>
 #include <sgs/run_log.h>
 #include <sgs/schedule.h>
 #include <sgs/strategy.h>
+#include <sgs/train_step.h>
 #include <sgs/trainer.h>
 
 #include <torch/torch.h>
@@ -32,48 +34,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <set>
 #include <thread>
 
 namespace fs = std::filesystem;
 
 namespace sgs {
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
-
-namespace {
-template <class Key>
-Key state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return static_cast<Key>(p.unsafeGetTensorImpl());
-}
-}  // namespace
-
-void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params) {
-  auto& groups = optimizer.param_groups();
-  std::vector<torch::Tensor> held;
-  for (const auto& g : groups) held.insert(held.end(), g.params().begin(), g.params().end());
-  const bool same = held.size() == params.size() &&
-                    std::equal(held.begin(), held.end(), params.begin(), [](const torch::Tensor& a, const torch::Tensor& b) {
-                      return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
-                    });
-  if (same) return;  // nothing changed (any optimizer, any number of groups)
-  if (groups.size() != 1)
-    throw std::logic_error("replace_parameters: the optimizer has " + std::to_string(groups.size()) +
-                           " parameter groups, not one");
-  // LibTorch keys the state by the parameter's TensorImpl (a string of its
-  // address in 1.x, the address itself in 2.x).
-  auto& state = optimizer.state();
-  using Key = typename std::decay_t<decltype(state)>::key_type;
-  auto key_of = [](const torch::Tensor& p) { return state_key<Key>(p); };
-  std::set<Key> kept;
-  for (const auto& p : params) kept.insert(key_of(p));
-  for (const auto& p : groups[0].params())
-    if (!kept.count(key_of(p))) state.erase(key_of(p));
-  groups[0].params() = params;
-}
 
 namespace {
 
@@ -111,6 +76,8 @@ class Trainer {
   void together(const std::function<void()>& step);
   void train_epoch();
   void log_kernel_magnitudes();
+  void conform_model();
+  LoaderOptions loader_options(int64_t batch_size, uint64_t seed, int64_t workers) const;
   std::map<std::string, double> summary() const;
   int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink, const std::function<void()>& prepare);
 
@@ -128,6 +95,10 @@ class Trainer {
   std::shared_ptr<Model> model_;
   std::vector<std::shared_ptr<ConvBlock>> blocks_, spatial_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  Precision precision_ = Precision::Fp32;
+  c10::MemoryFormat memory_format_ = c10::MemoryFormat::Contiguous;
+  std::unique_ptr<LossScaler> scaler_;  // fp16 only
+  std::unique_ptr<TrainStep> step_;
   std::unique_ptr<Schedule> schedule_;
   std::unique_ptr<Loader> train_loader_, val_loader_, test_loader_;
   std::unique_ptr<RunLog> log_;
@@ -154,6 +125,10 @@ void Trainer::build() {
     w.local_rank = options_.local_rank;
     device_ = rank_device("cuda", w);
   }
+  precision_ = parse_precision(settings_.precision);
+  check_precision(precision_, device_);
+  memory_format_ = parse_memory_format(settings_.memory_format);
+  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(settings_.cudnn_benchmark);
   const auto& reg = Registry::global();
 
   auto plugin = [&](const char* slot) { return config_[slot]["name"].get<std::string>(); };
@@ -163,6 +138,7 @@ void Trainer::build() {
   ConvFactory plain;
   model_ = build_model(config_, model_spec(*dataset_), factory ? *factory : plain);
   model_->to(device_);
+  conform_model();
   if (settings_.sync_batchnorm) sync_batchnorms();
   blocks_ = conv_blocks(*model_);
   for (auto& b : blocks_)
@@ -171,12 +147,14 @@ void Trainer::build() {
   optimizer_ = reg.factory<OptimizerKind>(plugin("optimizer"))(slot_options(config_, "optimizer"),
                                                                model_->parameters());
 
-  LoaderOptions lo;
-  lo.batch_size = settings_.batch_size;
-  lo.seed = seed_;
-  lo.workers = settings_.data_workers;
-  lo.rank = rank_;
-  lo.world_size = world_;
+  if (precision_ == Precision::Fp16) scaler_ = std::make_unique<LossScaler>();
+  StepOptions so;
+  so.precision = precision_;
+  so.label_smoothing = settings_.label_smoothing;
+  so.grad_clip_norm = settings_.grad_clip_norm;
+  step_ = std::make_unique<TrainStep>(*model_, *optimizer_, device_, so, scaler_.get());
+
+  LoaderOptions lo = loader_options(settings_.batch_size, seed_, settings_.data_workers);
   train_loader_ = std::make_unique<Loader>(dataset_->train(), lo);
   if (train_loader_->batches_per_epoch() == 0) throw ConfigError("batch_size: larger than the training set");
   {
@@ -225,15 +203,27 @@ void Trainer::build() {
   };
 }
 
+LoaderOptions Trainer::loader_options(int64_t batch_size, uint64_t seed, int64_t workers) const {
+  LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.seed = seed;
+  lo.workers = workers;
+  lo.rank = rank_;  // each rank takes its share of every global batch
+  lo.world_size = world_;
+  lo.channels_last = memory_format_ == c10::MemoryFormat::ChannelsLast;
+  lo.pin_memory = device_.is_cuda();
+  return lo;
+}
+
+// The model's parameters and buffers in the run's memory format (again after
+// a strategy rebuilt blocks).
+void Trainer::conform_model() {
+  if (memory_format_ != c10::MemoryFormat::Contiguous) set_memory_format(*model_, memory_format_);
+}
+
 int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink,
                         const std::function<void()>& prepare) {
-  LoaderOptions lo;
-  lo.batch_size = settings_.batch_size;
-  lo.seed = draw_seed;
-  lo.workers = 0;
-  lo.rank = rank_;  // each rank gathers its share of every global batch
-  lo.world_size = world_;
-  Loader loader(dataset_->train(), lo);
+  Loader loader(dataset_->train(), loader_options(settings_.batch_size, draw_seed, 0));
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model_->eval();  // BatchNorm uses (and does not update) its running statistics
@@ -246,7 +236,8 @@ int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& 
       auto batch = loader.next();
       if (!batch) break;
       if (batch->images.size(0) == 0) continue;
-      model_->forward(batch->images.to(device_));
+      AutocastGuard autocast(device_, precision_);  // the maps the sink sees come from the run's precision
+      model_->forward(batch->images.to(device_, /*non_blocking=*/true));
       images += batch->images.size(0);
     }
   } catch (...) {
@@ -265,6 +256,7 @@ void Trainer::save_checkpoint(const fs::path& path) {
   model_->save(model);
   optimizer_->save(optimizer);
   strategy_->save(strategy);
+  if (scaler_) scaler_->save(archive);
   archive.write("model", model);
   archive.write("optimizer", optimizer);
   archive.write("strategy", strategy);
@@ -302,10 +294,12 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   archive.read("strategy", strategy);
   strategy_->load(strategy);  // first: it may rebuild the structure the weights belong to (dyrep)
   model_->load(model);
+  conform_model();
   if (settings_.sync_batchnorm) sync_batchnorms();  // BatchNorms the strategy rebuilt too
   replace_parameters(*optimizer_, model_->parameters());
   optimizer_->load(optimizer);
   pos_.load(archive);
+  if (scaler_) scaler_->load(archive);
   torch::Tensor rng;
   archive.read("rng_cpu", rng);
   auto generator = at::detail::getDefaultCPUGenerator();
@@ -381,40 +375,35 @@ void Trainer::train_epoch() {
   const int64_t train_size = dataset_->train()->size();
   // On CPU reading the loss back costs nothing; on CUDA it syncs, so check less often.
   const int64_t check_every = device_.is_cpu() ? 1 : 25;
-  auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(settings_.label_smoothing);
   auto start = Clock::now();
   const double seconds_before = pos_.epoch_seconds;
   int64_t images_this_session = 0;
   train_loader_->start_epoch(pos_.epochs_done);
   for (int64_t skip = 0; skip < pos_.batch; ++skip)  // resumed mid-epoch
     if (!train_loader_->next()) break;
+  StepHooks hooks;
+  if (comm_) hooks.reduce_gradients = [&] { all_reduce_gradients(params, *comm_, 1.0 / world_); };
+  hooks.after_backward = [&] { strategy_->after_backward(ctx_); };
+  hooks.after_step = [&] { strategy_->after_step(ctx_); };
   model_->train();
   while (auto batch = train_loader_->next()) {
     auto x = batch->images.to(device_, /*non_blocking=*/true);
     auto y = batch->labels.to(device_, /*non_blocking=*/true);
     set_learning_rate(*optimizer_, schedule_->lr(pos_.step));
-    for (auto& p : params) p.mutable_grad().reset();
-    auto logits = model_->forward(x);
-    auto loss = torch::nn::functional::cross_entropy(logits, y, options);
     const int64_t n = y.size(0);
     if (comm_) {
       // The summed gradients / ranks = the gradient of the mean loss over the
       // global batch: weight this rank's mean by its share (1 unless the last
       // global batch splits unevenly).
       const int64_t global_n = std::min(global_batch, train_size - pos_.batch * global_batch);
-      const double weight = static_cast<double>(n * world_) / static_cast<double>(global_n);
-      (weight == 1.0 ? loss : loss * weight).backward();
-      all_reduce_gradients(params, *comm_, 1.0 / world_);
-    } else {
-      loss.backward();
+      hooks.loss_weight = static_cast<double>(n * world_) / static_cast<double>(global_n);
     }
-    if (settings_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip_norm);
     ctx_.step = pos_.step;
-    strategy_->after_backward(ctx_);
-    optimizer_->step();
-    strategy_->after_step(ctx_);
-    loss_sum += loss.detach().to(torch::kFloat64) * static_cast<double>(n);
-    correct += logits.detach().argmax(1).eq(y).sum();
+    auto out = step_->run(params, x, y, hooks);
+    const auto& loss = out.loss;
+    const auto& logits = out.logits;
+    loss_sum += loss.to(torch::kFloat64) * static_cast<double>(n);
+    correct += logits.argmax(1).eq(y).sum();
     seen += static_cast<double>(n);
     images_this_session += n * world_;
     ++pos_.batch;
@@ -513,7 +502,7 @@ std::string Trainer::prepare_directory(const fs::path& out) {
   }
   if (fs::exists(cfg)) {
     Json previous = read_json_file(cfg.string());
-    if (previous != config_)
+    if (!same_run_config(previous, config_))
       throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
                         "resume it with the same config and --set values, or use a new --out");
   }
@@ -605,7 +594,10 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     while (pos_.epochs_done < epochs_) {
       const int64_t epoch = pos_.epochs_done + 1;
       ctx_.epochs_done = pos_.epochs_done;
-      if (pos_.batch == 0) strategy_->on_epoch_begin(ctx_);  // not again for an epoch resumed mid-way
+      if (pos_.batch == 0) {  // not again for an epoch resumed mid-way
+        strategy_->on_epoch_begin(ctx_);
+        conform_model();  // blocks the strategy grew
+      }
       train_epoch();
       // Per-rank BatchNorm statistics: rank 0's are the run's (evaluated, saved).
       if (comm_ && !sync_bn) {
@@ -666,13 +658,13 @@ void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
   m["epoch_seconds"] = pos_.epoch_seconds;
   m["scaling_seconds"] = pos_.scaling_seconds;
   if (val_loader_) {
-    auto v = evaluate(*model_, *val_loader_, device_, comm_);
+    auto v = evaluate(*model_, *val_loader_, device_, precision_, comm_);
     m["val_loss"] = v.loss;
     m["val_acc"] = v.acc;
     pos_.best_val_acc = std::max(pos_.best_val_acc, v.acc);
   }
   if (test_loader_) {
-    auto v = evaluate(*model_, *test_loader_, device_, comm_);
+    auto v = evaluate(*model_, *test_loader_, device_, precision_, comm_);
     m["test_loss"] = v.loss;
     m["test_acc"] = v.acc;
   }

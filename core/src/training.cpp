@@ -24,7 +24,8 @@ void Position::load(torch::serialize::InputArchive& archive) {
 
 // Over this rank's shard of the split; with `comm`, the sums are reduced so
 // every rank returns the whole split's figures.
-Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Communicator* comm) {
+Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Precision precision,
+                    Communicator* comm) {
   torch::NoGradGuard no_grad;
   model.eval();
   auto loss_sum = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kFloat64));
@@ -35,7 +36,11 @@ Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, C
     auto x = batch->images.to(device, /*non_blocking=*/true);
     auto y = batch->labels.to(device, /*non_blocking=*/true);
     if (y.size(0) == 0) continue;  // this rank's share of a last, small batch
-    auto logits = model.forward(x);
+    torch::Tensor logits;
+    {
+      AutocastGuard autocast(device, precision);
+      logits = model.forward(x).to(torch::kFloat32);
+    }
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kFloat64);

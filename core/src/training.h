@@ -7,6 +7,7 @@
 #include <sgs/conv.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
+#include <sgs/precision.h>
 
 #include <torch/torch.h>
 
@@ -49,8 +50,10 @@ struct Evaluation {
 };
 
 // Over this rank's shard of the split; with `comm`, the sums are reduced so
-// every rank returns the whole split's figures.
-Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Communicator* comm);
+// every rank returns the whole split's figures. The forward pass runs in the
+// run's precision.
+Evaluation evaluate(Model& model, Loader& loader, const torch::Device& device, Precision precision,
+                    Communicator* comm);
 
 // Mean |W| over output and input channels, divided by its own mean (docs/method.md 6).
 torch::Tensor kernel_magnitude(ConvBlock& block);

@@ -31,6 +31,8 @@ struct RunSettings : PluginOptions {
   double label_smoothing = 0.0, grad_clip_norm = 0.0;
   std::string evaluate = "auto";
   bool checkpoint = true, sync_batchnorm = false;
+  std::string precision = "fp32", memory_format = "contiguous";
+  bool cudnn_benchmark = true;
 
   static void declare(Declare<RunSettings>& d);
   // The settings of a resolved config.
@@ -63,6 +65,11 @@ Json resolve_config(const Json& raw, const std::string& source);
 
 // read_json_file + apply_override for each --set + resolve_config.
 Json load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Whether the config a run directory holds (config.json, as an earlier build
+// resolved it) is `resolved`: it is resolved again first, so keys added to
+// the schemas since, at their defaults, do not count as a difference.
+bool same_run_config(const Json& previous, const Json& resolved);
 
 // The resolved slot as Options (path = slot key).
 Options slot_options(const Json& resolved, const std::string& slot);

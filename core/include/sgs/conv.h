@@ -40,7 +40,8 @@ struct ConvSpec {
   bool spatial() const { return kernel[0] > 1 && kernel[1] > 1; }
 };
 
-// Receives a block's zero-padded input (padded by the block's own padding).
+// Receives a block's zero-padded input (padded by the block's own padding),
+// float32 and contiguous (NCHW) in every precision and memory format.
 using CaptureSink = std::function<void(const std::string& path, const torch::Tensor& padded_input)>;
 
 class ConvBlock : public torch::nn::Module {

@@ -19,7 +19,7 @@
 namespace sgs {
 
 struct Batch {
-  torch::Tensor images;  // float32 [B, C, H, W], normalised, CPU
+  torch::Tensor images;  // float32 [B, C, H, W], normalised, CPU (channels-last order when asked)
   torch::Tensor labels;  // int64 [B], CPU
 };
 
@@ -32,6 +32,8 @@ struct LoaderOptions {
   int64_t workers = 2;   // 0: batches are built in next()
   int64_t prefetch = 4;  // batches buffered ahead, in all
   int64_t rank = 0, world_size = 1;
+  bool channels_last = false;  // images in NHWC order (the batch's strides say so)
+  bool pin_memory = false;     // page-locked images and labels, for asynchronous copies to a GPU
 };
 
 class Loader {

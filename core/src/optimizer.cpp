@@ -1,0 +1,50 @@
+// The optimizer helpers the trainer and structural strategies share.
+#include <sgs/optimizer.h>
+
+#include <torch/optim/optimizer.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace sgs {
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+namespace {
+template <class Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else return static_cast<Key>(p.unsafeGetTensorImpl());
+}
+}  // namespace
+
+void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<torch::Tensor>& params) {
+  auto& groups = optimizer.param_groups();
+  std::vector<torch::Tensor> held;
+  for (const auto& g : groups) held.insert(held.end(), g.params().begin(), g.params().end());
+  const bool same = held.size() == params.size() &&
+                    std::equal(held.begin(), held.end(), params.begin(), [](const torch::Tensor& a, const torch::Tensor& b) {
+                      return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
+                    });
+  if (same) return;  // nothing changed (any optimizer, any number of groups)
+  if (groups.size() != 1)
+    throw std::logic_error("replace_parameters: the optimizer has " + std::to_string(groups.size()) +
+                           " parameter groups, not one");
+  // LibTorch keys the state by the parameter's TensorImpl (a string of its
+  // address in 1.x, the address itself in 2.x).
+  auto& state = optimizer.state();
+  using Key = typename std::decay_t<decltype(state)>::key_type;
+  auto key_of = [](const torch::Tensor& p) { return state_key<Key>(p); };
+  std::set<Key> kept;
+  for (const auto& p : params) kept.insert(key_of(p));
+  for (const auto& p : groups[0].params())
+    if (!kept.count(key_of(p))) state.erase(key_of(p));
+  groups[0].params() = params;
+}
+
+}  // namespace sgs
