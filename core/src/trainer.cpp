@@ -306,21 +306,9 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   generator.set_state(rng.to(torch::kCPU));
 }
 
-// sync_batchnorm: every BatchNorm of the model reduces its statistics over the
-// ranks. Only sgs::BatchNorm2d can (LibTorch modules have no forward hooks).
+// sync_batchnorm: every BatchNorm of the model reduces its statistics over the ranks.
 void Trainer::sync_batchnorms() {
-  if (!comm_) return;
-  for (const auto& item : model_->named_modules()) {
-    auto* m = item.value().get();
-    if (auto* bn = dynamic_cast<BatchNorm2dImpl*>(m)) {
-      bn->set_communicator(comm_);
-    } else if (dynamic_cast<torch::nn::BatchNorm1dImpl*>(m) || dynamic_cast<torch::nn::BatchNorm2dImpl*>(m) ||
-               dynamic_cast<torch::nn::BatchNorm3dImpl*>(m)) {
-      throw ConfigError("sync_batchnorm: module '" + item.key() +
-                        "' is a torch::nn BatchNorm, which cannot synchronise; build it as sgs::BatchNorm2d "
-                        "(sgs/norm.h)");
-    }
-  }
+  if (comm_) sync_batchnorms_over(*model_, comm_);
 }
 
 // Runs a setup step on every rank; then the ranks tell each other whether it
@@ -451,15 +439,9 @@ std::map<std::string, double> Trainer::summary() const {
   s["best_val_acc"] = pos_.best_val_acc < 0 ? NAN : pos_.best_val_acc;
   s["train_seconds"] = pos_.train_seconds;
   s["epochs_completed"] = static_cast<double>(pos_.epochs_done);
-  int64_t params = 0, fused = 0, block_params = 0;
-  for (const auto& p : model_->parameters()) params += p.numel();
-  for (const auto& b : blocks_) {
-    for (const auto& p : b->parameters()) block_params += p.numel();
-    auto [w, bias] = b->fused();
-    fused += w.numel() + (b->fused_has_bias() ? bias.numel() : 0);
-  }
+  auto [params, fused] = parameter_counts(*model_, blocks_);
   s["parameters"] = static_cast<double>(params);
-  s["parameters_fused"] = static_cast<double>(params - block_params + fused);
+  s["parameters_fused"] = static_cast<double>(fused);
   return s;
 }
 

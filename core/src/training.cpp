@@ -1,6 +1,7 @@
 #include "training.h"
 
 #include <sgs/errors.h>
+#include <sgs/norm.h>
 
 #include <cmath>
 #include <type_traits>
@@ -71,6 +72,31 @@ torch::Tensor kernel_magnitude(ConvBlock& block) {
   torch::NoGradGuard no_grad;
   auto m = block.fused().first.abs().mean(std::vector<int64_t>{0, 1}).to(torch::kFloat64);
   return m / m.mean();
+}
+
+std::pair<int64_t, int64_t> parameter_counts(Model& model, const std::vector<std::shared_ptr<ConvBlock>>& blocks) {
+  int64_t params = 0, fused = 0, block_params = 0;
+  for (const auto& p : model.parameters()) params += p.numel();
+  for (const auto& b : blocks) {
+    for (const auto& p : b->parameters()) block_params += p.numel();
+    auto [w, bias] = b->fused();
+    fused += w.numel() + (b->fused_has_bias() ? bias.numel() : 0);
+  }
+  return {params, params - block_params + fused};
+}
+
+void sync_batchnorms_over(torch::nn::Module& module, Communicator* comm) {
+  for (const auto& item : module.named_modules()) {
+    auto* m = item.value().get();
+    if (auto* bn = dynamic_cast<BatchNorm2dImpl*>(m)) {
+      bn->set_communicator(comm);
+    } else if (dynamic_cast<torch::nn::BatchNorm1dImpl*>(m) || dynamic_cast<torch::nn::BatchNorm2dImpl*>(m) ||
+               dynamic_cast<torch::nn::BatchNorm3dImpl*>(m)) {
+      throw ConfigError("sync_batchnorm: module '" + item.key() +
+                        "' is a torch::nn BatchNorm, which cannot synchronise; build it as sgs::BatchNorm2d "
+                        "(sgs/norm.h)");
+    }
+  }
 }
 
 }  // namespace sgs

@@ -60,4 +60,13 @@ torch::Tensor kernel_magnitude(ConvBlock& block);
 
 torch::Device resolve_device(const std::string& name);
 
+// Every BatchNorm of `module` reduces its statistics over the ranks of `comm`.
+// Only sgs::BatchNorm2d can (LibTorch modules have no forward hooks): a
+// torch::nn BatchNorm is a ConfigError naming `sync_batchnorm` and the module.
+void sync_batchnorms_over(torch::nn::Module& module, Communicator* comm);
+
+// The model's parameter count, and the count once every conv block is fused
+// into one convolution (the deployed model).
+std::pair<int64_t, int64_t> parameter_counts(Model& model, const std::vector<std::shared_ptr<ConvBlock>>& blocks);
+
 }  // namespace sgs
