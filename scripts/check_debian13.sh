@@ -57,7 +57,8 @@ stop_chroot_processes() {
   local p r
   for p in /proc/[0-9]*; do
     r=$(readlink "$p/root" 2>/dev/null) || continue
-    case "$r" in "$top/cpu" | "$top/cuda") kill "${p#/proc/}" 2>/dev/null || true ;; esac
+    # SIGCONT too: a stopped process (kill -STOP) takes the TERM only once it runs.
+    case "$r" in "$top/cpu" | "$top/cuda") kill "${p#/proc/}" 2>/dev/null && kill -CONT "${p#/proc/}" 2>/dev/null || true ;; esac
   done
 }
 cleanup() {
