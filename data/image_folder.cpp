@@ -9,6 +9,9 @@
 // (0.229, 0.224, 0.225).
 #include "common.h"
 
+#include <sgs/version.h>
+
+#if SGS_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -319,3 +322,11 @@ SGS_REGISTER(
     sgs::DatasetKind, image_folder,
     "ImageNet-style folders root/{train,val}/<class>/<image>, decoded with OpenCV, 3 x size x size",
     ImageFolderOptions, [](const ImageFolderOptions& o, uint64_t seed) { return make_image_folder(o, seed); });
+
+#else
+
+// Configured without OpenCV (SGS_WITH_OPENCV): a config naming image_folder
+// is refused with this reason.
+SGS_REGISTER_ABSENT(sgs::DatasetKind, image_folder, "it needs OpenCV, which this build was configured without")
+
+#endif  // SGS_WITH_OPENCV

@@ -3,9 +3,11 @@
 // (analysis/plot.h).
 #include "verb.h"
 
-#include "analysis/plot.h"
-
 #include <sgs/errors.h>
+#include <sgs/version.h>
+
+#if SGS_WITH_OPENCV
+#include "analysis/plot.h"
 
 #include <iostream>
 
@@ -32,3 +34,17 @@ int run_plot(const std::vector<std::string>& args) {
 }  // namespace
 
 SGS_VERB("plot", "figures (PNG + CSV) from run.h5 files: scalings, kernel magnitudes, accuracy vs k, curves", run_plot)
+
+#else
+
+namespace {
+
+int run_plot(const std::vector<std::string>&) {
+  throw sgs::ConfigError("sgs plot needs OpenCV, which this build was configured without (SGS_WITH_OPENCV)");
+}
+
+}  // namespace
+
+SGS_VERB("plot", "not in this build: it needs OpenCV (figures from run.h5 files)", run_plot)
+
+#endif  // SGS_WITH_OPENCV

@@ -55,6 +55,7 @@ int run_plugins(const std::vector<std::string>& args) {
         std::cout << "      " << key.name << " (" << key.describe_expected() << ", default " << default_text(key)
                   << "): " << key.help << "\n";
     }
+    for (const auto& [name, reason] : reg.absent(k)) std::cout << "  " << name << " - not in this build: " << reason << "\n";
   }
   return 0;
 }

@@ -27,7 +27,18 @@ void Registry::add(PluginInfo info) {
       throw std::logic_error("registry: " + info.kind + " '" + info.name +
                              "' declares the reserved key 'name'");
   std::string name = info.name;
+  auto a = absent_.find(info.kind);
+  if (a != absent_.end()) a->second.erase(name);
   of_kind.emplace(name, std::move(info));
+}
+
+void Registry::add_absent(const std::string& kind, const std::string& name, const std::string& reason) {
+  if (!contains(kind, name)) absent_[kind][name] = reason;
+}
+
+std::map<std::string, std::string> Registry::absent(const std::string& kind) const {
+  auto k = absent_.find(kind);
+  return k == absent_.end() ? std::map<std::string, std::string>{} : k->second;
 }
 
 bool Registry::contains(const std::string& kind, const std::string& name) const {
@@ -41,6 +52,9 @@ const PluginInfo& Registry::get(const std::string& kind, const std::string& name
     auto it = k->second.find(name);
     if (it != k->second.end()) return it->second;
   }
+  auto a = absent_.find(kind);
+  if (a != absent_.end() && a->second.count(name) != 0)
+    throw ConfigError(kind + " '" + name + "' is not in this build: " + a->second.at(name));
   auto known = names(kind);
   throw ConfigError("unknown " + kind + " '" + name + "'" + did_you_mean(name, known) +
                     " (known: " + (known.empty() ? std::string("none") : join(known, ", ")) + ")");
@@ -108,6 +122,10 @@ Registrar::Registrar(const char* kind, const char* name, const char* description
                      std::any factory, const char* origin) {
   Registry::global().add(
       PluginInfo{kind, name, description, std::move(schema), std::move(factory), origin});
+}
+
+AbsentRegistrar::AbsentRegistrar(const char* kind, const char* name, const char* reason) {
+  Registry::global().add_absent(kind, name, reason);
 }
 
 }  // namespace detail

@@ -3,9 +3,11 @@
 #include "analysis/fake_runs.h"
 #include "support/support.h"
 
-#include "analysis/plot.h"
-
 #include <sgs/errors.h>
+#include <sgs/version.h>
+
+#if SGS_WITH_OPENCV
+#include "analysis/plot.h"
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -229,3 +231,26 @@ TEST_CASE("plot: a chart with more groups than its legend holds") {
   CHECK(png_size(dir / "out" / "curves_loss.png") == line_chart_size());
   CHECK(lines(dir / "out" / "curves_loss.csv").size() == 1 + 30 * 2 * 2);
 }
+
+#else
+
+using namespace sgs::test;
+namespace fs = std::filesystem;
+
+TEST_CASE("plot: a build without OpenCV refuses sgs plot in one line naming OpenCV, exit 2") {
+  TempDir dir("plot_without_opencv");
+  FakeRun run{fake_config("none", 0)};
+  run.test_acc = {0.5, 0.6};
+  write_fake_run(dir / "run", run);
+  auto out = run_sgs("plot " + (dir / "run").string() + " --out " + (dir / "out").string(), dir.path());
+  CHECK(out.exit_code == 2);
+  CHECK(out.err == "sgs: error: sgs plot needs OpenCV, which this build was configured without (SGS_WITH_OPENCV)\n");
+  CHECK(out.out.empty());
+  CHECK_FALSE(fs::exists(dir / "out"));
+}
+
+TEST_CASE("plot: figures as PNG and CSV (needs OpenCV)") {
+  SGS_SKIP("this build was configured without OpenCV (SGS_WITH_OPENCV)");
+}
+
+#endif  // SGS_WITH_OPENCV

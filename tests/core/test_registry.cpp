@@ -17,6 +17,7 @@
 #include <sgs/registry.h>
 #include <sgs/schedule.h>
 #include <sgs/strategy.h>
+#include <sgs/version.h>
 
 #include <torch/torch.h>
 
@@ -128,8 +129,12 @@ void check_factory_type(const Registry& reg, const std::string& kind, const std:
 TEST_CASE("registry: every plugin kind holds the expected names") {
   // The plugins of this repository are all there (a new one needs no edit
   // here: the registry-wide tests below take it up by themselves).
+  // image_folder needs OpenCV: a build without it notes it as absent instead.
+  std::vector<std::string> datasets = {"cifar10", "cifar100", "fashion_mnist", "mnist", "synthetic"};
+  if (SGS_WITH_OPENCV) datasets.insert(datasets.begin() + 3, "image_folder");
+  CHECK(Registry::global().absent("dataset").count("image_folder") == (SGS_WITH_OPENCV ? 0u : 1u));
   const std::map<std::string, std::vector<std::string>> expected = {
-      {"dataset", {"cifar10", "cifar100", "fashion_mnist", "image_folder", "mnist", "synthetic"}},
+      {"dataset", datasets},
       {"measure", {"autocorrelation", "mutual_information"}},
       {"model", {"resnet18", "resnet34", "resnet50", "vgg11", "vgg13", "vgg16", "vgg19"}},
       {"optimizer", {"adagrad", "adam", "adamw", "rmsprop", "sgd"}},
@@ -496,6 +501,24 @@ TEST_CASE("registry: a duplicate names both origins") {
   reg.add({"schedule", "x", "first", {}, f, "a.cpp"});
   CHECK_THROWS_WITH_AS(reg.add({"schedule", "x", "second", {}, f, "b.cpp"}),
                        "registry: duplicate schedule 'x' registered by b.cpp and by a.cpp", std::logic_error);
+}
+
+TEST_CASE("registry: a plugin left out of the build is refused with its reason, not listed, and a later one replaces the note") {
+  Registry reg;
+  ScheduleKind::Factory f = [](const Options&, const ScheduleContext&) { return std::unique_ptr<Schedule>(); };
+  reg.add({"schedule", "x", "there", {}, f, "a.cpp"});
+  reg.add_absent("schedule", "y", "it needs Z, which this build was configured without");
+  CHECK(reg.names("schedule") == std::vector<std::string>{"x"});
+  CHECK_FALSE(reg.contains("schedule", "y"));
+  CHECK_THROWS_WITH_AS(reg.get("schedule", "y"),
+                       "schedule 'y' is not in this build: it needs Z, which this build was configured without",
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(reg.get("schedule", "polynomial"), "unknown schedule 'polynomial' (known: x)", ConfigError);
+  reg.add_absent("schedule", "x", "never mind");  // a registered plugin is never noted absent
+  CHECK(reg.absent("schedule") == std::map<std::string, std::string>{{"y", "it needs Z, which this build was configured without"}});
+  reg.add({"schedule", "y", "from a plugin library", {}, f, "lib.so"});
+  CHECK(reg.absent("schedule").empty());
+  CHECK(reg.get("schedule", "y").description == "from a plugin library");
 }
 
 TEST_CASE("registry: a factory of the wrong type is refused by name") {

@@ -3,10 +3,13 @@
 #include <doctest/doctest.h>
 
 #include "data_test_util.h"
+#include "support/support.h"
 
 #include <sgs/errors.h>
 #include <sgs/loader.h>
+#include <sgs/version.h>
 
+#if SGS_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -244,3 +247,34 @@ TEST_CASE("image_folder: sgs run on a folder with a truncated image exits 1 nami
                     ": an empty file (0 bytes), not an image\n");
   CHECK_FALSE(fs::exists(out));
 }
+
+#else
+
+using namespace sgs_test;
+
+TEST_CASE("image_folder: a build without OpenCV refuses it in one line naming dataset.name and OpenCV") {
+  TempDir dir;
+  const std::string reason = "dataset 'image_folder' is not in this build: it needs OpenCV, which this build was configured without";
+  CHECK_THROWS_WITH_AS(make_dataset("image_folder", {{"root", dir.str()}}), reason.c_str(), sgs::ConfigError);
+  const sgs::Json config{{"epochs", 1}, {"dataset", {{"name", "image_folder"}, {"root", dir.str()}}}};
+  std::ofstream(dir / "c.json") << config.dump();
+  const fs::path out = dir / "out", err = dir / "err";
+  int rc = std::system((std::string(SGS_BINARY) + " run " + (dir / "c.json").string() + " --out " + out.string() +
+                        " -q 2> " + err.string()).c_str());
+  std::ifstream in(err.string());
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  CHECK(WEXITSTATUS(rc) == 2);
+  CHECK(text == "sgs: error: " + (dir / "c.json").string() + ": dataset.name: " + reason + "\n");
+  CHECK_FALSE(fs::exists(out));
+  rc = std::system((std::string(SGS_BINARY) + " plugins dataset > " + err.string()).c_str());
+  std::ifstream listed(err.string());
+  std::string plugins((std::istreambuf_iterator<char>(listed)), {});
+  CHECK(WEXITSTATUS(rc) == 0);
+  CHECK(contains(plugins, "  image_folder - not in this build: it needs OpenCV"));
+}
+
+TEST_CASE("image_folder: decoding, transforms and refused files (needs OpenCV)") {
+  SGS_SKIP("this build was configured without OpenCV (SGS_WITH_OPENCV)");
+}
+
+#endif  // SGS_WITH_OPENCV

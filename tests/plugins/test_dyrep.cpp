@@ -21,6 +21,7 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 
 using namespace sgs;
 using sgs::dyrep::GrowableConv;
@@ -98,8 +99,13 @@ using test::train;
 template <class Map>
 auto find_state(Map& state, const torch::Tensor& p) {
   using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) return state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-  else return state.find(static_cast<Key>(p.unsafeGetTensorImpl()));
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;  // c10::guts::to_string (1.x, gone in 2.x) of the address
+    key << p.unsafeGetTensorImpl();
+    return state.find(key.str());
+  } else {
+    return state.find(static_cast<Key>(p.unsafeGetTensorImpl()));
+  }
 }
 
 Json dyrep_config(int64_t epochs, Json keys = Json::object()) {

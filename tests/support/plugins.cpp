@@ -3,9 +3,12 @@
 #include "data/data_test_util.h"
 
 #include <sgs/errors.h>
+#include <sgs/version.h>
 
+#if SGS_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#endif
 #include <torch/torch.h>
 
 #include <functional>
@@ -61,6 +64,7 @@ Json idx(const fs::path& dir) {
   return {{"root", dir.string()}};
 }
 
+#if SGS_WITH_OPENCV
 // train/{a,b}/ and val/{a,b}/ with small PNGs of several sizes.
 Json image_folder(const fs::path& dir) {
   int n = 0;
@@ -81,6 +85,7 @@ Json image_folder(const fs::path& dir) {
   image(dir / "val/b/0.png", 13, 11);
   return {{"root", dir.string()}, {"size", 8}};
 }
+#endif
 
 struct Entry {
   Json keys;                                // fixed keys
@@ -103,7 +108,9 @@ const std::map<std::string, std::map<std::string, Entry>>& table() {
            {"mnist", {Json::object(), idx}},
            // Not the installed set (/usr/share/datasets): the same files for every machine.
            {"fashion_mnist", {Json::object(), idx}},
+#if SGS_WITH_OPENCV
            {"image_folder", {Json::object(), image_folder}},
+#endif
        }},
   };
   return t;

@@ -41,6 +41,13 @@ class Registry {
   std::vector<std::string> names(const std::string& kind) const;
   std::vector<std::string> kinds() const;
 
+  // A plugin this build was configured without (an optional dependency
+  // absent): get() refuses it with `reason` instead of "unknown"; names()
+  // does not list it. A plugin of that name added later replaces the note.
+  void add_absent(const std::string& kind, const std::string& name, const std::string& reason);
+  // The kind's absent plugins: name -> reason.
+  std::map<std::string, std::string> absent(const std::string& kind) const;
+
   // The kind's factory, typed: Kind::Factory (see the kind headers).
   template <class Kind>
   const typename Kind::Factory& factory(const std::string& name) const {
@@ -53,6 +60,7 @@ class Registry {
  private:
   [[noreturn]] static void throw_bad_factory(const PluginInfo& info);
   std::map<std::string, std::map<std::string, PluginInfo>> plugins_;
+  std::map<std::string, std::map<std::string, std::string>> absent_;
 };
 
 // Loads an out-of-tree plugin library; throws std::runtime_error naming the
@@ -67,6 +75,9 @@ namespace detail {
 struct Registrar {
   Registrar(const char* kind, const char* name, const char* description, Schema schema,
             std::any factory, const char* origin);
+};
+struct AbsentRegistrar {
+  AbsentRegistrar(const char* kind, const char* name, const char* reason);
 };
 }  // namespace detail
 
@@ -85,4 +96,11 @@ struct Registrar {
       Kind::kName, #name, description, ::sgs::schema_of<OptionsType>(),                                       \
       Kind::Factory(::sgs::detail::typed_factory<OptionsType>(__VA_ARGS__, static_cast<Kind::Factory*>(nullptr))), \
       __FILE__);                                                                                              \
+  }
+
+// Notes that `name` under Kind is left out of this build, and why, e.g.
+//   SGS_REGISTER_ABSENT(DatasetKind, image_folder, "it needs OpenCV, which this build was configured without");
+#define SGS_REGISTER_ABSENT(Kind, name, reason)                                                \
+  namespace {                                                                                  \
+  const ::sgs::detail::AbsentRegistrar SGS_CONCAT(sgs_absent_, __LINE__)(Kind::kName, #name, reason); \
   }
