@@ -68,6 +68,14 @@ bool RunData::has_scalings() const {
 RunData read_run(const std::string& file) {
   RunData run;
   static_cast<RunFile&>(run) = read_run_file(file);
+  // A run recorded by an earlier build lacks the keys added to the schemas
+  // since; resolved again, it has them at their defaults, so that it groups
+  // with a later run of the same settings. A config this build refuses (a
+  // plugin since removed) is kept as recorded.
+  try {
+    run.config = resolve_config(run.config, file);
+  } catch (const ConfigError&) {
+  }
   return run;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sgs/conv.h>
+#include <sgs/registry.h>
 #include <sgs/run_log.h>
 
 #include <torch/torch.h>
@@ -35,10 +36,14 @@ inline Json fake_config(const std::string& strategy, int64_t seed, double k = 5)
          {"epochs", 3},
          {"threads", 1},
          {"description", "fake run " + std::to_string(seed)},
+         {"dataset", {{"name", "synthetic"}}},
          {"model", {{"name", "vgg11"}, {"width", 0.125}}},
          {"optimizer", {{"name", "sgd"}, {"lr", 0.05}}},
          {"strategy", {{"name", strategy}}}};
-  if (strategy != "none") c["strategy"]["k"] = k;
+  // k where the strategy has it: the config is one this build resolves.
+  if (strategy != "none")
+    for (const auto& key : Registry::global().get("strategy", strategy).schema)
+      if (key.name == "k") c["strategy"]["k"] = k;
   return c;
 }
 

@@ -267,3 +267,27 @@ TEST_CASE("report: a plugin's key away from its default is shown even with one v
   CHECK(report.groups[0].label == "strategy=mutual_information, k=3");
   CHECK(report.groups[1].label == "strategy=none");
 }
+
+TEST_CASE("report: a run recorded before a key existed groups with later runs that have it at its default") {
+  TempDir dir("report_new_key");
+  for (int seed = 0; seed < 2; ++seed) {
+    FakeRun old_run{fake_config("none", seed)};  // as an earlier build recorded it: no precision, no memory_format
+    old_run.test_acc = {0.5, 0.9};
+    write_fake_run(dir.path() / "old" / ("seed=" + std::to_string(seed)), old_run);
+    FakeRun new_run{fake_config("none", seed + 2)};
+    new_run.config["precision"] = "fp32";  // the defaults, written out as this build records them
+    new_run.config["memory_format"] = "contiguous";
+    new_run.test_acc = {0.5, 0.92};
+    write_fake_run(dir.path() / "new" / ("seed=" + std::to_string(seed)), new_run);
+    FakeRun bf16{fake_config("none", seed)};
+    bf16.config["precision"] = "bf16";
+    bf16.test_acc = {0.5, 0.91};
+    write_fake_run(dir.path() / "bf16" / ("seed=" + std::to_string(seed)), bf16);
+  }
+  auto report = make_report(find_runs({dir.path().string()}).runs);
+  CHECK(report.keys == std::vector<std::string>{"precision"});
+  REQUIRE(report.groups.size() == 2);
+  CHECK(report.groups[0].label == "precision=bf16");
+  CHECK(report.groups[1].label == "precision=fp32");
+  CHECK(report.groups[1].final_test_acc.n() == 4);
+}
