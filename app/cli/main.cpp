@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     for (; i < args.size(); ++i) {
       const std::string& a = args[i];
       if (a == "--version") {
-        std::cout << "sgs " << SGS_VERSION << (std::string(SGS_GIT_COMMIT).empty() ? "" : " (" SGS_GIT_COMMIT ")") << "\n";
+        std::cout << "sgs " << sgs::version_string() << "\n";
         return 0;
       } else if (a == "--help" || a == "-h") {
         print_usage(std::cout);

@@ -227,8 +227,7 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
   guarded(path, "create the run file", [&] {
     auto& f = log->impl_->file;
     set_attr(f, "layout_version", static_cast<int64_t>(kLayoutVersion));
-    std::string commit = SGS_GIT_COMMIT;
-    set_attr(f, "sgs_version", std::string(SGS_VERSION) + (commit.empty() ? "" : " (" + commit + ")"));
+    set_attr(f, "sgs_version", std::string(version_string()));
     set_attr(f, "config", config.dump());
     set_attr(f, "status", std::string(to_string(RunStatus::Running)));
     set_attr(f, "error", std::string(""));

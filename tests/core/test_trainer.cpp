@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <sgs/version.h>
+
 #include "support/support.h"
 
 #include <sgs/config.h>
@@ -99,7 +101,8 @@ TEST_CASE("trainer: run.h5 holds every dataset and attribute of the layout for a
   train(config, dir / "run");
   const std::string f = (dir / "run" / "run.h5").string();
   CHECK(read_number_attr(f, "/", "layout_version") == 1);
-  CHECK(read_string_attr(f, "/", "sgs_version").rfind("0.1.0", 0) == 0);
+  CHECK(read_string_attr(f, "/", "sgs_version") == version_string());
+  CHECK(std::string(version_string()).rfind("0.1.0", 0) == 0);
   CHECK(Json::parse(read_string_attr(f, "/", "config")) == resolve_config(config, "x"));
   CHECK(read_string_attr(f, "/", "status") == "completed");
   CHECK(read_string_attr(f, "/", "error").empty());
