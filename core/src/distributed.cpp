@@ -233,6 +233,12 @@ std::unique_ptr<Communicator> connect(const World& world, const torch::Device& d
     so.numWorkers = static_cast<std::size_t>(world.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    // The store's libuv server (LibTorch's default since 2.4) is not in every
+    // build (Debian 13's LibTorch 2.6 refuses it); the classic one is, and
+    // serves the few ranks of a job as well.
+    so.useLibUV = false;
+#endif
     store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
   } catch (const std::exception& e) {
     throw std::runtime_error("distributed: rendezvous failed" + where + ": " + error_text(e));
