@@ -137,6 +137,13 @@ MinJobAge=300
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+# Slurm from 24.05 sets up cgroups in slurmd even with the plugins above and
+# fails where none are mounted (a chroot, many containers); it can be told not
+# to. Older versions do not know "disabled" and need no cgroups here.
+slurm_version=$(slurmd -V 2>/dev/null | awk '{print $2}')
+if [ "$(printf '%s\n' 24.05 "$slurm_version" | sort -V | head -n 1)" = 24.05 ]; then
+  echo "CgroupPlugin=disabled" > "$dir/cgroup.conf"
+fi
 export SLURM_CONF="$dir/slurm.conf"
 
 setsid slurmctld -D -i -f "$dir/slurm.conf" >> "$dir/log/slurmctld.out" 2>&1 &
