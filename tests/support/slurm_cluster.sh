@@ -104,6 +104,10 @@ for _ in $(seq 1 100); do [ -S "$dir/munge/munge.socket" ] && break; sleep 0.1; 
 
 ctld_port=$(pick_port) || fail "no free port"
 slurmd_port=$((ctld_port + 1))
+# Job ids from a random start: sgs derives a job's rendezvous port from its
+# id, and two test clusters on one host (two build trees tested at once) would
+# otherwise both run job 1 on the same port.
+first_job_id=$(( (RANDOM * 32768 + RANDOM) % 1000000 + 1 ))
 cat > "$dir/slurm.conf" <<EOF
 ClusterName=sgs_test
 SlurmctldHost=$host(127.0.0.1)
@@ -134,6 +138,7 @@ SlurmctldDebug=info
 SlurmdDebug=info
 SchedulerParameters=sched_interval=1
 MinJobAge=300
+FirstJobId=$first_job_id
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
