@@ -108,6 +108,9 @@ prepare_root() {  # prepare_root ROOT: debootstrap, apt sources, mounts
       "$url" > "$root/etc/apt/sources.list.d/debian.sources"
   fi
   cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  # The host's names too: a Slurm job's rendezvous address is its node's
+  # name (this host's), which the chroot's own /etc/hosts does not know.
+  cp -L /etc/hosts "$root/etc/hosts"
   mount_once "$root/proc" -t proc proc
   mount_once "$root/sys" -t sysfs sysfs
   mount_once "$root/dev" --bind /dev
