@@ -1,6 +1,11 @@
-// The benchmarks' command line: `--name value` pairs, each with a fallback.
+// The benchmarks' command line: `--name value` pairs, each with a fallback,
+// and the device they run on.
 #pragma once
 
+#include <torch/cuda.h>
+#include <torch/types.h>
+
+#include <stdexcept>
 #include <string>
 
 namespace sgs::bench {
@@ -9,6 +14,22 @@ inline std::string arg(int argc, char** argv, const std::string& name, const std
   for (int i = 1; i + 1 < argc; ++i)
     if (argv[i] == "--" + name) return argv[i + 1];
   return fallback;
+}
+
+// --device auto|cpu|cuda (default auto: CUDA when LibTorch sees a device).
+// Asking for cuda where there is none is an error, as in a run's config.
+inline torch::Device device_arg(int argc, char** argv) {
+  const std::string name = arg(argc, argv, "device", "auto");
+  if (name != "auto" && name != "cpu" && name != "cuda")
+    throw std::invalid_argument("--device: '" + name + "' is not one of auto, cpu, cuda");
+  if (name == "cuda" && !torch::cuda::is_available())
+    throw std::invalid_argument("--device cuda: this LibTorch build sees no usable CUDA device");
+  return name != "cpu" && torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+// Waits for the device's queued work, so that a clock read after it counts it.
+inline void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
 }
 
 }  // namespace sgs::bench

@@ -3,6 +3,7 @@
 // code (numpy + fast_histogram), on the same maps, in one run.
 //   build/bench/bench_dependence [--authors CHECKOUT] [--images 256] [--repeats 5] [--authors-repeats 3]
 //                                [--threads 0] [--python /usr/bin/python3] [--features maps.h5]
+//                                [--device auto|cpu|cuda]
 // The maps: VGG-11 (width 1, BatchNorm statistics set from the same batch) run
 // in eval mode on synthetic CIFAR-shaped images; for each of the shapes
 // 64x32x32, 128x16x16, 256x8x8 and 512x4x4 the first BN-ReLU output of that
@@ -13,9 +14,11 @@
 // reads; it times their feature_map_nmik on the same padded maps (their
 // code is single-threaded). Times are the best of the repetitions; ours are
 // taken before and after theirs, with all cores (--threads, 0 = all) and
-// with one. The scalings are compared entry by entry, as computed (ours
-// float64, theirs float32) and with ours reduced over channels in float32 as
-// theirs are.
+// with one; on --device cuda (the default where there is one) on the GPU
+// (the maps moved there, the result back to the host inside the timing) and
+// with all cores, and the GPU's scaling is compared with the CPU's. The
+// scalings are compared entry by entry, as computed (ours float64, theirs
+// float32) and with ours reduced over channels in float32 as theirs are.
 #include "bench/bench_args.h"
 #include "plugins/strategies/common/dependence.h"
 
@@ -43,11 +46,25 @@ using sgs::bench::arg;
 struct Layer {
   std::string name;     // path of the module that consumes the map
   std::string kind;     // what that module is
-  torch::Tensor map;    // float32 [N, C, H, W], unpadded
-  torch::Tensor padded;
-  double ours_all = INFINITY, ours_one = INFINITY, theirs = NAN;
-  torch::Tensor scaling, per_channel, their_scaling;
+  torch::Tensor map;    // float32 [N, C, H, W], unpadded, on the CPU
+  torch::Tensor padded, padded_cpu;  // on the benchmark's device; on the CPU
+  double ours_device = INFINITY, ours_second = INFINITY, theirs = NAN;
+  torch::Tensor scaling, per_channel;  // (host copies) of the first pass
+  torch::Tensor second_scaling, their_scaling;
 };
+
+// Our two timed passes: on the CPU with all threads, then one; on a GPU,
+// there, then on the CPU with all threads.
+struct Pass {
+  std::string label;
+  bool on_device;  // else the CPU
+  int threads;
+};
+std::vector<Pass> passes(const torch::Device& device, int threads) {
+  const std::string all = std::to_string(threads) + "t";
+  if (device.is_cuda()) return {{"cuda", true, threads}, {"cpu " + all, false, threads}};
+  return {{all, true, threads}, {"1t", false, 1}};
+}
 
 torch::Tensor synthetic_images(int64_t count) {
   const auto& reg = sgs::Registry::global();
@@ -117,17 +134,26 @@ double seconds_of(const std::function<void()>& f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void time_ours(std::vector<Layer>& layers, const sgs::ConvSpec& spec, int threads, int repeats) {
+void time_ours(std::vector<Layer>& layers, const sgs::ConvSpec& spec, const torch::Device& device, int threads,
+               int repeats) {
   sgs::dependence::Options o;  // mutual information, k = 5, no diagonal removal
-  for (int pass = 0; pass < 2; ++pass) {  // all threads, then one
-    at::set_num_threads(pass == 0 ? threads : 1);
+  const auto ps = passes(device, threads);
+  for (size_t pass = 0; pass < ps.size(); ++pass) {
+    at::set_num_threads(ps[pass].threads);
     for (auto& l : layers) {
-      double& best = pass == 0 ? l.ours_all : l.ours_one;
+      const auto& input = ps[pass].on_device ? l.padded : l.padded_cpu;
+      if (input.is_cuda()) sgs::dependence::compute(input, spec, o);  // warm-up: a GPU's first kernels load lazily
+      double& best = pass == 0 ? l.ours_device : l.ours_second;
       for (int r = 0; r < repeats; ++r)
         best = std::min(best, seconds_of([&] {
-          auto r = sgs::dependence::compute(l.padded, spec, o);
-          l.scaling = r.scaling;
-          l.per_channel = r.per_channel;
+          auto result = sgs::dependence::compute(input, spec, o);
+          sgs::bench::synchronize(input.device());
+          if (pass == 0) {
+            l.scaling = result.scaling.cpu();
+            l.per_channel = result.per_channel.cpu();
+          } else {
+            l.second_scaling = result.scaling.cpu();
+          }
         }));
     }
   }
@@ -161,6 +187,7 @@ int main(int argc, char** argv) try {
   const std::string python = arg(argc, argv, "python", "/usr/bin/python3");
   int threads = std::stoi(arg(argc, argv, "threads", "0"));
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const torch::Device device = sgs::bench::device_arg(argc, argv);
   std::string features = arg(argc, argv, "features", "");
   const bool keep_features = !features.empty();
   if (!keep_features)
@@ -172,15 +199,25 @@ int main(int argc, char** argv) try {
   sgs::ConvSpec spec;  // 3x3, padding 1, dilation 1
   spec.kernel = {3, 3};
   spec.padding = {1, 1};
-  for (auto& l : layers) l.padded = sgs::pad_input(l.map, spec).contiguous();
+  for (auto& l : layers) {
+    l.padded_cpu = sgs::pad_input(l.map, spec).contiguous();
+    l.padded = l.padded_cpu.to(device);
+  }
   if (!authors.empty() || keep_features) write_maps(features, layers);
 
   std::printf("mutual information, k = 5, no diagonal removal; VGG-11 (width 1) BN-ReLU maps of %lld synthetic "
               "CIFAR images, zero-padded by 1\n",
               static_cast<long long>(images));
-  std::printf("ours: sgs::dependence::compute, best of %d, %d threads and 1 thread (%u cores)\n", 2 * repeats, threads,
-              std::thread::hardware_concurrency());
-  time_ours(layers, spec, threads, repeats);
+  const auto ps = passes(device, threads);
+  const int rounds = authors.empty() ? 1 : 2;
+  if (device.is_cuda())
+    std::printf("ours: sgs::dependence::compute, best of %d, on %s (result to the host timed) and on the CPU with %d "
+                "threads (%u cores)\n",
+                rounds * repeats, device.str().c_str(), threads, std::thread::hardware_concurrency());
+  else
+    std::printf("ours: sgs::dependence::compute, best of %d, %d threads and 1 thread (%u cores)\n", rounds * repeats,
+                threads, std::thread::hardware_concurrency());
+  time_ours(layers, spec, device, threads, repeats);
   sgs::Json theirs;
   if (!authors.empty()) {
     std::printf("theirs: feature_map_nmik of %s/dependence.py, best of %d, 1 thread (numpy + fast_histogram)\n",
@@ -201,15 +238,16 @@ int main(int argc, char** argv) try {
           for (int j = 0; j < 3; ++j)
             if (!t["scaling"][i][j].is_null()) l.their_scaling[i][j] = t["scaling"][i][j].get<double>();
       }
-    time_ours(layers, spec, threads, repeats);  // again after theirs: both ends of their run
+    time_ours(layers, spec, device, threads, repeats);  // again after theirs: both ends of their run
   }
   if (!keep_features) std::filesystem::remove(features);
 
-  const std::string tn = std::to_string(threads) + "t";
-  std::printf("\n%-12s %-9s %-16s %12s %12s %12s %10s %10s %10s %10s\n", "layer input", "of", "map (padded)",
-              ("ours " + tn + " s").c_str(), "ours 1t s", "authors s", ("x (" + tn + ")").c_str(), "x (1t)", "max|dG|",
-              "f32 |dG|");
-  double all = 0, one = 0, them = 0, worst = 0, worst32 = 0;
+  const std::string first = ps[0].label, second = ps[1].label;
+  std::printf("\n%-12s %-9s %-16s %12s %12s %12s %10s %10s %10s %10s%s\n", "layer input", "of", "map (padded)",
+              ("ours " + first + " s").c_str(), ("ours " + second + " s").c_str(), "authors s",
+              ("x (" + first + ")").c_str(), ("x (" + second + ")").c_str(), "max|dG|", "f32 |dG|",
+              device.is_cuda() ? "   cuda-cpu |dG|" : "");
+  double all = 0, one = 0, them = 0, worst = 0, worst32 = 0, worst_device = 0;
   for (const auto& l : layers) {
     char shape[64];
     std::snprintf(shape, sizeof shape, "%lldx%lldx%lldx%lld", static_cast<long long>(l.padded.size(0)),
@@ -224,17 +262,35 @@ int main(int argc, char** argv) try {
       diff32 = ((g / g.mean()).to(torch::kFloat64) - l.their_scaling).abs().max().item<double>();
       worst32 = std::max(worst32, std::isnan(diff32) ? INFINITY : diff32);
     }
-    std::printf("%-12s %-9s %-16s %12.4f %12.4f %12.4f %10.1f %10.1f %10.1e %10.1e\n", l.name.c_str(), l.kind.c_str(),
-                shape, l.ours_all, l.ours_one, l.theirs, l.theirs / l.ours_all, l.theirs / l.ours_one, diff, diff32);
-    all += l.ours_all, one += l.ours_one, them += l.theirs;
+    std::string device_diff;
+    if (device.is_cuda()) {
+      // NaN entries (constant channels everywhere) must agree too.
+      const auto nan_differs = (l.scaling.isnan() != l.second_scaling.isnan()).any().item<bool>();
+      const double d = nan_differs ? INFINITY : (l.scaling - l.second_scaling).abs().nan_to_num(0).max().item<double>();
+      worst_device = std::max(worst_device, d);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %16.1e", d);
+      device_diff = buf;
+    }
+    std::printf("%-12s %-9s %-16s %12.4f %12.4f %12.4f %10.1f %10.1f %10.1e %10.1e%s\n", l.name.c_str(),
+                l.kind.c_str(), shape, l.ours_device, l.ours_second, l.theirs, l.theirs / l.ours_device,
+                l.theirs / l.ours_second, diff, diff32, device_diff.c_str());
+    all += l.ours_device, one += l.ours_second, them += l.theirs;
   }
-  std::printf("%-12s %-9s %-16s %12.4f %12.4f %12.4f %10.1f %10.1f %10.1e %10.1e\n", "total", "", "", all, one, them,
-              them / all, them / one, authors.empty() ? NAN : worst, authors.empty() ? NAN : worst32);
+  char total_device[32] = "";
+  if (device.is_cuda()) std::snprintf(total_device, sizeof total_device, " %16.1e", worst_device);
+  std::printf("%-12s %-9s %-16s %12.4f %12.4f %12.4f %10.1f %10.1f %10.1e %10.1e%s\n", "total", "", "", all, one,
+              them, them / all, them / one, authors.empty() ? NAN : worst, authors.empty() ? NAN : worst32,
+              total_device);
+  if (device.is_cuda())
+    std::printf("\nours on %s against ours on the CPU (%d threads): %.1fx faster; the two scalings differ by at most "
+                "%.1e (cuda-cpu |dG|)\n",
+                device.str().c_str(), threads, one / all, worst_device);
   if (!authors.empty())
-    std::printf("\nspeed-up in total: %.1fx with %d threads, %.1fx with 1 thread (target: >= 10x)\n"
+    std::printf("%sspeed-up in total: %.1fx (%s), %.1fx (%s) (target: >= 10x)\n"
                 "max|dG|: our scaling (float64) against theirs (float32 tensors); f32: ours reduced in float32 as "
                 "theirs\n",
-                them / all, threads, them / one);
+                device.is_cuda() ? "" : "\n", them / all, first.c_str(), them / one, second.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "bench_dependence: " << e.what() << "\n";

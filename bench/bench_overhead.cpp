@@ -2,18 +2,22 @@
 // (experiments/quick/fashion_mnist_sgs.json: VGG-11 width 1/4, batch 128,
 // mutual-information scalings recomputed every epoch from 2 batches).
 //   build/bench/bench_overhead [--repeats 5] [--steps 10] [--config PATH] [--epochs 2] [--skip-runs]
+//                              [--baseline PATH] [--device auto|cpu|cuda]
 // Whole epochs on shared cores cannot resolve 1-3 %, so the parts are timed
 // in one process, interleaved, --repeats times, and medians compared:
 //  (a) one scaling update (the mutual_information strategy's on_epoch_begin:
 //      2 training batches through the model in eval mode with the conv inputs
 //      captured, then dependence::compute for the 8 convs), against an epoch
 //      of training steps (steps per epoch x the median step);
-//  (b) the gradient multiply (the strategy's after_backward, G on all 8
-//      convs) against one training step (forward, loss, backward, SGD step on
+//  (b) the gradient multiply (the strategy's after_backward, G on every
+//      spatial conv) against one training step (forward, loss, backward, SGD step on
 //      a real Fashion-MNIST batch, batches held in memory).
-// Then (c), for information: `sgs run` of the baseline (fashion_mnist.json,
-// next to --config) and of --config with --set epochs=N; epoch_seconds
+// Then (c), for information: `sgs run` of the baseline (--baseline; default
+// fashion_mnist.json next to --config) and of --config with --set epochs=N; epoch_seconds
 // (training) and scaling_seconds (updates) read back from their run.h5.
+// On --device cuda (auto: where there is one; (c) gets it as --set device=)
+// the model, the held batches and the gathered ones are on the GPU, and each
+// timed part ends by waiting for the GPU.
 #include "bench/bench_args.h"
 
 #include <sgs/config.h>
@@ -80,12 +84,14 @@ struct Setup {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<std::shared_ptr<sgs::ConvBlock>> spatial;
   sgs::StrategyContext ctx;
+  torch::Device device = torch::kCPU;
   double scaling_seconds = 0, gather_seconds = 0;
   int64_t batch_size = 0, steps_per_epoch = 0;
 };
 
-void build(Setup& s, const std::string& config_path) {
+void build(Setup& s, const std::string& config_path, const torch::Device& device) {
   s.config = sgs::load_config(config_path, {});
+  s.device = device;
   const auto& reg = sgs::Registry::global();
   const auto seed = static_cast<uint64_t>(s.config["seed"].get<int64_t>());
   int64_t threads = s.config["threads"].get<int64_t>();
@@ -101,6 +107,7 @@ void build(Setup& s, const std::string& config_path) {
   s.model = reg.factory<sgs::ModelKind>(plugin("model"))(
       sgs::slot_options(s.config, "model"), sgs::ModelSpec{info.channels, info.num_classes, info.height, info.width},
       factory ? *factory : plain);
+  s.model->to(device);
   for (auto& b : sgs::conv_blocks(*s.model))
     if (b->spec().spatial()) s.spatial.push_back(b);
   s.optimizer = reg.factory<sgs::OptimizerKind>(plugin("optimizer"))(sgs::slot_options(s.config, "optimizer"),
@@ -109,6 +116,7 @@ void build(Setup& s, const std::string& config_path) {
   s.ctx.model = s.model.get();
   s.ctx.convs = s.spatial;
   s.ctx.optimizer = s.optimizer.get();
+  s.ctx.device = device;
   s.ctx.seed = seed;
   s.ctx.epochs = s.config["epochs"].get<int64_t>();
   s.ctx.scaling_seconds = &s.scaling_seconds;
@@ -128,11 +136,12 @@ void build(Setup& s, const std::string& config_path) {
     for (int64_t i = 0; i < batches; ++i) {
       auto batch = loader.next();
       if (!batch) break;
-      s.model->forward(batch->images);
+      s.model->forward(batch->images.to(s.device, /*non_blocking=*/true));
       images += batch->images.size(0);
     }
     for (auto& b : s.spatial) b->set_capture(nullptr);
     s.model->train();
+    sgs::bench::synchronize(s.device);
     s.gather_seconds += since(start);
     return images;
   };
@@ -148,9 +157,10 @@ int main(int argc, char** argv) try {
   const std::string config =
       arg(argc, argv, "config", std::string(SGS_SOURCE_DIR) + "/experiments/quick/fashion_mnist_sgs.json");
   const std::string epochs = arg(argc, argv, "epochs", "2");
+  const torch::Device device = sgs::bench::device_arg(argc, argv);
 
   Setup s;
-  build(s, config);
+  build(s, config, device);
   const auto& strategy_cfg = s.config["strategy"];
   {
     sgs::LoaderOptions lo;
@@ -168,7 +178,13 @@ int main(int argc, char** argv) try {
     lo.workers = 0;
     sgs::Loader loader(s.dataset->train(), lo);
     loader.start_epoch(0);
-    for (int i = 0; i < 16; ++i) pool.push_back(*loader.next());
+    for (int i = 0; i < 16; ++i) {  // or the whole epoch, when it is shorter
+      auto b = loader.next();
+      if (!b) break;
+      b->images = b->images.to(device);
+      b->labels = b->labels.to(device);
+      pool.push_back(std::move(*b));
+    }
   }
   const double label_smoothing = s.config["label_smoothing"].get<double>();
   auto params = s.model->parameters();
@@ -181,14 +197,16 @@ int main(int argc, char** argv) try {
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
     loss.backward();
     s.optimizer->step();
-    return loss.item<double>();
+    return loss.item<double>();  // waits for the device
   };
 
-  std::printf("%s: %s, batch %lld, %lld steps per epoch, strategy %s (batches %s, every %s), %d threads (%u cores)\n",
+  std::printf("%s: %s, batch %lld, %lld steps per epoch, strategy %s (batches %s, every %s), %s, %d threads (%u "
+              "cores)\n",
               std::filesystem::path(config).filename().c_str(), s.config["model"].dump().c_str(),
               static_cast<long long>(s.batch_size), static_cast<long long>(s.steps_per_epoch),
               strategy_cfg["name"].get<std::string>().c_str(), strategy_cfg["batches"].dump().c_str(),
-              strategy_cfg["every"].dump().c_str(), at::get_num_threads(), std::thread::hardware_concurrency());
+              strategy_cfg["every"].dump().c_str(), device.str().c_str(), at::get_num_threads(),
+              std::thread::hardware_concurrency());
   std::printf("interleaved: %d x (%d training steps, 1 scaling update, %d gradient multiplies); medians\n\n",
               repeats, steps, multiplies);
 
@@ -205,12 +223,14 @@ int main(int argc, char** argv) try {
     s.gather_seconds = 0;
     auto t = Clock::now();
     s.strategy->on_epoch_begin(s.ctx);
+    sgs::bench::synchronize(device);
     update_s.push_back(since(t));
     gather_s.push_back(s.gather_seconds);
     // The multiply acts on the gradients the last step left (defined for every conv).
     for (int i = 0; i < multiplies; ++i) {
       auto u = Clock::now();
       s.strategy->after_backward(s.ctx);
+      sgs::bench::synchronize(device);
       multiply_s.push_back(since(u));
     }
   }
@@ -223,8 +243,8 @@ int main(int argc, char** argv) try {
   std::printf("scaling update                            %10.2f ms   (median of %zu; gather %.2f ms, dependence "
               "and the rest %.2f ms)\n",
               1e3 * update_med, update_s.size(), 1e3 * gather_med, 1e3 * (update_med - gather_med));
-  std::printf("gradient multiply (8 convs)               %10.4f ms   (median of %zu)\n\n", 1e3 * multiply_med,
-              multiply_s.size());
+  std::printf("gradient multiply (%2zu convs)              %10.4f ms   (median of %zu)\n\n", s.spatial.size(),
+              1e3 * multiply_med, multiply_s.size());
   const double a = 100 * update_med / epoch_est, b = 100 * multiply_med / step_med;
   std::printf("(a) scaling update / epoch:       %7.3f %%   (target <= 3 %%: %s)\n", a, a <= 3 ? "holds" : "MISSED");
   std::printf("(b) gradient multiply / step:     %7.3f %%   (target <  1 %%: %s)\n", b, b < 1 ? "holds" : "MISSED");
@@ -235,11 +255,13 @@ int main(int argc, char** argv) try {
     std::printf("\n(c) for information: sgs run --set epochs=%s (whole epochs, noisy on shared cores)\n",
                 epochs.c_str());
     std::printf("%-28s %-6s %14s %16s\n", "config", "epoch", "epoch_seconds", "scaling_seconds");
-    const std::string base = std::filesystem::path(config).parent_path() / "fashion_mnist.json";
+    const std::string base =
+        arg(argc, argv, "baseline", std::filesystem::path(config).parent_path() / "fashion_mnist.json");
     std::vector<double> totals;
     for (const auto& cfg : {base, config}) {
       const auto out = dir / std::filesystem::path(cfg).stem();
       const std::string cmd = shell_quote(SGS_BINARY) + " run " + shell_quote(cfg) + " --set epochs=" + epochs +
+                              " --set device=" + (device.is_cuda() ? "cuda" : "cpu") +
                               " --out " + shell_quote(out.string()) + " --quiet > /dev/null";
       if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
       const auto h5 = (out / "run.h5").string();

@@ -19,11 +19,16 @@
 // Each configuration runs in a fresh child process (this binary re-executed),
 // so that its peak memory is the growth of the child's max RSS (getrusage)
 // from just before the first step to after the last one: activations,
-// gradients and optimizer state, not the model's weights.
+// gradients and optimizer state, not the model's weights. On --device cuda
+// (auto: where there is one) everything is on the GPU, each timed part ends
+// by waiting for it, and the peak is the CUDA caching allocator's peak of
+// allocated bytes over the same span, less what was allocated at its start
+// (as torch.cuda.max_memory_allocated counts); cpu_s is then the host's
+// share of a step.
 //
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
 //                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg,dyrep]
-//                                [--update-batches 2] [--dyrep-growths 3]
+//                                [--update-batches 2] [--dyrep-growths 3] [--device auto|cpu|cuda]
 #include "bench/bench_args.h"
 
 #include <sgs/config.h>
@@ -33,6 +38,9 @@
 #include <sgs/strategy.h>
 
 #include <torch/torch.h>
+#ifdef SGS_BENCH_CUDA_MEMORY
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -73,13 +81,43 @@ double max_rss_mb() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
+// Peak memory: a mark taken now, and the growth past it since, in MiB.
+struct MemoryMark {
+  torch::Device device;
+  double rss_mb = 0;
+  int64_t cuda_bytes = 0;
+  explicit MemoryMark(const torch::Device& d) : device(d) {
+    if (!device.is_cuda()) {
+      rss_mb = max_rss_mb();
+      return;
+    }
+#ifdef SGS_BENCH_CUDA_MEMORY
+    sgs::bench::synchronize(device);
+    const auto index = static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(index);
+    cuda_bytes = c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].current;
+#endif
+  }
+  double growth_mb() const {
+    if (!device.is_cuda()) return max_rss_mb() - rss_mb;
+#ifdef SGS_BENCH_CUDA_MEMORY
+    sgs::bench::synchronize(device);
+    const auto index = static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0);
+    const auto peak = c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].peak;
+    return static_cast<double>(peak - cuda_bytes) / (1024.0 * 1024.0);
+#else
+    return NAN;  // a LibTorch without CUDA has no CUDA device to run on
+#endif
+  }
+};
+
 struct Measurement {
   double step_s = NAN, cpu_s = NAN, multiply_s = NAN, peak_mb = NAN, update_s = NAN, update_peak_mb = NAN;
 };
 
 // One configuration, in this (child) process. Prints one line of numbers.
 int child(const std::string& model_name, const std::string& strategy_name, int64_t batch, int steps, int warmup,
-          int64_t update_batches, int64_t dyrep_growths) {
+          int64_t update_batches, int64_t dyrep_growths, const torch::Device& device) {
   const auto& reg = sgs::Registry::global();
   sgs::Json sk = {{"name", strategy_name}};
   if (strategy_name == "mutual_information") sk["batches"] = update_batches;
@@ -93,25 +131,27 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   sgs::Options mo(sgs::resolve_object(mk, "model", reg.get("model", model_name).schema, {"name"}), "model");
   torch::manual_seed(0);
   auto model = reg.factory<sgs::ModelKind>(model_name)(mo, {3, 10, 32, 32}, factory ? *factory : plain);
+  model->to(device);
   sgs::Json ok = {{"name", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 1e-4}};
   sgs::Options oo(sgs::resolve_object(ok, "optimizer", reg.get("optimizer", "sgd").schema, {"name"}), "optimizer");
   auto params = model->parameters();
   auto optimizer = reg.factory<sgs::OptimizerKind>("sgd")(oo, params);
-  auto x = torch::randn({batch, 3, 32, 32});
-  auto y = torch::randint(0, 10, {batch});
+  auto x = torch::randn({batch, 3, 32, 32}, device);
+  auto y = torch::randint(0, 10, {batch}, torch::TensorOptions(device).dtype(torch::kInt64));
 
   sgs::StrategyContext ctx;
   ctx.model = model.get();
   for (auto& b : sgs::conv_blocks(*model))
     if (b->spec().spatial()) ctx.convs.push_back(b);
   ctx.optimizer = optimizer.get();
+  ctx.device = device;
   ctx.epochs = 600;
   int64_t gather_batch = batch;
   ctx.gather = [&](int64_t batches, uint64_t seed, const sgs::CaptureSink& sink) {
     torch::NoGradGuard no_grad;
     model->eval();
     for (auto& b : ctx.convs) b->set_capture(sink);
-    for (int64_t i = 0; i < batches; ++i) model->forward(torch::randn({gather_batch, 3, 32, 32}));
+    for (int64_t i = 0; i < batches; ++i) model->forward(torch::randn({gather_batch, 3, 32, 32}, device));
     for (auto& b : ctx.convs) b->set_capture(nullptr);
     model->train();
     return batches * gather_batch;
@@ -120,7 +160,7 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   Measurement m;
   const bool sgs_run = strategy_name == "mutual_information";
   // Before DyRep's growth steps, which reach (almost) the timed steps' peak.
-  const double rss_before = max_rss_mb();
+  const MemoryMark before_steps(device);
   if (strategy_name == "dyrep") {
     // One recorded step, then an adjustment (a growth), dyrep_growths times.
     model->train();
@@ -150,11 +190,14 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
     for (auto& p : params) p.mutable_grad().reset();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     loss.backward();
+    sgs::bench::synchronize(device);
     auto t = Clock::now();
     strategy->after_backward(ctx);  // SGS: G ⊙ grad on every spatial conv
+    sgs::bench::synchronize(device);
     const double mult = seconds_since(t);
     optimizer->step();
     strategy->after_step(ctx);
+    sgs::bench::synchronize(device);
     if (i >= warmup) {
       best = std::min(best, seconds_since(start));
       best_cpu = std::min(best_cpu, cpu_seconds() - cpu_start);
@@ -163,26 +206,31 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   }
   m.step_s = best;
   m.cpu_s = best_cpu;
-  m.peak_mb = max_rss_mb() - rss_before;
+  m.peak_mb = before_steps.growth_mb();
   if (sgs_run) {
     m.multiply_s = multiply / steps;
-    const double rss = max_rss_mb();
+    // On the CPU beyond the training steps' peak (max RSS only grows); on a
+    // GPU beyond what the update starts with (its peak is reset).
+    const MemoryMark before_update(device);
     auto start = Clock::now();
     strategy->on_epoch_begin(ctx);
+    sgs::bench::synchronize(device);
     m.update_s = seconds_since(start);
-    m.update_peak_mb = max_rss_mb() - rss;  // beyond the training steps' peak
+    m.update_peak_mb = before_update.growth_mb();
   }
   std::printf("%.9g %.9g %.9g %.9g %.9g %.9g\n", m.step_s, m.cpu_s, m.multiply_s, m.peak_mb, m.update_s, m.update_peak_mb);
   return 0;
 }
 
 Measurement spawn(const std::string& self, const std::string& model, const std::string& strategy, int64_t batch,
-                  int steps, int warmup, int threads, int64_t update_batches, int64_t dyrep_growths) {
+                  int steps, int warmup, int threads, int64_t update_batches, int64_t dyrep_growths,
+                  const torch::Device& device) {
   char cmd[1024];
   std::snprintf(cmd, sizeof cmd, "%s --child %s --model %s --batch %lld --steps %d --warmup %d --threads %d "
-                                 "--update-batches %lld --dyrep-growths %lld",
+                                 "--update-batches %lld --dyrep-growths %lld --device %s",
                 self.c_str(), strategy.c_str(), model.c_str(), static_cast<long long>(batch), steps, warmup, threads,
-                static_cast<long long>(update_batches), static_cast<long long>(dyrep_growths));
+                static_cast<long long>(update_batches), static_cast<long long>(dyrep_growths),
+                device.is_cuda() ? "cuda" : "cpu");
   Measurement m;
   FILE* p = popen(cmd, "r");
   if (p == nullptr) return m;
@@ -203,7 +251,7 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   const std::string model = arg(argc, argv, "model", "vgg16");
   const int steps = std::stoi(arg(argc, argv, "steps", "2"));
   const int rounds = std::stoi(arg(argc, argv, "rounds", "2"));
@@ -211,11 +259,12 @@ int main(int argc, char** argv) {
   const int threads = std::stoi(arg(argc, argv, "threads", "2"));
   const int64_t update_batches = std::stoll(arg(argc, argv, "update-batches", "2"));
   const int64_t dyrep_growths = std::stoll(arg(argc, argv, "dyrep-growths", "3"));
+  const torch::Device device = sgs::bench::device_arg(argc, argv);
   at::set_num_threads(threads);
   const std::string child_strategy = arg(argc, argv, "child", "");
   if (!child_strategy.empty())
     return child(model, child_strategy, std::stoll(arg(argc, argv, "batch", "128")), steps, warmup, update_batches,
-                 dyrep_growths);
+                 dyrep_growths, device);
 
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -225,10 +274,10 @@ int main(int argc, char** argv) {
   std::vector<int64_t> batches;
   for (const auto& b : split(arg(argc, argv, "batches", "64,128"))) batches.push_back(std::stoll(b));
 
-  std::printf("%s training step on CIFAR shapes (3x32x32, 10 classes), CPU, %d threads; step_s (wall) and cpu_s "
-              "(process CPU time): best of %d rounds x %d steps after %d warm-up; peak = max-RSS growth over the "
-              "steps\n",
-              model.c_str(), threads, rounds, steps, warmup);
+  std::printf("%s training step on CIFAR shapes (3x32x32, 10 classes), %s, %d threads; step_s (wall) and cpu_s "
+              "(process CPU time): best of %d rounds x %d steps after %d warm-up; peak = %s over the steps\n",
+              model.c_str(), device.str().c_str(), threads, rounds, steps, warmup,
+              device.is_cuda() ? "CUDA allocator's peak allocation growth" : "max-RSS growth");
   std::printf("%-6s %-20s %9s %8s %9s %8s %12s %9s %8s\n", "batch", "strategy", "step_s", "x_plain", "cpu_s",
               "x_plain", "G*grad_ms", "peak_MB", "x_plain");
   // Rounds visit every configuration in turn; each keeps its best round.
@@ -237,7 +286,7 @@ int main(int argc, char** argv) {
     for (int64_t batch : batches) {
       for (const auto& s : strategies) {
         std::fprintf(stderr, "round %d/%d: %s, batch %lld\n", r + 1, rounds, s.c_str(), static_cast<long long>(batch));
-        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths);
+        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths, device);
         auto it = all.find({batch, s});
         if (it == all.end()) {
           all[{batch, s}] = m;
@@ -279,10 +328,10 @@ int main(int argc, char** argv) {
   for (int64_t batch : batches) {
     auto s = all.find({batch, "mutual_information"}), d = all.find({batch, "dbb"}), a = all.find({batch, "acb"});
     if (s == all.end() || d == all.end()) continue;
-    std::printf("batch %lld: SGS / DBB step time %.2f, SGS / ACB %.2f (paper, CIFAR-10 on GPU: SGS takes about a "
-                "third of DBB's training time)\n",
+    std::printf("batch %lld: SGS / DBB step time %.2f, SGS / ACB %.2f, SGS / DBB peak memory %.2f (paper, CIFAR-10 on "
+                "GPU: SGS takes about a third of DBB's training time)\n",
                 static_cast<long long>(batch), s->second.step_s / d->second.step_s,
-                a == all.end() ? NAN : s->second.step_s / a->second.step_s);
+                a == all.end() ? NAN : s->second.step_s / a->second.step_s, s->second.peak_mb / d->second.peak_mb);
   }
   for (int64_t batch : batches) {
     auto y = all.find({batch, "dyrep"}), d = all.find({batch, "dbb"});
@@ -293,4 +342,7 @@ int main(int argc, char** argv) {
                 y->second.peak_mb / d->second.peak_mb);
   }
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_structural: %s\n", e.what());
+  return 1;
 }

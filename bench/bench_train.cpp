@@ -82,12 +82,12 @@ double cpp_images_per_second(const Shape& shape, double width, const Setting& se
   const int warmup = 5;
   for (int i = 0; i < warmup + shape.steps; ++i) {
     if (i == warmup) {
-      if (device.is_cuda()) torch::cuda::synchronize();
+      sgs::bench::synchronize(device);
       start = std::chrono::steady_clock::now();
     }
     step.run(params, x, y);
   }
-  if (device.is_cuda()) torch::cuda::synchronize();
+  sgs::bench::synchronize(device);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return static_cast<double>(shape.batch) * shape.steps / s;
 }
@@ -121,10 +121,13 @@ int main(int argc, char** argv) {
   const int threads = std::stoi(arg(argc, argv, "threads", "2"));
   const std::string python = arg(argc, argv, "python", "");
   const int rounds = std::stoi(arg(argc, argv, "rounds", "3"));
-  const std::string device_name = arg(argc, argv, "device", "auto");
-  const torch::Device device = (device_name == "cuda" || (device_name == "auto" && torch::cuda::is_available()))
-                                   ? torch::Device(torch::kCUDA)
-                                   : torch::Device(torch::kCPU);
+  torch::Device device = torch::kCPU;
+  try {
+    device = sgs::bench::device_arg(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_train: " << e.what() << "\n";
+    return 2;
+  }
   sgs::keep_freed_memory();  // as `sgs` does at start-up
   std::vector<double> widths;
   std::stringstream ws(arg(argc, argv, "widths", "1,0.25"));

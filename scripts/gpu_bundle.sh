@@ -5,13 +5,32 @@
 # OpenCV) and the shared libraries they need, fetched with `apt-get download`
 # on a Debian 12 machine (this one).
 #
-#   scripts/gpu_bundle.sh [DIR]      (default build-gpu-bundle/, ignored by git)
+# For bench_dependence's comparison with the authors' mutual-information code
+# it also holds Debian 13's python3-fast-histogram (a stable-ABI extension
+# built against NumPy 2, which a pip-installed NumPy 2 loads; fetched with a
+# private apt state, the machine's own sources untouched) and, with
+# --authors, the authors' dependence.py from a checkout of
+# Ascend-Research/Reparameterization.
+#
+#   scripts/gpu_bundle.sh [--authors CHECKOUT] [DIR]   (default build-gpu-bundle/, ignored by git)
 #
 # Re-runnable: packages already in DIR are kept. Refuses a bundle over 64 MiB
 # (what travels with a working tree). DIR/packages.txt lists what it holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:-build-gpu-bundle}
+authors=
+dir=build-gpu-bundle
+while [ $# -gt 0 ]; do
+  case $1 in
+    --authors) [ $# -ge 2 ] || { echo "gpu_bundle: --authors needs a checkout" >&2; exit 2; }; authors=$2; shift 2 ;;
+    -*) echo "gpu_bundle: unknown option '$1' (known: --authors CHECKOUT)" >&2; exit 2 ;;
+    *) dir=$1; shift ;;
+  esac
+done
+if [ -n "$authors" ] && [ ! -f "$authors/dependence.py" ]; then
+  echo "gpu_bundle: --authors $authors: no dependence.py there" >&2
+  exit 2
+fi
 limit=$((64 * 1024 * 1024))
 
 dev=(
@@ -65,7 +84,34 @@ fi
 for pkg in "${want[@]}"; do
   ls "${pkg}_"*.deb >/dev/null 2>&1 || { echo "gpu_bundle: $pkg was not downloaded" >&2; exit 1; }
 done
-printf '%s\n' "${want[@]}" > packages.txt
-size=$(cat ./*.deb | wc -c)
-echo "gpu_bundle: $dir: ${#want[@]} packages, $(awk -v s="$size" 'BEGIN {printf "%.1f", s / 1048576}') MiB"
+
+# Debian 13's fast-histogram, from a private apt state (lists and cache in
+# DIR/.apt-trixie) over the archive this machine uses.
+if ! ls python3-fast-histogram_*.deb >/dev/null 2>&1; then
+  uri=$(grep -hs -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
+  [ -n "$uri" ] || uri=$(grep -hs -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+                          awk '{for (i = 2; i <= NF; ++i) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' |
+                          grep -v -- '-security' | head -n 1)
+  [ -n "$uri" ] || { echo "gpu_bundle: no Debian archive found in /etc/apt/sources.list*" >&2; exit 1; }
+  state=$(pwd)/.apt-trixie
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main" > "$state/sources.list"
+  apt_private=(-o "Dir::Etc::SourceList=$state/sources.list" -o Dir::Etc::SourceParts=/dev/null
+               -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o Dir::State::status=/dev/null)
+  echo "gpu_bundle: downloading Debian 13's python3-fast-histogram"
+  apt-get "${apt_private[@]}" -q update > "$state/update.log" 2>&1 ||
+    { tail -n 3 "$state/update.log" >&2; echo "gpu_bundle: apt-get update of trixie failed (log: $state/update.log)" >&2; exit 1; }
+  apt-get "${apt_private[@]}" download -q python3-fast-histogram 2>&1 |
+    grep -v -E '^(Get:|W: Download is performed unsandboxed)' || true
+  ls python3-fast-histogram_*.deb >/dev/null 2>&1 || { echo "gpu_bundle: python3-fast-histogram was not downloaded" >&2; exit 1; }
+  rm -rf "$state"
+fi
+if [ -n "$authors" ]; then
+  mkdir -p authors
+  cp "$authors/dependence.py" authors/
+  echo "gpu_bundle: the authors' dependence.py from $authors"
+fi
+printf '%s\n' "${want[@]}" python3-fast-histogram > packages.txt
+size=$(cat ./*.deb authors/* 2>/dev/null | wc -c)
+echo "gpu_bundle: $dir: $((${#want[@]} + 1)) packages, $(awk -v s="$size" 'BEGIN {printf "%.1f", s / 1048576}') MiB"
 [ "$size" -le "$limit" ] || { echo "gpu_bundle: over the 64 MiB that travel with a working tree" >&2; exit 1; }

@@ -11,13 +11,21 @@
 #                TORCH_CMAKE_PREFIX (another CUDA LibTorch's cmake prefix, e.g. an
 #                  unpacked LibTorch zip's; then PyTorch is not asked),
 #                GPU_CHECK_UNTIL=configure|build (stop after that step: checks
-#                  the bundle on a machine without a GPU)
+#                  the bundle on a machine without a GPU),
+#                GPU_CHECK_SECONDS (the whole check's budget, default 570: the
+#                  full test suite, last, stops when it is spent)
 #
 # Steps, each logged to OUT/gpu_check.log with its time: unpack the bundle;
 # configure against torch.utils.cmake_prefix_path (CUDA, NCCL, no OpenCV);
 # build; the CTest label `cuda` (tests that need a GPU; they report skipped
-# without one); then the whole test suite. Exit status: 0 all passed, 1 a
-# step failed (named on the last line), 2 usage or a missing prerequisite.
+# without one); the benchmarks on the GPU, each one's table in
+# OUT/bench_NAME.txt (bench_train: C++ against PyTorch's Python loop;
+# bench_dependence: on the GPU, on the CPU and the authors' code when the
+# bundle holds it; bench_overhead: SGS's cost in VGG-16 epochs,
+# experiments/gpu/; bench_structural: plain / SGS / ACB / DBB / RepVGG / DyRep
+# step time and CUDA peak memory); then the whole test suite, until the
+# budget is spent. Exit status: 0 all passed, 1 a step failed (named on the
+# last line), 2 usage or a missing prerequisite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -33,6 +41,7 @@ build=$work/build
 exec > >(tee "$out/gpu_check.log") 2>&1
 
 t_start=$(date +%s)
+budget=${GPU_CHECK_SECONDS:-570}
 step() { echo "== $(date -u +%H:%M:%S) (+$(($(date +%s) - t_start)) s) $*"; }
 die() { echo "gpu_check: $*"; exit "${2:-1}"; }
 
@@ -59,6 +68,7 @@ print(torch.version.cuda or "")
 print(int(torch.cuda.is_available()))
 ') || die "$python cannot import torch" 2
   { read -r torch_version; read -r torch_prefix; read -r cxx11_abi; read -r torch_cuda; read -r cuda_available; } <<<"$torch_info"
+  python_torch=1
   echo "torch $torch_version (CUDA ${torch_cuda:-none}, device available: $cuda_available), cmake prefix $torch_prefix"
   [ -n "$torch_cuda" ] || die "torch $torch_version is a CPU build; this check needs a CUDA PyTorch" 2
   # Debian's Boost and HDF5 C++ libraries use the C++11 string ABI.
@@ -120,6 +130,8 @@ for lib in "$arch_lib"/*.so.*; do
 done
 export LD_LIBRARY_PATH=$prefix/runtime${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 echo "on the library path from the bundle: $(ls "$prefix/runtime" | wc -l) libraries"
+# Python modules of the bundle (fast_histogram, for the authors' code).
+python_path=$prefix/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}
 
 step "configure (CUDA LibTorch $torch_version, OpenCV off)"
 nccl_include=$("$python" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
@@ -142,12 +154,67 @@ cmake --build "$build" -- -j"$(nproc)" > "$out/build.log" 2>&1 ||
 
 [ "${GPU_CHECK_UNTIL:-}" != build ] || { step "done (GPU_CHECK_UNTIL=build)"; exit 0; }
 status=0
+failed=()
 step "ctest -L cuda"
-ctest --test-dir "$build" -L cuda --output-on-failure > "$out/ctest_cuda.log" 2>&1 || status=1
+ctest --test-dir "$build" -L cuda --output-on-failure > "$out/ctest_cuda.log" 2>&1 || { status=1; failed+=("ctest -L cuda"); }
 tail -n 15 "$out/ctest_cuda.log"
-step "ctest (all)"
-ctest --test-dir "$build" -j"$(nproc)" --output-on-failure --timeout 300 > "$out/ctest_all.log" 2>&1 || status=1
-grep -E 'tests passed|\*\*\*Failed|\*\*\*Skipped|Timeout' "$out/ctest_all.log" | tail -n 20
+
+# bench NAME SECONDS ARGS...: one benchmark on the GPU, its table in OUT/bench_NAME.txt.
+bench() {
+  local name=$1 limit=$2
+  shift 2
+  step "$name (at most $limit s): $*"
+  if timeout "$limit" "$build/bench/$name" "$@" > "$out/$name.txt" 2> "$out/$name.stderr"; then
+    cat "$out/$name.txt"
+  else
+    local rc=$?
+    tail -n 20 "$out/$name.txt" "$out/$name.stderr"
+    echo "$name failed (status $rc$([ "$rc" -eq 124 ] && echo ": over $limit s"))"
+    status=1
+    failed+=("$name")
+  fi
+}
+gpu=${cuda_available:-}
+[ -n "$gpu" ] || { nvidia-smi -L >/dev/null 2>&1 && gpu=1 || gpu=0; }
+if [ "$gpu" = 1 ]; then
+  threads=$(nproc)
+  if [ -n "${python_torch:-}" ]; then
+    bench bench_train 150 --device cuda --python "$python" --widths 1 --threads "$threads" --steps 50 --rounds 2 \
+      --settings fp32,channels_last,bf16,bf16+channels_last,fp16+channels_last
+  else
+    bench bench_train 90 --device cuda --widths 1 --threads "$threads" --steps 50 --rounds 2 \
+      --settings fp32,channels_last,bf16,bf16+channels_last,fp16+channels_last
+  fi
+  authors=()
+  if [ -f "$bundle/authors/dependence.py" ]; then
+    if PYTHONPATH=$python_path "$python" -c 'import fast_histogram, h5py, numpy, torch' 2>/dev/null; then
+      authors=(--authors "$bundle/authors" --python "$python")
+    else
+      echo "bench_dependence: the authors' code not timed: $python cannot import fast_histogram, h5py, numpy and torch"
+    fi
+  else
+    echo "bench_dependence: the authors' code not timed: the bundle has no authors/dependence.py (gpu_bundle.sh --authors)"
+  fi
+  PYTHONPATH=$python_path bench bench_dependence 120 --device cuda --threads "$threads" "${authors[@]}"
+  bench bench_overhead 120 --device cuda --config "$src/experiments/gpu/overhead_vgg16_sgs.json" --skip-runs \
+    --repeats 5 --steps 20
+  bench bench_structural 150 --device cuda --threads "$threads" --batches 128 --rounds 2 --steps 10 --warmup 3
+else
+  step "benchmarks skipped: no CUDA device"
+fi
+
+left=$((budget - ($(date +%s) - t_start)))
+step "ctest (all), until the budget's end ($left s left)"
+if [ "$left" -gt 30 ]; then
+  ctest --test-dir "$build" -j"$(nproc)" --output-on-failure --timeout 300 \
+    --stop-time "$(date -d "@$(($(date +%s) + left - 10))" +%H:%M:%S)" > "$out/ctest_all.log" 2>&1 ||
+    { status=1; failed+=("ctest (all)"); }
+  grep -E 'tests passed|\*\*\*Failed|\*\*\*Skipped|Timeout|Not Run' "$out/ctest_all.log" | tail -n 20
+else
+  echo "not run: under 30 s of the budget left"
+  failed+=("ctest (all): no time left")
+  status=1
+fi
 
 step "done, status $status"
-[ "$status" -eq 0 ] || die "a test failed (logs: $out/ctest_cuda.log, $out/ctest_all.log)"
+[ "$status" -eq 0 ] || die "failed: ${failed[*]} (logs in $out)"
