@@ -3,8 +3,9 @@
 # made with debootstrap, beside the Debian 12 LibTorch 1.13 of the host:
 #   (a) libtorch-dev (CPU), OpenCV on: the whole test suite;
 #   (b) libtorch-cuda-dev with nvidia-cuda-toolkit and libnccl-dev, OpenCV off
-#       (the lean cluster build): the CUDA and NCCL code paths compiled and
-#       linked, the whole test suite run on this machine's CPU.
+#       (the lean cluster build) with the benchmarks: the CUDA and NCCL code
+#       paths compiled and linked, the whole test suite run on this machine's
+#       CPU.
 #
 #   scripts/check_debian13.sh [FOLDER]     (root; default /var/tmp/sgs-debian13)
 #
@@ -259,13 +260,14 @@ install_packages "$cuda" cuda "${common[@]}" "${extra[@]}" /var/cache/sgs/nvidia
   libgloo-cuda-dev nvidia-cuda-toolkit libnccl-dev libcuda1
 
 # The two builds run side by side (separate chroots): (a) CPU, OpenCV on;
-# (b) CUDA + NCCL, OpenCV off, the lean cluster build. The benchmarks are left
-# out of both (the tests do not use them; on 2 cores each build takes the
-# better part of an hour).
+# (b) CUDA + NCCL, OpenCV off, the lean cluster build, with the benchmarks
+# (as scripts/gpu_check.sh builds it: their CUDA code compiles and links, and
+# the CTest bench_smoke runs them on the CPU). The CPU build leaves them out
+# (on 2 cores each build takes the better part of an hour).
 status=0
 build cpu "$cpu" libtorch-dev -DSGS_WITH_OPENCV=ON -DSGS_BUILD_BENCHMARKS=OFF &
 cpu_job=$!
-build cuda "$cuda" libtorch-cuda-dev -DSGS_WITH_OPENCV=OFF -DSGS_BUILD_BENCHMARKS=OFF &
+build cuda "$cuda" libtorch-cuda-dev -DSGS_WITH_OPENCV=OFF -DSGS_BUILD_BENCHMARKS=ON &
 cuda_job=$!
 wait $cpu_job || status=1
 wait $cuda_job || status=1
@@ -276,6 +278,11 @@ for define in USE_C10D_NCCL USE_C10D_GLOO; do
     status=1
   fi
 done
+# bench_structural's CUDA peak memory (c10_cuda) compiled in.
+if ! grep -q -- "-DSGS_BENCH_CUDA_MEMORY .*bench/bench_structural.cpp" "$cuda/build/compile_commands.json" 2>/dev/null; then
+  echo "debian13 cuda: bench/bench_structural.cpp was not compiled with SGS_BENCH_CUDA_MEMORY" | tee -a "$logs/summary-cuda"
+  status=1
+fi
 
 echo "check_debian13: summary" >&2
 cat "$logs/summary-cpu" "$logs/summary-cuda"
