@@ -210,6 +210,10 @@ if [ "$left" -gt 30 ]; then
     --stop-time "$(date -d "@$(($(date +%s) + left - 10))" +%H:%M:%S)" > "$out/ctest_all.log" 2>&1 ||
     { status=1; failed+=("ctest (all)"); }
   grep -E 'tests passed|\*\*\*Failed|\*\*\*Skipped|Timeout|Not Run' "$out/ctest_all.log" | tail -n 20
+  total=$(ctest --test-dir "$build" -N | sed -n 's/^Total Tests: //p')
+  ran=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$out/ctest_all.log" | tail -n 1)
+  [ "${ran:-0}" = "$total" ] ||
+    echo "stopped at the budget's end: ${ran:-0} of $total tests started (the last ones cut off show as Timeout)"
 else
   echo "not run: under 30 s of the budget left"
   failed+=("ctest (all): no time left")
