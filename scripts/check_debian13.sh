@@ -40,16 +40,8 @@ fi
 
 log() { echo "check_debian13: $*" >&2; }
 
-# The host's Debian archive (its apt sources), so that no host name is written here.
-mirror() {
-  local uri
-  uri=$(grep -hs -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
-  [ -n "$uri" ] || uri=$(grep -hs -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-                          awk '{for (i = 2; i <= NF; ++i) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' |
-                          grep -v -- '-security' | head -n 1)
-  [ -n "$uri" ] || { log "no Debian archive found in /etc/apt/sources.list*"; exit 1; }
-  echo "$uri"
-}
+# The host's Debian archive: debian_mirror.
+. "$src/scripts/debian_mirror.sh"
 
 # Mounts made by this run, undone (last first) on exit, whatever the exit;
 # what still runs in the chroots (a build, a test's daemon) is stopped first.
@@ -96,14 +88,14 @@ prepare_root() {  # prepare_root ROOT: debootstrap, apt sources, mounts
   local root=$1 url
   if [ ! -f "$root/.sgs-debootstrap-done" ]; then
     command -v debootstrap >/dev/null || { log "installing debootstrap on the host"; apt-get install -y -qq debootstrap >/dev/null; }
-    url=$(mirror)
+    url=$(debian_mirror check_debian13)
     log "debootstrap trixie into $root (log: $logs/debootstrap-$(basename "$root").log)"
     debootstrap --variant=minbase --components=main,contrib,non-free trixie "$root" "$url" \
       > "$logs/debootstrap-$(basename "$root").log" 2>&1 || { log "debootstrap failed: $(tail -n 1 "$logs/debootstrap-$(basename "$root").log")"; exit 1; }
     touch "$root/.sgs-debootstrap-done"
   fi
   if [ ! -f "$root/etc/apt/sources.list.d/debian.sources" ]; then
-    url=$(mirror)
+    url=$(debian_mirror check_debian13)
     rm -f "$root/etc/apt/sources.list"
     printf 'Types: deb\nURIs: %s\nSuites: trixie trixie-updates\nComponents: main contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "$url" > "$root/etc/apt/sources.list.d/debian.sources"

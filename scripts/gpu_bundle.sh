@@ -18,6 +18,7 @@
 # (what travels with a working tree). DIR/packages.txt lists what it holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/debian_mirror.sh
 authors=
 dir=build-gpu-bundle
 while [ $# -gt 0 ]; do
@@ -88,11 +89,7 @@ done
 # Debian 13's fast-histogram, from a private apt state (lists and cache in
 # DIR/.apt-trixie) over the archive this machine uses.
 if ! ls python3-fast-histogram_*.deb >/dev/null 2>&1; then
-  uri=$(grep -hs -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n 1)
-  [ -n "$uri" ] || uri=$(grep -hs -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-                          awk '{for (i = 2; i <= NF; ++i) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' |
-                          grep -v -- '-security' | head -n 1)
-  [ -n "$uri" ] || { echo "gpu_bundle: no Debian archive found in /etc/apt/sources.list*" >&2; exit 1; }
+  uri=$(debian_mirror gpu_bundle)
   state=$(pwd)/.apt-trixie
   mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main" > "$state/sources.list"
