@@ -7,7 +7,7 @@
 // in one process, interleaved, --repeats times, and medians compared:
 //  (a) one scaling update (the mutual_information strategy's on_epoch_begin:
 //      2 training batches through the model in eval mode with the conv inputs
-//      captured, then dependence::compute for the 8 convs), against an epoch
+//      captured, then dependence::compute for each spatial conv), against an epoch
 //      of training steps (steps per epoch x the median step);
 //  (b) the gradient multiply (the strategy's after_backward, G on every
 //      spatial conv) against one training step (forward, loss, backward, SGD step on

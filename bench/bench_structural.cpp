@@ -84,16 +84,16 @@ double max_rss_mb() {
 // Peak memory: a mark taken now, and the growth past it since, in MiB.
 struct MemoryMark {
   torch::Device device;
+  c10::DeviceIndex index;  // the CUDA device's
   double rss_mb = 0;
   int64_t cuda_bytes = 0;
-  explicit MemoryMark(const torch::Device& d) : device(d) {
+  explicit MemoryMark(const torch::Device& d) : device(d), index(d.has_index() ? d.index() : 0) {
     if (!device.is_cuda()) {
       rss_mb = max_rss_mb();
       return;
     }
 #ifdef SGS_BENCH_CUDA_MEMORY
     sgs::bench::synchronize(device);
-    const auto index = static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0);
     c10::cuda::CUDACachingAllocator::resetPeakStats(index);
     cuda_bytes = c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].current;
 #endif
@@ -102,7 +102,6 @@ struct MemoryMark {
     if (!device.is_cuda()) return max_rss_mb() - rss_mb;
 #ifdef SGS_BENCH_CUDA_MEMORY
     sgs::bench::synchronize(device);
-    const auto index = static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0);
     const auto peak = c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].peak;
     return static_cast<double>(peak - cuda_bytes) / (1024.0 * 1024.0);
 #else

@@ -153,10 +153,9 @@ cmake --build "$build" -- -j"$(nproc)" > "$out/build.log" 2>&1 ||
   { grep -E 'error:|FAILED:' "$out/build.log" | head -n 30; die "build failed (log: $out/build.log)"; }
 
 [ "${GPU_CHECK_UNTIL:-}" != build ] || { step "done (GPU_CHECK_UNTIL=build)"; exit 0; }
-status=0
-failed=()
+failed=()  # the steps that failed
 step "ctest -L cuda"
-ctest --test-dir "$build" -L cuda --output-on-failure > "$out/ctest_cuda.log" 2>&1 || { status=1; failed+=("ctest -L cuda"); }
+ctest --test-dir "$build" -L cuda --output-on-failure > "$out/ctest_cuda.log" 2>&1 || failed+=("ctest -L cuda")
 tail -n 15 "$out/ctest_cuda.log"
 
 # bench NAME SECONDS ARGS...: one benchmark on the GPU, its table in OUT/bench_NAME.txt.
@@ -170,7 +169,6 @@ bench() {
     local rc=$?
     tail -n 20 "$out/$name.txt" "$out/$name.stderr"
     echo "$name failed (status $rc$([ "$rc" -eq 124 ] && echo ": over $limit s"))"
-    status=1
     failed+=("$name")
   fi
 }
@@ -178,13 +176,11 @@ gpu=${cuda_available:-}
 [ -n "$gpu" ] || { nvidia-smi -L >/dev/null 2>&1 && gpu=1 || gpu=0; }
 if [ "$gpu" = 1 ]; then
   threads=$(nproc)
-  if [ -n "${python_torch:-}" ]; then
-    bench bench_train 150 --device cuda --python "$python" --widths 1 --threads "$threads" --steps 50 --rounds 2 \
-      --settings fp32,channels_last,bf16,bf16+channels_last,fp16+channels_last
-  else
-    bench bench_train 90 --device cuda --widths 1 --threads "$threads" --steps 50 --rounds 2 \
-      --settings fp32,channels_last,bf16,bf16+channels_last,fp16+channels_last
-  fi
+  # Against PyTorch's Python loop where PyTorch was asked (its start-ups take the longer limit).
+  train_python=() train_limit=90
+  [ -z "${python_torch:-}" ] || { train_python=(--python "$python"); train_limit=150; }
+  bench bench_train "$train_limit" --device cuda "${train_python[@]}" --widths 1 --threads "$threads" --steps 50 \
+    --rounds 2 --settings fp32,channels_last,bf16,bf16+channels_last,fp16+channels_last
   authors=()
   if [ -f "$bundle/authors/dependence.py" ]; then
     if PYTHONPATH=$python_path "$python" -c 'import fast_histogram, h5py, numpy, torch' 2>/dev/null; then
@@ -207,8 +203,8 @@ left=$((budget - ($(date +%s) - t_start)))
 step "ctest (all), until the budget's end ($left s left)"
 if [ "$left" -gt 30 ]; then
   ctest --test-dir "$build" -j"$(nproc)" --output-on-failure --timeout 300 \
-    --stop-time "$(date -d "@$(($(date +%s) + left - 10))" +%H:%M:%S)" > "$out/ctest_all.log" 2>&1 ||
-    { status=1; failed+=("ctest (all)"); }
+    --stop-time "$(date -d "@$((t_start + budget - 10))" +%H:%M:%S)" > "$out/ctest_all.log" 2>&1 ||
+    failed+=("ctest (all)")
   grep -E 'tests passed|\*\*\*Failed|\*\*\*Skipped|Timeout|Not Run' "$out/ctest_all.log" | tail -n 20
   total=$(ctest --test-dir "$build" -N | sed -n 's/^Total Tests: //p')
   ran=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$out/ctest_all.log" | tail -n 1)
@@ -217,8 +213,7 @@ if [ "$left" -gt 30 ]; then
 else
   echo "not run: under 30 s of the budget left"
   failed+=("ctest (all): no time left")
-  status=1
 fi
 
-step "done, status $status"
-[ "$status" -eq 0 ] || die "failed: ${failed[*]} (logs in $out)"
+step "done, ${#failed[@]} steps failed"
+[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (logs in $out)"
