@@ -1,7 +1,7 @@
 #include "report.h"
 
 #include <sgs/errors.h>
-#include <sgs/run_log.h>
+#include <sgs/run_file.h>
 
 #include <algorithm>
 #include <cmath>
@@ -259,8 +259,8 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
       seconds += r.train_seconds();
       for (const auto& layer : r.layers)
         for (const auto& c : layer.structure) {
-          if (c.event == RunLog::kStructureGrow) out.growths += 1;
-          if (c.event == RunLog::kStructureCut) out.cuts += 1;
+          if (c.event == RunLayer::Change::kGrow) out.growths += 1;
+          if (c.event == RunLayer::Change::kCut) out.cuts += 1;
         }
     }
     out.growths /= static_cast<double>(g.members.size());

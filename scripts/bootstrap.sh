@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   g++ cmake ninja-build git pkg-config
+  ccache mold        # a compiler cache and a fast linker (CMake uses them when present)
   libtorch-dev libgloo-dev libopenblas0-pthread
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libhdf5-dev libboost-program-options-dev libboost-filesystem-dev libboost-math-dev
@@ -39,11 +40,18 @@ fi
 
 if [ "$build" -eq 1 ]; then
   [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  # The full log goes to build/build.log; shown on failure, warnings otherwise.
-  if ! cmake --build build -- -j"$(nproc)" > build/build.log 2>&1; then
+  # Ninja's [n/N] line for each step as it goes, the full log (warnings
+  # included) in build/build.log, the errors again on failure.
+  start=$SECONDS
+  set +e
+  cmake --build build -- -j"$(nproc)" 2>&1 | tee build/build.log | grep --line-buffered -E '^\[[0-9]+/[0-9]+\]'
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
     grep -Ev '^\[[0-9]+/[0-9]+\] (Building|Linking)' build/build.log | tail -n 60 >&2
     echo "bootstrap: build failed (full log: build/build.log)" >&2
     exit 1
   fi
+  echo "bootstrap: built in $((SECONDS - start)) s (log: build/build.log)"
   grep -E 'warning:' build/build.log | head -n 20 || true
 fi

@@ -4,7 +4,7 @@
 #include "verb.h"
 
 #include <sgs/config.h>
-#include <sgs/distributed.h>
+#include <sgs/world.h>
 
 #include "app/launch/launcher.h"
 #include <sgs/errors.h>
@@ -69,8 +69,6 @@ int run_run(const std::vector<std::string>& args) {
       return sgs::launch_local_ranks(nproc, argv, timeout + std::chrono::seconds(10));
     }
   }
-  std::unique_ptr<sgs::Communicator> comm;
-  if (world.world_size > 1) comm = sgs::connect(world, sgs::rank_device(sgs::RunSettings::of(config).device, world), timeout);
   sgs::RunOptions ro;
   ro.out_dir = out.empty() ? "runs/" + std::filesystem::path(path).stem().string() : out;
   ro.resume = vm.count("resume") > 0;
@@ -80,11 +78,8 @@ int run_run(const std::vector<std::string>& args) {
   else if (progress == "lines") ro.progress = sgs::RunOptions::Progress::Lines;
   else if (progress == "none") ro.progress = sgs::RunOptions::Progress::None;
   else if (progress != "auto") throw sgs::ConfigError("--progress: expected auto, bar, lines or none, got '" + progress + "'");
-  ro.comm = comm.get();
-  ro.local_rank = world.local_rank;
-  ro.local_world_size = world.local_world_size;
   sgs::catch_interrupts();
-  auto result = sgs::run_training(config, ro);
+  auto result = sgs::run_training_in(world, config, ro, timeout);
   if (result.status == sgs::RunStatus::Interrupted) {
     int sig = sgs::caught_interrupt();
     return 128 + (sig == 0 ? SIGINT : sig);

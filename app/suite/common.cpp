@@ -9,7 +9,6 @@
 #include <sgs/run_file.h>
 #include <sgs/io.h>
 #include <sgs/run_dir.h>
-#include <sgs/run_log.h>
 #include <sgs/registry.h>
 
 

@@ -1,6 +1,5 @@
 #include <sgs/errors.h>
 
-#include <c10/util/Exception.h>
 
 #include <algorithm>
 
@@ -63,10 +62,9 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
 }
 
 std::string error_message(const std::exception& e) {
-  std::string text;
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) text = c10->what_without_backtrace();
-  else text = e.what();
-  // LibTorch appends "Exception raised from ..." lines; keep what precedes them.
+  std::string text = e.what();
+  // LibTorch's errors (c10::Error) append "Exception raised from ..." and a
+  // backtrace to their message; keep what precedes them.
   auto cut = text.find("\nException raised from");
   if (cut != std::string::npos) text.resize(cut);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();

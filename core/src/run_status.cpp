@@ -1,5 +1,7 @@
 #include <sgs/run_status.h>
 
+#include <ctime>
+
 namespace sgs {
 
 namespace {
@@ -22,6 +24,15 @@ std::optional<RunStatus> parse_run_status(std::string_view name) {
   for (RunStatus s : kAll)
     if (name == to_string(s)) return s;
   return std::nullopt;
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace sgs

@@ -46,10 +46,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
-
-
-
-
 class Trainer {
  public:
   Trainer(const Json& config, const RunOptions& options)
@@ -687,6 +683,16 @@ RunResult run_training(const Json& config, const RunOptions& options) {
   clear_interrupt();
   Trainer trainer(config, options);
   return trainer.run();
+}
+
+RunResult run_training_in(const World& world, const Json& config, RunOptions options,
+                          std::chrono::milliseconds timeout) {
+  std::unique_ptr<Communicator> comm;
+  if (world.world_size > 1) comm = connect(world, rank_device(RunSettings::of(config).device, world), timeout);
+  options.comm = comm.get();
+  options.local_rank = world.local_rank;
+  options.local_world_size = world.local_world_size;
+  return run_training(config, options);
 }
 
 }  // namespace sgs

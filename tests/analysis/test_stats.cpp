@@ -22,7 +22,7 @@ using namespace sgs::analysis;
 
 namespace {
 
-const std::string kReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/stats_reference.json";
+const std::string kStatsReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/stats_reference.json";
 
 // Runs of `strategy` with these seeds and final test accuracies (percent).
 void write_group(const std::filesystem::path& dir, const std::string& strategy, const std::vector<int64_t>& seeds,
@@ -44,7 +44,7 @@ const ReportGroup& group_of(const Report& r, const std::string& strategy) {
 }  // namespace
 
 TEST_CASE("stats: paired and Welch t-tests of sgs report --against give SciPy's difference, interval, t, df and p") {
-  const Json ref = read_json_file(kReference);
+  const Json ref = read_json_file(kStatsReference);
   int checked = 0;
   for (const auto& c : ref.at("cases")) {
     INFO(c.at("name").get<std::string>());

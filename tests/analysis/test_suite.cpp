@@ -29,13 +29,6 @@ std::vector<std::string> names(const std::vector<SuiteRun>& runs) {
   return out;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The message of the ConfigError that loading `suite` throws ("" if none).
 std::string load_error(const fs::path& file, const Json& suite) {
   write_json(file, suite);
@@ -239,7 +232,7 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
     r = run_sgs("suite " + (tmp / "s.json").string() + emit + " --jobs 2 --slurm-args '--partition=gpu --time=1:00:00'",
                 tmp.path());
     REQUIRE(r.exit_code == 0);
-    std::string script = slurp(tmp / "job.sh");
+    std::string script = read_text(tmp / "job.sh");
     CHECK(script.find("#SBATCH --array=0-2%2\n") != std::string::npos);  // stage 1: the baseline runs left
     CHECK(script.find("#SBATCH --cpus-per-task=1\n") != std::string::npos);
     CHECK(script.find("#SBATCH --output=" + fs::absolute(out).string() + "/slurm/%A_%a.out\n") != std::string::npos);
@@ -252,12 +245,12 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
     fake_run(out / "final" / "baseline" / "seed=0", 0.5);
     fake_run(out / "final" / "baseline" / "seed=2", 0.5);
     r = run_sgs("suite " + (tmp / "s.json").string() + emit, tmp.path());
-    CHECK(slurp(tmp / "job.sh").find("#SBATCH --array=1\n") != std::string::npos);
+    CHECK(read_text(tmp / "job.sh").find("#SBATCH --array=1\n") != std::string::npos);
     fake_run(out / "final" / "baseline" / "seed=1", 0.5);
     fake_run(out / "final" / "mi" / "seed=1", 0.5);
     r = run_sgs("suite " + (tmp / "s.json").string() + emit, tmp.path());
     REQUIRE(r.exit_code == 0);
-    script = slurp(tmp / "job.sh");
+    script = read_text(tmp / "job.sh");
     CHECK(script.find("#SBATCH --array=0,2\n") != std::string::npos);  // stage 2, seed 1 already done
     CHECK(script.find("--stage 2 --index") != std::string::npos);
     Json selection = read_json_file((out / "selection.json").string());
@@ -332,7 +325,7 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
   CHECK(r.err.find("completed good/seed=1") != std::string::npos);
   for (const char* f : {"config.json", "run.h5", "checkpoint.pt", "log.txt", "suite_config.json"})
     CHECK(fs::exists(out / "good" / "seed=0" / f));
-  CHECK(slurp(out / "good" / "seed=0" / "log.txt").find("epoch 1/1") != std::string::npos);
+  CHECK(read_text(out / "good" / "seed=0" / "log.txt").find("epoch 1/1") != std::string::npos);
   CHECK(read_json_file((out / "suite.json").string())["base"]["epochs"] == 1);
   CHECK(read_json_file((out / "plan.json").string())["runs"].size() == 4);
 
@@ -402,7 +395,7 @@ TEST_CASE("suite: SIGTERM reaches the runs, which write a checkpoint, the next c
   CHECK(r.exit_code == 0);
   for (const char* s : {"seed=0", "seed=1"}) {
     CHECK(status_of(out / s) == "completed");
-    std::string log = slurp(out / s / "log.txt");
+    std::string log = read_text(out / s / "log.txt");
     CHECK(log.find("== sgs suite") != std::string::npos);
     CHECK(log.find("resume seed=") != std::string::npos);
     CHECK(log.find("resuming ") != std::string::npos);

@@ -23,7 +23,7 @@ Json base() {
   })");
 }
 
-std::string error_of(const Json& raw) {
+std::string config_error_of(const Json& raw) {
   try {
     sgs::resolve_config(raw, "exp.json");
   } catch (const sgs::ConfigError& e) {
@@ -56,36 +56,36 @@ TEST_CASE("config: a slot may be given as a bare plugin name") {
 TEST_CASE("config: every kind of mistake is one line naming the JSON path") {
   Json raw = base();
   raw["optimizer"]["momentun"] = 0.9;
-  CHECK(error_of(raw).rfind("exp.json: optimizer.momentun: unknown key; did you mean 'momentum'?", 0) == 0);
+  CHECK(config_error_of(raw).rfind("exp.json: optimizer.momentun: unknown key; did you mean 'momentum'?", 0) == 0);
 
   raw = base();
   raw["optimizer"]["momentum"] = "high";
-  CHECK(error_of(raw) == "exp.json: optimizer.momentum: expected a number, got a string \"high\"");
+  CHECK(config_error_of(raw) == "exp.json: optimizer.momentum: expected a number, got a string \"high\"");
 
   raw = base();
   raw["optimizer"]["lr"] = -0.1;
-  CHECK(error_of(raw) == "exp.json: optimizer.lr: must be > 0, got -0.1");
+  CHECK(config_error_of(raw) == "exp.json: optimizer.lr: must be > 0, got -0.1");
 
   raw = base();
   raw["optimizer"]["name"] = "sdg";
-  CHECK(error_of(raw).rfind("exp.json: optimizer.name: unknown optimizer 'sdg'; did you mean 'sgd'?", 0) == 0);
+  CHECK(config_error_of(raw).rfind("exp.json: optimizer.name: unknown optimizer 'sdg'; did you mean 'sgd'?", 0) == 0);
 
   raw = base();
   raw.erase("model");
-  CHECK(error_of(raw).rfind("exp.json: model.name: missing required key", 0) == 0);
+  CHECK(config_error_of(raw).rfind("exp.json: model.name: missing required key", 0) == 0);
 
   raw = base();
   raw["epoch"] = 3;
-  CHECK(error_of(raw).rfind("exp.json: epoch: unknown key; did you mean 'epochs'?", 0) == 0);
+  CHECK(config_error_of(raw).rfind("exp.json: epoch: unknown key; did you mean 'epochs'?", 0) == 0);
 
   raw = base();
   raw["epochs"] = 0;
-  CHECK(error_of(raw) == "exp.json: epochs: must be >= 1, got 0");
+  CHECK(config_error_of(raw) == "exp.json: epochs: must be >= 1, got 0");
 
   raw = base();
   raw["device"] = "gpu";
-  CHECK(error_of(raw).rfind("exp.json: device: expected one of {auto, cpu, cuda}, got 'gpu'", 0) == 0);
-  for (const auto& msg : {error_of(raw)}) CHECK(msg.find('\n') == std::string::npos);
+  CHECK(config_error_of(raw).rfind("exp.json: device: expected one of {auto, cpu, cuda}, got 'gpu'", 0) == 0);
+  for (const auto& msg : {config_error_of(raw)}) CHECK(msg.find('\n') == std::string::npos);
 }
 
 TEST_CASE("config: --set overrides are typed by the schema") {

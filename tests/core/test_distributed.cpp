@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "plugins/strategies/common/dependence.h"
+#include "support/plugins.h"
 #include "support/support.h"
 
 #include <sgs/config.h>
@@ -80,22 +81,10 @@ std::vector<Result> on_ranks(int world, const std::function<Result(Communicator&
   return results;
 }
 
-double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  auto x = a.to(torch::kFloat64), y = b.to(torch::kFloat64);
-  return (x - y).abs().max().item<double>() / std::max(1e-30, y.abs().max().item<double>());
-}
-
 // Starts `sgs ARGS` with extra environment variables, stdout/stderr to files.
 int spawn_with_env(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& env,
                    const fs::path& out, const fs::path& err) {
   return spawn_sgs(args, SpawnOptions{env, out, err});
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // Waits for `pid` at most `limit`; returns its exit code (128 + signal), or -1
@@ -478,7 +467,7 @@ TEST_CASE("distributed: 2 ranks interrupted (SIGTERM to the launcher) and resume
   REQUIRE(wait_for_file(dir / "split" / "run.h5", std::chrono::seconds(60)));
   kill(launcher, SIGTERM);
   const int code = wait_at_most(launcher, std::chrono::seconds(60));
-  INFO(slurp(dir / "err"));
+  INFO(read_text(dir / "err"));
   if (code == 0) SGS_SKIP("the run finished before SIGTERM arrived; nothing to resume");
   REQUIRE(code == 128 + SIGTERM);
   CHECK(read_string_attr((dir / "split" / "run.h5").string(), "/", "status") == "interrupted");
@@ -529,7 +518,7 @@ TEST_CASE("distributed: a rank killed with SIGKILL makes the other fail within t
   const int code = wait_at_most(pids[0], std::chrono::seconds(30));
   const double seconds = std::chrono::duration<double>(Clock::now() - killed_at).count();
   wait_at_most(pids[1], std::chrono::seconds(5));
-  const std::string err = slurp(dir / "err0");
+  const std::string err = read_text(dir / "err0");
   INFO(err);
   CHECK(code == 1);
   // Stopped at all (wait_at_most gives up after 30 s): by the closed
@@ -552,7 +541,7 @@ TEST_CASE("distributed: --nproc names a rank that died and stops the others") {
   REQUIRE(ranks.size() == 2);
   kill(ranks.at(1), SIGKILL);
   const int code = wait_at_most(launcher, std::chrono::seconds(40));
-  const std::string err = slurp(dir / "err");
+  const std::string err = read_text(dir / "err");
   INFO(err);
   CHECK(code == 128 + SIGKILL);
   CHECK(err.find("sgs run --nproc: rank 1: killed by signal 9 (Killed); stopping the other ranks") != std::string::npos);
@@ -566,7 +555,7 @@ TEST_CASE("distributed: --nproc is refused inside a launched job, and for a last
                            {{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "1"}},
                            dir / "out", dir / "err");
   CHECK(wait_at_most(pid, std::chrono::seconds(30)) == 2);
-  CHECK(slurp(dir / "err").find("--nproc: this process is already rank 0 of 2 (from the env environment)") !=
+  CHECK(read_text(dir / "err").find("--nproc: this process is already rank 0 of 2 (from the env environment)") !=
         std::string::npos);
   // 256 images in global batches of 3 x 2: the last holds 4 (fine); of 85 x 3: 1 for 3 ranks (refused).
   Json c = tiny_config(1);
@@ -595,14 +584,14 @@ TEST_CASE("distributed: srun -n 2 on a loopback Slurm cluster completes and logs
   int rc = std::system(start.c_str());
   rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   if (rc == 77) {
-    MESSAGE("SKIPPED: " << slurp(dir / "start.out"));
+    MESSAGE("SKIPPED: " << read_text(dir / "start.out"));
     return;
   }
   struct Stop {
     std::string command;
     ~Stop() { std::system(command.c_str()); }
   } stop{"bash " + script + " stop " + cluster.string() + " > /dev/null 2>&1"};
-  INFO(slurp(dir / "start.out"));
+  INFO(read_text(dir / "start.out"));
   REQUIRE(rc == 0);
   Json config = tiny_config(2);
   config["sync_batchnorm"] = true;
@@ -614,9 +603,9 @@ TEST_CASE("distributed: srun -n 2 on a loopback Slurm cluster completes and logs
                            (dir / "err").string() + " < /dev/null";
   rc = std::system(srun.c_str());
   rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  const std::string out = slurp(dir / "out");
+  const std::string out = read_text(dir / "out");
   INFO(out);
-  INFO(slurp(dir / "err"));
+  INFO(read_text(dir / "err"));
   REQUIRE(rc == 0);
   // One report (rank 0), one run.h5 with one row per epoch.
   CHECK(out.find("completed") != std::string::npos);

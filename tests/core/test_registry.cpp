@@ -28,13 +28,9 @@
 #include <sstream>
 
 using namespace sgs;
+using sgs::test::rel_diff;
 
 namespace {
-
-double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  auto a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
-  return (a64 - b64).abs().max().item<double>() / b64.abs().max().item<double>();
-}
 
 bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
 

@@ -134,13 +134,6 @@ Json mi_config() {
   return c;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A tmpfs of `size` at `at` (root only); false when it cannot be mounted.
 bool mount_tmpfs(const fs::path& at, const std::string& size) {
   fs::create_directories(at);
@@ -169,7 +162,7 @@ TEST_CASE("reliability: killed before each of its writes, a mutual-information r
                {"SGS_FAULT_DIR", reference.string()},
                {"SGS_FAULT_COUNT_FILE", (dir / "count").string()}};
   REQUIRE(wait_child(spawn_sgs({"run", config.string(), "--out", reference.string(), "-q"}, count)) == 0);
-  const long writes = std::stol(slurp(dir / "count"));
+  const long writes = std::stol(read_text(dir / "count"));
   MESSAGE("writes to the run directory: " << writes);
   REQUIRE(writes >= 8);  // config, run.h5 at the start and after each epoch and at the end, checkpoints
   check_same_run(reference, reference);
@@ -269,12 +262,16 @@ TEST_CASE("reliability: a second sgs run on a run directory in use is refused, n
   int first = spawn_sgs({"run", (dir / "c0.json").string(), "--out", out.string(), "-q"});
   for (int i = 0; i < 2000 && !fs::exists(out / "run.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   REQUIRE(fs::exists(out / "run.h5"));
+  // The first run is stopped while the second tries, so that it still holds
+  // the directory however fast it trains (no timing involved).
+  REQUIRE(kill(first, SIGSTOP) == 0);
   auto second = run_sgs("run " + (dir / "c1.json").string() + " --out " + out.string() + " -q", dir.path());
+  REQUIRE(kill(first, SIGCONT) == 0);
   CHECK(second.exit_code == 1);
   check_one_line_error(second);
   CHECK(second.err.find("(pid " + std::to_string(first) + ") is writing this run directory") != std::string::npos);
   REQUIRE(wait_child(first) == 0);
-  CHECK(sgs::Json::parse(slurp(out / "config.json"))["seed"] == 0);
+  CHECK(sgs::Json::parse(read_text(out / "config.json"))["seed"] == 0);
   CHECK(sgs::Json::parse(read_string_attr((out / "run.h5").string(), "/", "config"))["seed"] == 0);
   CHECK(read_doubles((out / "run.h5").string(), "/metrics/epoch") == std::vector<double>{1, 2});
 }
@@ -287,7 +284,7 @@ TEST_CASE("reliability: corrupt, truncated, random and empty checkpoints are ref
   write_json(dir / "c.json", c);
   const fs::path out = dir / "run";
   REQUIRE(run_sgs("run " + (dir / "c.json").string() + " --out " + out.string() + " -q", dir.path()).exit_code == 0);
-  const std::string good = slurp(out / "checkpoint.pt"), h5 = slurp(out / "run.h5");
+  const std::string good = read_text(out / "checkpoint.pt"), h5 = read_text(out / "run.h5");
   std::string flipped = good;
   for (size_t i = 0; i < 16; ++i) flipped[flipped.size() / 2 + i] ^= 0x5A;
   std::string random(good.size(), '\0');
@@ -305,7 +302,7 @@ TEST_CASE("reliability: corrupt, truncated, random and empty checkpoints are ref
     CHECK(resume.exit_code == 1);
     check_one_line_error(resume);
     CHECK(resume.err.find(data.second) != std::string::npos);
-    CHECK(slurp(out / "run.h5") == h5);  // untouched: no restart, no truncation
+    CHECK(read_text(out / "run.h5") == h5);  // untouched: no restart, no truncation
     auto fuse = run_sgs("fuse " + out.string() + " --out " + (dir / "fused.pt").string(), dir.path());
     CHECK(fuse.exit_code == 1);
     check_one_line_error(fuse);
@@ -318,7 +315,7 @@ TEST_CASE("reliability: corrupt, truncated, random and empty checkpoints are ref
   CHECK(resume.exit_code == 1);
   check_one_line_error(resume);
   CHECK(resume.err.find("run without --resume to start the run again") != std::string::npos);
-  CHECK(slurp(out / "run.h5") == h5);
+  CHECK(read_text(out / "run.h5") == h5);
 }
 
 TEST_CASE("reliability: a closed output pipe does not stop a run") {

@@ -31,7 +31,7 @@ struct TestOptions : sgs::PluginOptions {
 
 const sgs::Schema& schema() { return sgs::schema_of<TestOptions>(); }
 
-std::string error_of(const Json& v) {
+std::string schema_error_of(const Json& v) {
   try {
     sgs::resolve_object(v, "opt", schema());
   } catch (const sgs::ConfigError& e) {
@@ -52,18 +52,18 @@ TEST_CASE("schema: defaults are filled in and ints widen to floats") {
 }
 
 TEST_CASE("schema: every kind of mistake names the path") {
-  CHECK(error_of(Json{{"root", "/x"}, {"momentun", 0.9}}) ==
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"momentun", 0.9}}) ==
         "opt.momentun: unknown key; did you mean 'momentum'? (known: lr, momentum, epochs, nesterov, mode, sizes, root, limit)");
-  CHECK(error_of(Json{{"root", "/x"}, {"lr", "fast"}}) == "opt.lr: expected a number, got a string \"fast\"");
-  CHECK(error_of(Json{{"root", "/x"}, {"lr", -0.1}}) == "opt.lr: must be > 0, got -0.1");
-  CHECK(error_of(Json{{"root", "/x"}, {"momentum", 1.0}}) == "opt.momentum: must be < 1, got 1.0");
-  CHECK(error_of(Json{{"root", "/x"}, {"epochs", 2.5}}) == "opt.epochs: expected an integer, got a number 2.5");
-  CHECK(error_of(Json{{"root", "/x"}, {"nesterov", 1}}) == "opt.nesterov: expected a bool (true/false), got an integer 1");
-  CHECK(error_of(Json{{"root", "/x"}, {"mode", "alfa"}}) ==
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"lr", "fast"}}) == "opt.lr: expected a number, got a string \"fast\"");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"lr", -0.1}}) == "opt.lr: must be > 0, got -0.1");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"momentum", 1.0}}) == "opt.momentum: must be < 1, got 1.0");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"epochs", 2.5}}) == "opt.epochs: expected an integer, got a number 2.5");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"nesterov", 1}}) == "opt.nesterov: expected a bool (true/false), got an integer 1");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"mode", "alfa"}}) ==
         "opt.mode: expected one of {alpha, beta}, got 'alfa'; did you mean 'alpha'?");
-  CHECK(error_of(Json{{"root", "/x"}, {"sizes", Json::array({1, -2})}}) == "opt.sizes[1]: must be >= 0, got -2");
-  CHECK(error_of(Json::object()) == "opt.root: missing required key (string: root)");
-  CHECK(error_of(Json::array()) == "opt: expected an object, got a list");
+  CHECK(schema_error_of(Json{{"root", "/x"}, {"sizes", Json::array({1, -2})}}) == "opt.sizes[1]: must be >= 0, got -2");
+  CHECK(schema_error_of(Json::object()) == "opt.root: missing required key (string: root)");
+  CHECK(schema_error_of(Json::array()) == "opt: expected an object, got a list");
 }
 
 TEST_CASE("schema: parse_typed types command-line text by the key") {

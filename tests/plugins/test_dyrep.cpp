@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "plugins/strategies/common/dyrep_block.h"
+#include "support/plugins.h"
 #include "support/support.h"
 
 #include <sgs/assembly.h>
@@ -25,6 +26,7 @@
 
 using namespace sgs;
 using sgs::dyrep::GrowableConv;
+using sgs::test::rel_diff;
 
 namespace {
 
@@ -36,10 +38,6 @@ ConvSpec spec_of(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad
   s.stride = {stride, stride};
   s.padding = {padding, padding};
   return s;
-}
-
-double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item<double>();
 }
 
 // Every BatchNorm of `m` in train mode with statistics re-estimated over a
@@ -244,7 +242,7 @@ TEST_CASE("dyrep block: with grow_gamma 0 a growth also keeps the train-mode out
 
 TEST_CASE("dyrep block: a graph that is not one is refused with its position") {
   GrowableConv c(spec_of(4, 6, 3, 1, 1), 0);
-  for (const std::string& bad : {"x", "p", "g1111", "g0001000[p1", "g1111111[p1][p0]x", "g1110000[p1][p0]",
+  for (const char* bad : {"x", "p", "g1111", "g0001000[p1", "g1111111[p1][p0]x", "g1110000[p1][p0]",
                                  "g1111111[g1111111[g1111111[p1][p0]][p0]][p0]"}) {
     INFO(bad);
     CHECK_THROWS_WITH_AS(c.restore(bad), doctest::Contains("dyrep: graph"), std::runtime_error);

@@ -21,7 +21,7 @@ namespace dep = sgs::dependence;
 
 namespace {
 
-const std::string kReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/mi_reference.json";
+const std::string kMiReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/mi_reference.json";
 
 // [C, kh, kw] or [kh, kw] of the file's nested lists; null -> NaN.
 torch::Tensor nested(const Json& j) {
@@ -60,10 +60,10 @@ struct Error {
 }  // namespace
 
 TEST_CASE("mutual information: per-channel NMI, dependence and G agree with the authors' dependence.py") {
-  INFO(kReference);
-  REQUIRE_MESSAGE(std::filesystem::exists(kReference),
+  INFO(kMiReference);
+  REQUIRE_MESSAGE(std::filesystem::exists(kMiReference),
                   "the checked-in reference is missing (regenerate it with tests/reference/make_mi_reference.py)");
-  const Json ref = read_json_file(kReference);
+  const Json ref = read_json_file(kMiReference);
   REQUIRE(ref.at("cases").size() >= 6);
   Error per_channel, dependence, scaling;
   int64_t nan_channels = 0, zero_entries = 0, dead_generic = 0;

@@ -18,6 +18,7 @@
 #include <cmath>
 
 using namespace sgs;
+using sgs::test::strategy_from;
 namespace dep = sgs::dependence;
 
 namespace {
@@ -42,13 +43,6 @@ double entropy(std::vector<double> counts) {
   for (double c : counts)
     if (c > 0) h -= c / total * std::log2(c / total);
   return h;
-}
-
-std::unique_ptr<Strategy> make_strategy(const std::string& name, Json keys) {
-  const auto& info = Registry::global().get("strategy", name);
-  keys["name"] = name;
-  Options o(resolve_object(keys, "strategy", info.schema, {"name"}), "strategy");
-  return Registry::global().factory<StrategyKind>(name)(o);
 }
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
@@ -166,7 +160,7 @@ TEST_CASE("k-transform") {
 }
 
 TEST_CASE("alpha_beta: centre/edge = alpha, centre/corner = beta, mean 1") {
-  auto strategy = make_strategy("alpha_beta", {{"alpha", 2.0}, {"beta", 4.0}});
+  auto strategy = strategy_from("alpha_beta", {{"alpha", 2.0}, {"beta", 4.0}});
   auto block = std::make_shared<PlainConv>(ConvSpec{2, 3});
   block->set_path("conv");
   StrategyContext ctx;
@@ -178,7 +172,7 @@ TEST_CASE("alpha_beta: centre/edge = alpha, centre/corner = beta, mean 1") {
   auto expected = torch::tensor({.25, .5, .25, .5, 1., .5, .25, .5, .25}, torch::kFloat64).view({3, 3}) * (9.0 / 4.0);
   CHECK(max_abs_diff(g, expected) < 1e-6);
   CHECK(g.mean().item<double>() == doctest::Approx(1.0));
-  CHECK_THROWS_AS(make_strategy("alpha_beta", {{"alpha", 2.0}}), ConfigError);
+  CHECK_THROWS_AS(strategy_from("alpha_beta", {{"alpha", 2.0}}), ConfigError);
 }
 
 TEST_CASE("scaling applied to the gradient or to the update: SGD with momentum by hand") {
@@ -188,7 +182,7 @@ TEST_CASE("scaling applied to the gradient or to the update: SGD with momentum b
   auto g1 = torch::randn({2, 2, 3, 3}), g2 = torch::randn({2, 2, 3, 3});
   for (const std::string apply : {"gradient", "update"}) {
     INFO(apply);
-    auto strategy = make_strategy("fixed", {{"matrix", {{1, 2, 1}, {2, 3, 2}, {1, 2, 1}}}, {"normalize", false},
+    auto strategy = strategy_from("fixed", {{"matrix", {{1, 2, 1}, {2, 3, 2}, {1, 2, 1}}}, {"normalize", false},
                                             {"apply", apply}});
     auto block = std::make_shared<PlainConv>(ConvSpec{2, 2});
     block->set_path("conv");
@@ -217,14 +211,14 @@ TEST_CASE("scaling applied to the gradient or to the update: SGD with momentum b
 }
 
 TEST_CASE("fixed: bad matrices are refused naming strategy.matrix") {
-  CHECK_THROWS_WITH_AS(make_strategy("fixed", {{"matrix", {{1, 2}, {3}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("fixed", {{"matrix", {{1, 2}, {3}}}}),
                        "strategy.matrix: row 1 has 1 values, expected 2", ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("fixed", {{"matrix", {{1, -2}, {3, 4}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("fixed", {{"matrix", {{1, -2}, {3, 4}}}}),
                        "strategy.matrix[0][1]: must be finite and >= 0, got -2", ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("fixed", {{"matrix", {{1, 0}, {3, 4}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("fixed", {{"matrix", {{1, 0}, {3, 4}}}}),
                        "strategy.matrix: with normalize, every entry must be > 0 (G is positive with mean 1)",
                        ConfigError);
-  auto strategy = make_strategy("fixed", {{"matrix", {{1, 1}, {1, 1}}}});
+  auto strategy = strategy_from("fixed", {{"matrix", {{1, 1}, {1, 1}}}});
   auto block = std::make_shared<PlainConv>(ConvSpec{2, 2});
   block->set_path("features.0");
   StrategyContext ctx;
@@ -234,12 +228,12 @@ TEST_CASE("fixed: bad matrices are refused naming strategy.matrix") {
   auto other = std::make_shared<PlainConv>(ConvSpec{2, 2});
   other->set_path("features.3");
   ctx.convs = {block, other};
-  auto per_layer = make_strategy("fixed", {{"matrix", {{"features.3", {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}}}}});
+  auto per_layer = strategy_from("fixed", {{"matrix", {{"features.3", {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}}}}});
   CHECK_THROWS_WITH_AS(per_layer->attach(ctx),
                        "strategy.matrix: no matrix for layer 'features.0' (name it, or give \"*\")", ConfigError);
   // A layer the model does not have is a typo, refused even beside "*".
   const Json ones = {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}};
-  auto typo = make_strategy("fixed", {{"matrix", {{"*", ones}, {"features.30", ones}}}});
+  auto typo = strategy_from("fixed", {{"matrix", {{"*", ones}, {"features.30", ones}}}});
   CHECK_THROWS_WITH_AS(typo->attach(ctx),
                        "strategy.matrix.features.30: the model has no spatial conv 'features.30'; did you mean "
                        "'features.0' or 'features.3'? (its layers: features.0, features.3)",
@@ -247,7 +241,7 @@ TEST_CASE("fixed: bad matrices are refused naming strategy.matrix") {
 }
 
 TEST_CASE("mutual_information: warm-up epochs train with G = 1, then every E epochs an update") {
-  auto strategy = make_strategy("mutual_information", {{"warmup_epochs", 2}, {"every", 3}, {"batches", 1}});
+  auto strategy = strategy_from("mutual_information", {{"warmup_epochs", 2}, {"every", 3}, {"batches", 1}});
   auto block = std::make_shared<PlainConv>(ConvSpec{2, 2});
   block->set_path("conv");
   StrategyContext ctx;

@@ -25,18 +25,13 @@
 #include <sstream>
 
 using namespace sgs;
+using sgs::test::rel_diff;
+using sgs::test::strategy_from;
 
 namespace {
 
-std::unique_ptr<Strategy> make_strategy(const std::string& name, Json keys = Json::object()) {
-  const auto& info = Registry::global().get("strategy", name);
-  keys["name"] = name;
-  Options o(resolve_object(keys, "strategy", info.schema, {"name"}), "strategy");
-  return Registry::global().factory<StrategyKind>(name)(o);
-}
-
 std::shared_ptr<ConvBlock> make_block(const std::string& strategy, const ConvSpec& spec, Json keys = Json::object()) {
-  return make_strategy(strategy, std::move(keys))->conv_factory()->make(spec);
+  return strategy_from(strategy, std::move(keys))->conv_factory()->make(spec);
 }
 
 ConvSpec conv_spec(int64_t in, int64_t out, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
@@ -78,11 +73,6 @@ void randomize(torch::nn::Module& block) {
     }
   }
   for (auto& p : block.named_parameters(/*recurse=*/false)) p.value().add_(torch::randn_like(p.value()) * 0.05);
-}
-
-double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  auto a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
-  return (a64 - b64).abs().max().item<double>() / b64.abs().max().item<double>();
 }
 
 // Fused conv vs branched block in eval mode; returns max |diff| / max |y|.
@@ -180,8 +170,8 @@ std::pair<double, double> lemma1_float64(const Json& masks, const Json& matrix, 
   const auto& reg = Registry::global();
   auto dataset = reg.factory<DatasetKind>("synthetic")(slot_options(config, "dataset"), 0);
   const ModelSpec spec{1, 4, 8, 8};
-  auto branched_strategy = make_strategy("masked_branches", {{"masks", masks}});
-  auto scaled_strategy = make_strategy("fixed", {{"matrix", matrix}, {"normalize", false}});
+  auto branched_strategy = strategy_from("masked_branches", {{"masks", masks}});
+  auto scaled_strategy = strategy_from("fixed", {{"matrix", matrix}, {"normalize", false}});
   auto branched = build_model(config, spec, *branched_strategy->conv_factory());
   ConvFactory plain;
   auto scaled = build_model(config, spec, plain);
@@ -299,7 +289,7 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       RunModel run;
       run.config = resolve_config(raw, "t");
       run.spec = spec;
-      run.strategy = make_strategy(strategy);
+      run.strategy = strategy_from(strategy);
       RecordingConvFactory recording(run.strategy->conv_factory());
       run.model = build_model(run.config, spec, recording);
       run.made = recording.blocks();
@@ -402,16 +392,16 @@ TEST_CASE("structural: acb and dbb as their authors build them: 7x7 plain, convs
 }
 
 TEST_CASE("structural: bad masks and unsupported convs are refused naming the key") {
-  CHECK_THROWS_WITH_AS(make_strategy("masked_branches", {{"masks", "acb"}}),
+  CHECK_THROWS_WITH_AS(strategy_from("masked_branches", {{"masks", "acb"}}),
                        "strategy.masks: unknown preset 'acb' (known: acb_masks; or give a list of 0/1 matrices)",
                        ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{1, 2}, {0, 0}}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{1, 2}, {0, 0}}}}}),
                        "strategy.masks[1][0][1]: expected 0 or 1, got 2", ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{1, 1}, {0}}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{1, 1}, {0}}}}}),
                        "strategy.masks[1]: row 1 has 1 values, expected 2", ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{0, 0}, {0, 0}}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("masked_branches", {{"masks", {{{1, 1}, {1, 1}}, {{0, 0}, {0, 0}}}}}),
                        "strategy.masks[1]: an all-zero mask (a branch that never acts)", ConfigError);
-  CHECK_THROWS_WITH_AS(make_strategy("masked_branches", {{"masks", {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}}}),
+  CHECK_THROWS_WITH_AS(strategy_from("masked_branches", {{"masks", {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}}}),
                        "strategy.masks: the 3x3 masks leave kernel position [0][1] uncovered (their union must cover "
                        "the kernel)",
                        ConfigError);
@@ -552,7 +542,7 @@ TEST_CASE("structural: acb, dbb and repvgg replace conv + BN and their branch BN
     INFO(name << " replace " << replace);
     Json keys = Json::object();
     if (!replace.empty()) keys["replace"] = replace;
-    auto strategy = make_strategy(name, keys);
+    auto strategy = strategy_from(name, keys);
     torch::manual_seed(3);
     auto model = build_model(resolve_config(test::tiny_config(1), "t"), ModelSpec{1, 4, 8, 8}, *strategy->conv_factory());
     const bool keeps = replace == "conv";

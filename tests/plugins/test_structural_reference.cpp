@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "plugins/strategies/common/dyrep_block.h"
+#include "support/plugins.h"
 
 #include <sgs/config.h>
 #include <sgs/conv.h>
@@ -24,10 +25,11 @@
 #include <string>
 
 using namespace sgs;
+using sgs::test::rel_diff;
 
 namespace {
 
-const std::string kReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/structural_reference.json";
+const std::string kStructuralReference = std::string(SGS_SOURCE_DIR) + "/tests/reference/structural_reference.json";
 
 torch::Tensor tensor_of(const Json& j) {
   std::vector<int64_t> shape = j.at("shape").get<std::vector<int64_t>>();
@@ -113,14 +115,10 @@ void load(ConvBlock& block, const Json& c) {
   }
 }
 
-double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item<double>();
-}
-
 }  // namespace
 
 TEST_CASE("structural reference: acb, dbb, repvgg and dyrep give the authors' outputs and deployed kernels on their weights") {
-  const Json ref = read_json_file(kReference);
+  const Json ref = read_json_file(kStructuralReference);
   int checked = 0;
   for (const auto& c : ref.at("cases")) {
     INFO(c.at("name").get<std::string>());

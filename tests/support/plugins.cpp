@@ -154,6 +154,18 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const Json& ext
   return Registry::global().factory<StrategyKind>(name)(test_options("strategy", name, extra));
 }
 
+std::unique_ptr<Strategy> strategy_from(const std::string& name, Json keys) {
+  const auto& info = Registry::global().get("strategy", name);
+  keys["name"] = name;
+  Options o(resolve_object(keys, "strategy", info.schema, {"name"}), "strategy");
+  return Registry::global().factory<StrategyKind>(name)(o);
+}
+
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  auto a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
+  return (a64 - b64).abs().max().item<double>() / std::max(1e-30, b64.abs().max().item<double>());
+}
+
 std::shared_ptr<Model> make_model(const std::string& name, const ModelSpec& spec, ConvFactory& factory,
                                   const Json& extra) {
   torch::manual_seed(0);

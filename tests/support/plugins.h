@@ -36,6 +36,10 @@ Options test_options(const std::string& kind, const std::string& name, const Jso
                      const std::filesystem::path& scratch = {});
 
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const Json& extra = Json::object());
+// A strategy from exactly `keys` (defaults for the others; no test keys added).
+std::unique_ptr<Strategy> strategy_from(const std::string& name, Json keys = Json::object());
+// max |a - b| / max |b| in float64 (b all zero: divided by 1e-30).
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b);
 // Built from the default generator seeded with 0, through `factory`.
 std::shared_ptr<Model> make_model(const std::string& name, const ModelSpec& spec, ConvFactory& factory,
                                   const Json& extra = Json::object());

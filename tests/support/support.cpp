@@ -45,6 +45,13 @@ Json tiny_config(int64_t epochs) {
   };
 }
 
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 void write_json(const std::filesystem::path& path, const Json& value) {
   std::ofstream out(path);
   out << value.dump(2);

@@ -49,6 +49,8 @@ using StructureChange = std::tuple<std::string, int64_t, int, int, std::array<in
 std::vector<StructureChange> structure_changes(const std::filesystem::path& dir);
 
 void write_json(const std::filesystem::path& path, const Json& value);
+// The whole file's bytes ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
 
 struct CommandResult {
   int exit_code;

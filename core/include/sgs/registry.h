@@ -92,7 +92,7 @@ struct AbsentRegistrar {
 // last argument and may contain commas).
 #define SGS_REGISTER(Kind, name, description, OptionsType, ...)                                           \
   namespace {                                                                                                 \
-  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __LINE__)(                                        \
+  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __COUNTER__)(                                        \
       Kind::kName, #name, description, ::sgs::schema_of<OptionsType>(),                                       \
       Kind::Factory(::sgs::detail::typed_factory<OptionsType>(__VA_ARGS__, static_cast<Kind::Factory*>(nullptr))), \
       __FILE__);                                                                                              \
@@ -102,5 +102,5 @@ struct AbsentRegistrar {
 //   SGS_REGISTER_ABSENT(DatasetKind, image_folder, "it needs OpenCV, which this build was configured without");
 #define SGS_REGISTER_ABSENT(Kind, name, reason)                                                \
   namespace {                                                                                  \
-  const ::sgs::detail::AbsentRegistrar SGS_CONCAT(sgs_absent_, __LINE__)(Kind::kName, #name, reason); \
+  const ::sgs::detail::AbsentRegistrar SGS_CONCAT(sgs_absent_, __COUNTER__)(Kind::kName, #name, reason); \
   }

@@ -32,8 +32,9 @@ struct RunLayer {
   std::vector<RunMatrix> kernel_magnitude;  // row 0 at initialisation, row e after epoch e
   // Graph changes (dyrep): growths and cuts, in order (RunLog::append_structure).
   struct Change {
+    static constexpr int kGrow = 1, kCut = 2;  // the values of `event`
     int64_t epoch = 0;  // completed epochs when it took effect
-    int event = 0;      // RunLog::kStructureGrow or kStructureCut
+    int event = 0;      // kGrow or kCut
     int node = 0;       // 0: the layer's conv; 1: its dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2
     std::array<int, 7> branches{};
   };

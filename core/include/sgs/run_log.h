@@ -10,6 +10,7 @@
 // run.h5 as it was.
 #pragma once
 
+#include <sgs/run_file.h>
 #include <sgs/run_status.h>
 #include <sgs/schema.h>
 
@@ -60,7 +61,7 @@ class RunLog {
   // branches (kStructureCut); `branches`: its 7 branches afterwards (DyRep's
   // order 1x1, 1x1-KxK, 1x1-avg, KxK, 1xK, Kx1, identity; a plain conv is
   // the KxK alone).
-  static constexpr int kStructureGrow = 1, kStructureCut = 2;
+  static constexpr int kStructureGrow = RunLayer::Change::kGrow, kStructureCut = RunLayer::Change::kCut;
   void append_structure(const std::string& layer, int64_t epochs_done, int event, int node,
                         const std::array<int, 7>& branches);
 
@@ -85,8 +86,5 @@ class RunLog {
 // 32 random hexadecimal digits: the root attribute "run_id", set when a run
 // file is created and kept across resumes.
 std::string new_run_id();
-
-// ISO-8601 UTC "2026-11-26T18:00:00Z".
-std::string utc_now();
 
 }  // namespace sgs

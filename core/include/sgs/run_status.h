@@ -16,4 +16,7 @@ const char* to_string(RunStatus status);
 // The status a recorded name stands for; nullopt for any other text.
 std::optional<RunStatus> parse_run_status(std::string_view name);
 
+// ISO-8601 UTC "2026-11-26T18:00:00Z" (the "created" and "finished" times).
+std::string utc_now();
+
 }  // namespace sgs

@@ -6,12 +6,14 @@
 #include <sgs/run_status.h>
 #include <sgs/schema.h>
 
+#include <chrono>
 #include <map>
 #include <string>
 
 namespace sgs {
 
 class Communicator;
+struct World;
 
 struct RunOptions {
   std::string out_dir;
@@ -42,6 +44,13 @@ struct RunResult {
 // Trains as the resolved config says. Throws DivergedError (status diverged
 // is written first), DataError/ConfigError/other (status failed).
 RunResult run_training(const Json& config, const RunOptions& options);
+
+// This process as one rank of the job `world` describes (sgs/world.h): with
+// more than one rank, joins the others first (a c10d process group on the
+// config's device; collectives wait at most `timeout`); then run_training
+// with options.comm and the local rank fields set from `world`.
+RunResult run_training_in(const World& world, const Json& config, RunOptions options,
+                          std::chrono::milliseconds timeout);
 
 // A run stops after its current step (checkpoint written, status
 // interrupted) once caught_interrupt() (sgs/interrupt.h) is non-zero; the
