@@ -23,6 +23,7 @@ int run_run(const std::vector<std::string>& args) {
   namespace po = sgs::cli::po;
   po::options_description opts("options");
   std::string path, out, progress = "auto";
+  double progress_every = 0;
   std::vector<std::string> sets;
   int nproc = 0;
   double dist_timeout = static_cast<double>(sgs::kDefaultDistTimeout.count());
@@ -32,6 +33,9 @@ int run_run(const std::vector<std::string>& args) {
       "resume", "continue from OUT/checkpoint.pt when there is one (appends to run.h5)")(
       "quiet,q", "no progress output")("progress", po::value(&progress),
                                        "auto (bar on a terminal, else a line per epoch) | bar | lines | none")(
+      "progress-every", po::value(&progress_every),
+      "lines: also a line at most every S seconds within an epoch (epoch, step, img/s, the run's ETA); "
+      "default 0: a line per epoch only")(
       "nproc", po::value(&nproc), "train data-parallel as N ranks on this machine (each takes batch_size examples "
                                   "of every global batch of batch_size x N)")(
       "dist-timeout", po::value(&dist_timeout),
@@ -78,6 +82,9 @@ int run_run(const std::vector<std::string>& args) {
   else if (progress == "lines") ro.progress = sgs::RunOptions::Progress::Lines;
   else if (progress == "none") ro.progress = sgs::RunOptions::Progress::None;
   else if (progress != "auto") throw sgs::ConfigError("--progress: expected auto, bar, lines or none, got '" + progress + "'");
+  if (!(progress_every >= 0) || !std::isfinite(progress_every))
+    throw sgs::ConfigError("--progress-every: expected seconds >= 0");
+  ro.progress_every = progress_every;
   sgs::catch_interrupts();
   auto result = sgs::run_training_in(world, config, ro, timeout);
   if (result.status == sgs::RunStatus::Interrupted) {

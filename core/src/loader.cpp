@@ -33,11 +33,6 @@ std::vector<int64_t> epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t
   return order;
 }
 
-struct Built {
-  std::optional<Batch> batch;
-  std::exception_ptr error;
-};
-
 }  // namespace
 
 uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t position) {
@@ -45,6 +40,12 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t position) {
 }
 
 struct Loader::Impl {
+  // A batch built by a worker, or what it threw.
+  struct Built {
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+  };
+
   std::shared_ptr<const Split> split;
   LoaderOptions options;
   std::array<int64_t, 3> shape{};
@@ -187,7 +188,7 @@ std::optional<Batch> Loader::next() {
   }
   const int64_t b = s.next_out;
   s.batch_ready.wait(lock, [&] { return s.done.count(b) > 0; });
-  Built built = std::move(s.done.at(b));
+  Impl::Built built = std::move(s.done.at(b));
   s.done.erase(b);
   ++s.next_out;
   lock.unlock();

@@ -20,7 +20,7 @@ std::string format_duration(double s) {
   return buf;
 }
 
-Progress::Progress(RunOptions::Progress mode, bool quiet) {
+Progress::Progress(RunOptions::Progress mode, bool quiet, double every_seconds) : every_(every_seconds) {
   if (quiet) mode = RunOptions::Progress::None;
   if (mode == RunOptions::Progress::Auto)
     mode = isatty(STDERR_FILENO) ? RunOptions::Progress::Bar : RunOptions::Progress::Lines;
@@ -29,6 +29,20 @@ Progress::Progress(RunOptions::Progress mode, bool quiet) {
 
 void Progress::step(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss, double acc,
                     double ips) {
+  if (mode_ == RunOptions::Progress::Lines && every_ > 0) {
+    auto now = Clock::now();
+    if (last_ == Clock::time_point{}) last_ = now;  // the first line after `every_` seconds
+    if (batch == batches || now - last_ < std::chrono::duration<double>(every_)) return;
+    last_ = now;
+    // The run's ETA: the steps left at the current speed (evaluation not counted).
+    const double steps_left = static_cast<double>((epochs - epoch) * batches + (batches - batch));
+    const double eta = ips > 0 ? steps_left * images_per_batch_ / ips : NAN;
+    std::fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f acc %.1f%% %.0f img/s ETA %s\n",
+                 static_cast<long long>(epoch), static_cast<long long>(epochs), static_cast<long long>(batch),
+                 static_cast<long long>(batches), loss, 100 * acc, ips, format_duration(eta).c_str());
+    std::fflush(stderr);
+    return;
+  }
   if (mode_ != RunOptions::Progress::Bar) return;
   auto now = Clock::now();
   if (batch != batches && now - last_ < std::chrono::milliseconds(100)) return;

@@ -17,7 +17,7 @@ std::string format_duration(double seconds);
 
 class Progress {
  public:
-  Progress(RunOptions::Progress mode, bool quiet);
+  Progress(RunOptions::Progress mode, bool quiet, double every_seconds = 0);
   void step(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss, double acc, double ips);
   void set_images_per_batch(double n) { images_per_batch_ = n; }
   void epoch_end(const std::string& line);
@@ -25,6 +25,7 @@ class Progress {
 
  private:
   RunOptions::Progress mode_;
+  double every_ = 0;  // Lines: seconds between lines within an epoch; 0 = none
   Clock::time_point last_{};
   double images_per_batch_ = 1;
 };

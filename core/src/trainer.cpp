@@ -54,7 +54,7 @@ class Trainer {
         comm_(options.comm != nullptr && options.comm->world_size() > 1 ? options.comm : nullptr),
         rank_(comm_ ? comm_->rank() : 0),
         world_(comm_ ? comm_->world_size() : 1),
-        progress_(options.progress, options.quiet || rank_ != 0) {}
+        progress_(options.progress, options.quiet || rank_ != 0, options.progress_every) {}
 
   RunResult run();
 

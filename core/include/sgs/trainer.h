@@ -24,6 +24,8 @@ struct RunOptions {
   bool quiet = false;
   // Progress: a live bar on a terminal, one line per epoch otherwise.
   enum class Progress { Auto, Bar, Lines, None } progress = Progress::Auto;
+  // Lines: also a line at most every this many seconds within an epoch; 0 = never.
+  double progress_every = 0;
   // Tests: stop (as if interrupted) after this many steps; 0 = never.
   int64_t stop_after_steps = 0;
   // Data-parallel: this rank's link to the others (sgs/distributed.h); null
