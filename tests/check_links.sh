@@ -18,10 +18,11 @@ fi
 have() { grep -qxF -- "$1" <<<"$files"; }
 have_dir() { grep -q "^$(printf '%s' "$1" | sed 's/[.[\*^$]/\\&/g')/" <<<"$files"; }
 
-# Outside fenced code blocks: "LINE<TAB>TEXT" with inline code spans removed.
+# Outside fenced code blocks: "LINE<TAB>TEXT" with inline code spans removed,
+# for the lines that hold a link (the loop below forks per line).
 prose() {
   awk '/^[[:space:]]*```/ { fenced = !fenced; next }
-       !fenced { gsub(/`[^`]*`/, ""); print NR "\t" $0 }' "$1"
+       !fenced { gsub(/`[^`]*`/, ""); if ($0 ~ /\]\(/) print NR "\t" $0 }' "$1"
 }
 
 # GitHub's anchor for a heading: link syntax reduced to its text, lower case,

@@ -10,19 +10,27 @@ set -uo pipefail
 build=$1 source=$2
 shift 2
 status=0
+# All probes in one build (-k 0: go on past failures); ninja prints each
+# failed step as "FAILED: <object>" followed by the compiler's messages.
+out=$(cmake --build "$build" --target "$@" -- -k 0 2>&1)
+# The messages of one probe's failed compile ("" when it compiled).
+failure() {
+  awk -v p="/$1.dir/" '/^FAILED: / { on = index($0, p) > 0; next }
+                       /^\[[0-9]+\/[0-9]+\] |^ninja: / { on = 0 }
+                       on' <<<"$out"
+}
+compiled() { ! grep -q "^FAILED: .*/$1\.dir/" <<<"$out"; }
 for probe in "$@"; do
-  out=$(cmake --build "$build" --target "$probe" 2>&1)
-  rc=$?
   case "$probe" in
     *_ok)
-      if [ $rc -ne 0 ]; then echo "FAIL: $probe does not compile:"; echo "$out" | tail -5; status=1; fi ;;
+      if ! compiled "$probe"; then echo "FAIL: $probe does not compile:"; failure "$probe" | tail -5; status=1; fi ;;
     *)
-      if [ $rc -eq 0 ]; then
+      if compiled "$probe"; then
         echo "FAIL: $probe compiled: a header of another layer is visible there"; status=1
-      elif ! grep -q "No such file or directory" <<<"$out"; then
-        echo "FAIL: $probe failed for another reason:"; echo "$out" | tail -5; status=1
+      elif ! failure "$probe" | grep -q "No such file or directory"; then
+        echo "FAIL: $probe failed for another reason:"; failure "$probe" | tail -5; status=1
       else
-        echo "ok: $probe refused ($(grep -o '[a-z_/]*\.h: No such file' <<<"$out" | head -1))"
+        echo "ok: $probe refused ($(failure "$probe" | grep -o '[a-z_/]*\.h: No such file' | head -1))"
       fi ;;
   esac
 done
