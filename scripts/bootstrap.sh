@@ -2,7 +2,7 @@
 # Installs what sgs needs from Debian 12 packages (only what is missing; quiet
 # when everything is there), then configures and builds into build/.
 #   scripts/bootstrap.sh [--bench] [--no-build]
-#   --bench     also install what the benchmarks compare against (python3-torch, numpy, fast-histogram)
+#   --bench     also install what the benchmarks compare against (python3-torch, torchvision, numpy, fast-histogram)
 #   --no-build  install only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ packages=(
 build=1
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(python3-torch python3-numpy python3-fast-histogram python3-h5py) ;;
+    --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-fast-histogram python3-h5py) ;;
     --no-build) build=0 ;;
     *) echo "bootstrap.sh: unknown option '$arg' (known: --bench, --no-build)" >&2; exit 2 ;;
   esac

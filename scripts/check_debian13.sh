@@ -27,7 +27,7 @@ mkdir -p "$top/logs"
 top=$(cd "$top" && pwd)
 logs=$top/logs
 jobs=$(nproc)
-# SGS_CHECK_OPT=-O0 (say) builds with those flags instead of Release's -O3:
+# SGS_CHECK_OPT=-O0 (say) builds with those flags instead of Release's -O2 (-O3 for the dependence kernels):
 # the check is about compiling, linking and the tests, and on 2 cores -O3
 # takes hours for the two builds.
 if [ -n "${SGS_CHECK_OPT:-}" ]; then
