@@ -43,8 +43,12 @@ pid_t spawn(const ChildSpec& spec) {
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-  if (pid > 0) return pid;
+  if (pid > 0) {
+    if (spec.new_group) setpgid(pid, pid);  // here too: no race with a signal sent right after
+    return pid;
+  }
   // The child: async-signal-safe calls only.
+  if (spec.new_group) setpgid(0, 0);
   if (spec.die_with_parent) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(128 + SIGTERM);  // the parent died before prctl
@@ -53,6 +57,7 @@ pid_t spawn(const ChildSpec& spec) {
     dup2(spec.output_fd, 1);
     dup2(spec.output_fd, 2);
   }
+  if (spec.error_fd >= 0) dup2(spec.error_fd, 2);
   if (spec.null_stdin) {
     const int null = open("/dev/null", O_RDONLY);
     if (null >= 0) dup2(null, 0);

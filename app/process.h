@@ -16,9 +16,11 @@ struct ChildSpec {
   std::vector<std::string> argv;    // argv[0] first
   std::vector<std::pair<std::string, std::string>> env;  // set in the child, over this process's environment
   int output_fd = -1;               // stdout and stderr go there when >= 0
+  int error_fd = -1;                // stderr goes there instead when >= 0
   bool null_stdin = false;          // stdin from /dev/null
   int inherit_fd = -1;              // a descriptor the child keeps across exec (e.g. a run's lock)
   bool die_with_parent = false;     // SIGTERM to the child when this process dies
+  bool new_group = false;           // the child leads a new process group (its pid)
   std::string exec_failed;          // written to the child's stderr when exec fails (exit 127)
 };
 

@@ -11,29 +11,20 @@
 #include <sgs/run_dir.h>
 #include <sgs/registry.h>
 
-
 #include <algorithm>
-#include <cctype>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <fstream>
-#include <iostream>
-#include <set>
 #include <sstream>
 #include <thread>
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
 
 namespace sgs {
 namespace suite_detail {
-
 
 // ---- the suite file ----
 
@@ -110,7 +101,6 @@ void apply_assignment(Json& raw, const std::string& key, const Json& value) {
   apply_override(raw, key + "=" + value_text(value));
 }
 
-
 // ---- small file and process helpers ----
 
 void write_atomically(const fs::path& path, const std::string& text) {
@@ -151,7 +141,6 @@ void nap(double seconds) { std::this_thread::sleep_for(std::chrono::duration<dou
 // holds it.
 int try_lock(const fs::path& run_dir) { return RunDirLock::try_take(run_dir).detach(); }
 
-
 // Starts `sgs run` for one run: its config in DIR/suite_config.json, output
 // to DIR/log.txt, the lock handed to the child.
 pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, const std::string& binary) {
@@ -185,7 +174,6 @@ pid_t launch(const SuiteRun& run, const fs::path& dir, bool fresh, int lock_fd, 
   close(log);
   return pid;
 }
-
 
 // Why a run did not complete, from its run.h5 and its log.
 std::string failure_text(const fs::path& dir, const RunState& state, const std::string& how) {
@@ -289,7 +277,6 @@ void print_report(std::ostream& out, const fs::path& dir, size_t total, size_t c
 }  // namespace suite_detail
 
 using namespace suite_detail;
-
 
 // ---- RunState, Selection ----
 

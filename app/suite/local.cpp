@@ -10,28 +10,15 @@
 #include <sgs/run_dir.h>
 #include <sgs/registry.h>
 
-
 #include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <cmath>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <deque>
-#include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
-#include <sstream>
-#include <thread>
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-extern char** environ;
 namespace sgs {
 
 using namespace suite_detail;

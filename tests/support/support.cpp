@@ -1,5 +1,7 @@
 #include "support/support.h"
 
+#include "app/process.h"
+
 #include <sgs/config.h>
 #include <sgs/run_file.h>
 
@@ -57,40 +59,31 @@ void write_json(const std::filesystem::path& path, const Json& value) {
   out << value.dump(2);
 }
 
-namespace {
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-}  // namespace
-
 CommandResult run_sgs(const std::string& args, const std::filesystem::path& scratch) {
   auto out = scratch / "cmd.stdout", err = scratch / "cmd.stderr";
   std::string cmd = std::string(SGS_BINARY) + " " + args + " > " + out.string() + " 2> " + err.string() + " < /dev/null";
   int rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_text(out), read_text(err)};
 }
 
 int spawn_sgs(const std::vector<std::string>& args, const SpawnOptions& options) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (options.new_group) setpgid(0, 0);
-    for (const auto& [k, v] : options.env) setenv(k.c_str(), v.c_str(), 1);
-    auto open_or_null = [](const std::filesystem::path& p, int flags) {
-      return p.empty() ? open("/dev/null", flags) : open(p.c_str(), flags | O_CREAT | O_TRUNC, 0644);
-    };
-    dup2(open("/dev/null", O_RDONLY), 0);
-    dup2(open_or_null(options.out, O_WRONLY), 1);
-    dup2(open_or_null(options.err, O_WRONLY), 2);
-    std::vector<char*> argv{const_cast<char*>(SGS_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(SGS_BINARY, argv.data());
-    _exit(127);
-  }
-  if (options.new_group) setpgid(pid, pid);  // also here: no race with a signal sent right after
+  // app/process's spawn: the environment is built before fork and handed to
+  // execve (nothing but async-signal-safe calls in the child).
+  auto open_or_null = [](const std::filesystem::path& p) {
+    return p.empty() ? open("/dev/null", O_WRONLY | O_CLOEXEC) : open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  };
+  ChildSpec child;
+  child.binary = SGS_BINARY;
+  child.argv = {SGS_BINARY};
+  child.argv.insert(child.argv.end(), args.begin(), args.end());
+  child.env = options.env;
+  child.null_stdin = true;
+  child.new_group = options.new_group;
+  child.output_fd = open_or_null(options.out);
+  child.error_fd = open_or_null(options.err);
+  pid_t pid = spawn(child);
+  close(child.output_fd);
+  close(child.error_fd);
   return pid;
 }
 
