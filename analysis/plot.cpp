@@ -174,16 +174,17 @@ std::vector<std::string> plot_scalings(const RunData& run, const std::string& ou
   std::vector<MatrixRow> rows;
   bool several = false;
   for (const auto& l : run.layers) {
-    if (l.scaling.empty()) continue;
+    const LayerScalings g = layer_scalings(l);
+    if (g.scaling.empty()) continue;
     MatrixPanel p{kernel_text(l), {}};
-    const size_t last = l.scaling.size() - 1;
+    const size_t last = g.scaling.size() - 1;
     const std::string first_name = last > 0 ? "first" : "update";
-    p.matrices.emplace_back(epoch_caption(first_name, l.scaling_epoch[0]), l.scaling[0]);
-    add_rows(rows, l, "first", l.scaling_epoch[0], l.scaling[0]);
+    p.matrices.emplace_back(epoch_caption(first_name, g.epoch[0]), g.scaling[0]);
+    add_rows(rows, l, "first", g.epoch[0], g.scaling[0]);
     if (last > 0) {
       several = true;
-      p.matrices.emplace_back(epoch_caption("last", l.scaling_epoch[last]), l.scaling[last]);
-      add_rows(rows, l, "last", l.scaling_epoch[last], l.scaling[last]);
+      p.matrices.emplace_back(epoch_caption("last", g.epoch[last]), g.scaling[last]);
+      add_rows(rows, l, "last", g.epoch[last], g.scaling[last]);
     }
     panels.push_back(std::move(p));
   }

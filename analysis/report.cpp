@@ -258,9 +258,9 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
       }
       seconds += r.train_seconds();
       for (const auto& layer : r.layers)
-        for (const auto& c : layer.structure) {
-          if (c.event == RunLayer::Change::kGrow) out.growths += 1;
-          if (c.event == RunLayer::Change::kCut) out.cuts += 1;
+        for (const auto& c : structure_changes(layer)) {
+          if (c.event == StructureChange::kGrow) out.growths += 1;
+          if (c.event == StructureChange::kCut) out.cuts += 1;
         }
     }
     out.growths /= static_cast<double>(g.members.size());

@@ -62,7 +62,53 @@ std::string RunData::strategy() const {
 }
 
 bool RunData::has_scalings() const {
-  return std::any_of(layers.begin(), layers.end(), [](const LayerData& l) { return !l.scaling.empty(); });
+  return std::any_of(layers.begin(), layers.end(), [](const LayerData& l) { return l.columns.count("scaling") > 0; });
+}
+
+namespace {
+const RunColumn* column(const LayerData& layer, const std::string& name) {
+  auto it = layer.columns.find(name);
+  return it == layer.columns.end() ? nullptr : &it->second;
+}
+int small_int(const RunColumn* c, int64_t r) {
+  return c != nullptr && r < c->rows() ? static_cast<int>(std::lround(c->value(r))) : 0;
+}
+}  // namespace
+
+LayerScalings layer_scalings(const LayerData& layer) {
+  LayerScalings out;
+  const RunColumn* g = column(layer, "scaling");
+  if (g == nullptr) return out;
+  try {
+    out.scaling = g->matrices();
+  } catch (const DataError& e) {
+    throw DataError(layer.name + "/scaling: " + e.what());
+  }
+  const RunColumn* epoch = column(layer, "scaling_epoch");
+  for (int64_t r = 0; r < static_cast<int64_t>(out.scaling.size()); ++r)
+    out.epoch.push_back(epoch != nullptr && r < epoch->rows() ? std::llround(epoch->value(r)) : -1);
+  return out;
+}
+
+std::vector<StructureChange> structure_changes(const LayerData& layer) {
+  std::vector<StructureChange> out;
+  const RunColumn* epochs = column(layer, "structure_epoch");
+  if (epochs == nullptr) return out;
+  const RunColumn* events = column(layer, "structure_event");
+  const RunColumn* nodes = column(layer, "structure_node");
+  const RunColumn* branches = column(layer, "branches");
+  for (int64_t r = 0; r < epochs->rows(); ++r) {
+    StructureChange c;
+    c.epoch = std::llround(epochs->value(r));
+    c.event = small_int(events, r);
+    c.node = small_int(nodes, r);
+    for (size_t b = 0; b < c.branches.size(); ++b) {
+      const size_t at = static_cast<size_t>(r) * c.branches.size() + b;
+      if (branches != nullptr && at < branches->values.size()) c.branches[b] = static_cast<int>(std::lround(branches->values[at]));
+    }
+    out.push_back(c);
+  }
+  return out;
 }
 
 RunData read_run(const std::string& file) {

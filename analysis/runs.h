@@ -1,6 +1,6 @@
 // Reading run.h5 files back (layout: docs/run_file.md) for `sgs report`
-// and `sgs plot`, and grouping runs that differ only by seed. Read-only: the
-// trainer's RunLog is the only writer.
+// and `sgs plot`, with what the strategies' tables mean, and grouping runs
+// that differ only by seed. Read-only (RunLog, sgs/run_log.h, writes them).
 #pragma once
 
 #include <sgs/run_file.h>
@@ -18,6 +18,28 @@ namespace sgs::analysis {
 
 using Matrix = RunMatrix;
 using LayerData = RunLayer;
+
+// The scaling strategies' table in a layer ("scaling"; docs/run_file.md):
+// G after each update, and the completed epochs when it took effect (-1
+// where the file has none). Empty for other strategies.
+struct LayerScalings {
+  std::vector<Matrix> scaling;
+  std::vector<int64_t> epoch;  // as many as `scaling`
+};
+LayerScalings layer_scalings(const LayerData& layer);
+
+// DyRep's table in a layer ("structure"): its growths and cuts, in order.
+struct StructureChange {
+  static constexpr int kGrow = 1, kCut = 2;  // the values of structure_event
+  int64_t epoch = 0;  // completed epochs when it took effect
+  int event = 0;      // kGrow or kCut
+  int node = 0;       // 0: the layer's conv; 1: its dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2
+  std::array<int, 7> branches{};  // afterwards, in DyRep's order (docs/run_file.md)
+  bool operator==(const StructureChange& o) const {
+    return epoch == o.epoch && event == o.event && node == o.node && branches == o.branches;
+  }
+};
+std::vector<StructureChange> structure_changes(const LayerData& layer);
 
 // A run file read back, with the name it has among the runs read together.
 struct RunData : RunFile {

@@ -85,7 +85,7 @@ struct Setup {
   std::vector<std::shared_ptr<sgs::ConvBlock>> spatial;
   sgs::StrategyContext ctx;
   torch::Device device = torch::kCPU;
-  double scaling_seconds = 0, gather_seconds = 0;
+  double gather_seconds = 0;
   int64_t batch_size = 0, steps_per_epoch = 0;
 };
 
@@ -119,21 +119,22 @@ void build(Setup& s, const std::string& config_path, const torch::Device& device
   s.ctx.device = device;
   s.ctx.seed = seed;
   s.ctx.epochs = s.config["epochs"].get<int64_t>();
-  s.ctx.scaling_seconds = &s.scaling_seconds;
-  // As Trainer::gather: a fresh loader drawn with draw_seed, eval mode, no grad, capture on.
-  s.ctx.gather = [&s](int64_t batches, uint64_t draw_seed, const sgs::CaptureSink& sink) {
+  // As Trainer::run_batches: a fresh loader drawn with draw_seed, eval mode, no grad, capture on.
+  s.ctx.run_batches = [&s](const sgs::BatchPass& pass) {
     auto start = Clock::now();
     sgs::LoaderOptions lo;
     lo.batch_size = s.batch_size;
-    lo.seed = draw_seed;
+    lo.seed = pass.draw_seed;
     lo.workers = 0;
     sgs::Loader loader(s.dataset->train(), lo);
     loader.start_epoch(0);
     torch::NoGradGuard no_grad;
     s.model->eval();
-    for (auto& b : s.spatial) b->set_capture(sink);
+    if (pass.prepare) pass.prepare();
+    if (pass.sink)
+      for (auto& b : s.spatial) b->set_capture(pass.sink);
     int64_t images = 0;
-    for (int64_t i = 0; i < batches; ++i) {
+    for (int64_t i = 0; i < pass.batches; ++i) {
       auto batch = loader.next();
       if (!batch) break;
       s.model->forward(batch->images.to(s.device, /*non_blocking=*/true));

@@ -25,7 +25,15 @@ int main(int argc, char** argv) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string file = (dir / "run.h5").string();
-  auto log = sgs::RunLog::create(file, sgs::Json{{"bench", true}}, "cpu", 1);
+  // A scaling strategy's table (plugins/strategies/common/scaling.cpp).
+  using Type = sgs::LogColumn::Type;
+  const sgs::LogTable scaling{"scaling",
+                              sgs::LogTable::Scope::kLayer,
+                              "scaling_epoch",
+                              {{"dependence", Type::kFloat64, {3, 3}},
+                               {"scaling", Type::kFloat64, {3, 3}},
+                               {"scaling_epoch", Type::kInt32, {}}}};
+  auto log = sgs::RunLog::create(file, sgs::Json{{"bench", true}}, "cpu", 1, {scaling});
   const int layers = 13;
   for (int i = 0; i < layers; ++i) {
     sgs::ConvSpec spec;
@@ -45,9 +53,9 @@ int main(int argc, char** argv) {
       const std::string l = "features." + std::to_string(i);
       log->append_matrix(l, "kernel_magnitude", torch::rand({3, 3}, torch::kFloat64));
       if (e % every == 0) {
-        log->append_matrix(l, "dependence", torch::rand({3, 3}, torch::kFloat64));
-        log->append_matrix(l, "scaling", torch::rand({3, 3}, torch::kFloat64));
-        log->append_int(l, "scaling_epoch", e);
+        log->append("scaling", l,
+                    {torch::rand({3, 3}, torch::kFloat64), torch::rand({3, 3}, torch::kFloat64),
+                     torch::scalar_tensor(e, torch::kInt64)});
       }
     }
     auto t1 = Clock::now();

@@ -146,14 +146,15 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   ctx.device = device;
   ctx.epochs = 600;
   int64_t gather_batch = batch;
-  ctx.gather = [&](int64_t batches, uint64_t seed, const sgs::CaptureSink& sink) {
+  ctx.run_batches = [&](const sgs::BatchPass& pass) {
     torch::NoGradGuard no_grad;
     model->eval();
-    for (auto& b : ctx.convs) b->set_capture(sink);
-    for (int64_t i = 0; i < batches; ++i) model->forward(torch::randn({gather_batch, 3, 32, 32}, device));
+    if (pass.prepare) pass.prepare();
+    for (auto& b : ctx.convs) b->set_capture(pass.sink);
+    for (int64_t i = 0; i < pass.batches; ++i) model->forward(torch::randn({gather_batch, 3, 32, 32}, device));
     for (auto& b : ctx.convs) b->set_capture(nullptr);
     model->train();
-    return batches * gather_batch;
+    return pass.batches * gather_batch;
   };
   strategy->attach(ctx);
   Measurement m;

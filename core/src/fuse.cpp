@@ -61,7 +61,7 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   try {
     archive.load_from(bytes.data(), bytes.size(), device);
     archive.read("strategy", strategy);
-    run.strategy->load(strategy);  // first: a grown graph (dyrep) is rebuilt before its weights load
+    run.strategy->load(strategy);  // first: a strategy that grew the graph rebuilds it before its weights load
     archive.read("model", model);
     run.model->load(model);
   } catch (const std::exception& e) {

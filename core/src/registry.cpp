@@ -118,11 +118,7 @@ void load_plugin_library(const std::string& path, Registry& registry) {
 
 namespace detail {
 
-Registrar::Registrar(const char* kind, const char* name, const char* description, Schema schema,
-                     std::any factory, const char* origin) {
-  Registry::global().add(
-      PluginInfo{kind, name, description, std::move(schema), std::move(factory), origin});
-}
+Registrar::Registrar(PluginInfo info) { Registry::global().add(std::move(info)); }
 
 AbsentRegistrar::AbsentRegistrar(const char* kind, const char* name, const char* reason) {
   Registry::global().add_absent(kind, name, reason);

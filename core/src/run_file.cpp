@@ -40,19 +40,20 @@ std::vector<double> read_all(const H5::DataSet& ds) {
   return v;
 }
 
-// A [U, kh, kw] dataset as U matrices.
-std::vector<RunMatrix> read_matrices(const H5::Group& g, const std::string& name) {
-  if (!has_link(g, name)) return {};
-  auto ds = g.openDataSet(name);
-  auto d = dims_of(ds);
-  if (d.size() != 3) throw DataError(name + ": expected 3 dimensions, found " + std::to_string(d.size()));
-  auto v = read_all(ds);
-  std::vector<RunMatrix> out;
-  const size_t per = static_cast<size_t>(d[1] * d[2]);
-  for (hsize_t u = 0; u < d[0]; ++u) {
-    RunMatrix m{static_cast<int64_t>(d[1]), static_cast<int64_t>(d[2]), {}};
-    m.values.assign(v.begin() + static_cast<long>(u * per), v.begin() + static_cast<long>((u + 1) * per));
-    out.push_back(std::move(m));
+RunColumn read_column(const H5::DataSet& ds) {
+  RunColumn c;
+  for (auto d : dims_of(ds)) c.shape.push_back(static_cast<int64_t>(d));
+  c.values = read_all(ds);
+  return c;
+}
+
+// The datasets directly in `g` (not its groups), but `skip`.
+std::map<std::string, RunColumn> read_columns(const H5::Group& g, const std::string& skip) {
+  std::map<std::string, RunColumn> out;
+  for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+    const std::string name = g.getObjnameByIdx(i);
+    if (name == skip || g.childObjType(name) != H5O_TYPE_DATASET) continue;
+    out[name] = read_column(g.openDataSet(name));
   }
   return out;
 }
@@ -93,26 +94,14 @@ void read_layers(const H5::H5File& f, RunFile& run) {
     layer.index = index.empty() ? static_cast<int64_t>(i) : index[0];
     auto kernel = int_attr(lg, "kernel");
     if (kernel.size() == 2) layer.kernel = {kernel[0], kernel[1]};
-    layer.scaling = read_matrices(lg, "scaling");
-    if (has_link(lg, "scaling_epoch"))
-      for (double v : read_all(lg.openDataSet("scaling_epoch"))) layer.scaling_epoch.push_back(std::llround(v));
-    layer.scaling_epoch.resize(layer.scaling.size(), -1);
-    layer.kernel_magnitude = read_matrices(lg, "kernel_magnitude");
-    if (has_link(lg, "structure_epoch")) {
-      auto epochs = read_all(lg.openDataSet("structure_epoch"));
-      auto events = has_link(lg, "structure_event") ? read_all(lg.openDataSet("structure_event")) : std::vector<double>{};
-      auto nodes = has_link(lg, "structure_node") ? read_all(lg.openDataSet("structure_node")) : std::vector<double>{};
-      auto branches = has_link(lg, "branches") ? read_all(lg.openDataSet("branches")) : std::vector<double>{};
-      for (size_t r = 0; r < epochs.size(); ++r) {
-        RunLayer::Change c;
-        c.epoch = std::llround(epochs[r]);
-        if (r < events.size()) c.event = static_cast<int>(std::lround(events[r]));
-        if (r < nodes.size()) c.node = static_cast<int>(std::lround(nodes[r]));
-        for (size_t b = 0; b < 7 && r * 7 + b < branches.size(); ++b)
-          c.branches[b] = static_cast<int>(std::lround(branches[r * 7 + b]));
-        layer.structure.push_back(c);
+    if (has_link(lg, "kernel_magnitude")) {
+      try {
+        layer.kernel_magnitude = read_column(lg.openDataSet("kernel_magnitude")).matrices();
+      } catch (const DataError& e) {
+        throw DataError(layer.name + "/kernel_magnitude: " + e.what());
       }
     }
+    layer.columns = read_columns(lg, "kernel_magnitude");
     run.layers.push_back(std::move(layer));
   }
   std::sort(run.layers.begin(), run.layers.end(), [](const RunLayer& a, const RunLayer& b) {
@@ -121,6 +110,19 @@ void read_layers(const H5::H5File& f, RunFile& run) {
 }
 
 }  // namespace
+
+std::vector<RunMatrix> RunColumn::matrices() const {
+  if (shape.size() != 3) throw DataError("expected 3 dimensions, found " + std::to_string(shape.size()));
+  std::vector<RunMatrix> out;
+  const auto per = static_cast<size_t>(shape[1] * shape[2]);
+  for (int64_t u = 0; u < shape[0]; ++u) {
+    RunMatrix m{shape[1], shape[2], {}};
+    const auto from = values.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(u) * per);
+    m.values.assign(from, from + static_cast<std::ptrdiff_t>(per));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
 
 RunFile read_run_file(const std::string& path, unsigned parts) {
   RunFile run;
@@ -142,7 +144,10 @@ RunFile read_run_file(const std::string& path, unsigned parts) {
       run.created = string_attr(f, "created");
       if (parts & kRunMetrics) read_metrics(f, run);
       if (parts & kRunSummary) read_summary(f, run);
-      if (parts & kRunLayers) read_layers(f, run);
+      if (parts & kRunLayers) {
+        read_layers(f, run);
+        run.columns = read_columns(f.openGroup("/"), "");
+      }
     });
   } catch (const DataError& e) {
     const std::string what = e.what();

@@ -7,6 +7,7 @@
 
 #include <H5Cpp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -146,6 +147,43 @@ void append_row(H5::DataSet& ds, const H5::PredType& type, const void* data) {
   ds.write(data, type, mem, file_space);
 }
 
+void check_tables(const std::vector<LogTable>& tables) {
+  auto bad = [](const LogTable& t, const std::string& why) {
+    throw std::logic_error("run log: table '" + t.name + "': " + why);
+  };
+  std::vector<std::string> names;
+  for (const auto& t : tables) {
+    if (std::find(names.begin(), names.end(), t.name) != names.end()) bad(t, "declared twice");
+    names.push_back(t.name);
+    bool has_epoch = false;
+    for (const auto& c : t.columns) {
+      if (c.name.empty() || c.name.find('/') != std::string::npos) bad(t, "a column needs a name without '/'");
+      if (t.scope == LogTable::Scope::kRun && (c.name == "metrics" || c.name == "layers" || c.name == "summary"))
+        bad(t, "column '" + c.name + "' would replace the run file's own group");
+      if (t.scope == LogTable::Scope::kLayer && c.name == "kernel_magnitude")
+        bad(t, "column 'kernel_magnitude' is the trainer's");
+      if (c.name == t.epoch_column)
+        has_epoch = c.type == LogColumn::Type::kInt32 && c.row.empty();
+    }
+    if (!has_epoch) bad(t, "its epoch column '" + t.epoch_column + "' must be one of its columns, a scalar int32");
+  }
+}
+
+// Drops the rows of `table` in `g` that took effect in epochs to be redone.
+void truncate_table(H5::Group& g, const LogTable& table, int64_t epochs_done, bool mid_epoch) {
+  if (!has_link(g, table.epoch_column)) return;
+  auto se = g.openDataSet(table.epoch_column);
+  std::vector<int32_t> epochs(rows(se));
+  if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
+  hsize_t keep = 0;
+  while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0)) ++keep;
+  for (const auto& c : table.columns)
+    if (has_link(g, c.name)) {
+      auto ds = g.openDataSet(c.name);
+      if (rows(ds) > keep) resize_rows(ds, keep);
+    }
+}
+
 }  // namespace
 
 // Changes go to a copy of run.h5 held in memory (HDF5's core driver, no
@@ -155,6 +193,7 @@ void append_row(H5::DataSet& ds, const H5::PredType& type, const void* data) {
 struct RunLog::Impl {
   H5::H5File file;  // the copy in memory, while open
   bool open = false;
+  std::vector<LogTable> tables;  // the strategy's, declared at create/resume
 };
 
 namespace {
@@ -209,8 +248,10 @@ void RunLog::commit() {
 }
 
 std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& config, const std::string& device,
-                                       int64_t threads) {
+                                       int64_t threads, std::vector<LogTable> tables) {
+  check_tables(tables);
   std::unique_ptr<RunLog> log(new RunLog(path));
+  log->impl_->tables = std::move(tables);
   log->impl_->file = guarded(path, "create the run file", [&] {
     return H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, in_memory_access());
   });
@@ -235,8 +276,11 @@ std::unique_ptr<RunLog> RunLog::create(const std::string& path, const Json& conf
   return log;
 }
 
-std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch) {
+std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_done, bool mid_epoch,
+                                       std::vector<LogTable> tables) {
+  check_tables(tables);
   std::unique_ptr<RunLog> log(new RunLog(path));
+  log->impl_->tables = std::move(tables);
   if (!fs::exists(path))
     throw IoError(path + ": missing; the checkpoint beside it cannot be resumed without its run file");
   auto& f = log->working_copy();
@@ -254,24 +298,14 @@ std::unique_ptr<RunLog> RunLog::resume(const std::string& path, int64_t epochs_d
         auto ds = layer.openDataSet("kernel_magnitude");
         if (rows(ds) > done + 1) resize_rows(ds, done + 1);
       }
-      // Drop scaling updates and graph changes that took effect in epochs to be redone.
-      const std::vector<std::pair<const char*, std::vector<const char*>>> timed = {
-          {"scaling_epoch", {"scaling_epoch", "scaling", "dependence"}},
-          {"structure_epoch", {"structure_epoch", "structure_event", "structure_node", "branches"}}};
-      for (const auto& [epoch_name, names] : timed) {
-        if (!has_link(layer, epoch_name)) continue;
-        auto se = layer.openDataSet(epoch_name);
-        std::vector<int32_t> epochs(rows(se));
-        if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
-        hsize_t keep = 0;
-        while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0)) ++keep;
-        for (const char* name : names)
-          if (has_link(layer, name)) {
-            auto ds = layer.openDataSet(name);
-            if (rows(ds) > keep) resize_rows(ds, keep);
-          }
-      }
+      for (const auto& t : log->impl_->tables)
+        if (t.scope == LogTable::Scope::kLayer) truncate_table(layer, t, epochs_done, mid_epoch);
     }
+    for (const auto& t : log->impl_->tables)
+      if (t.scope == LogTable::Scope::kRun) {
+        H5::Group root = f.openGroup("/");
+        truncate_table(root, t, epochs_done, mid_epoch);
+      }
     set_attr(f, "status", std::string(to_string(RunStatus::Running)));
     set_attr(f, "error", std::string(""));
     set_attr(f, "finished", std::string(""));
@@ -325,31 +359,50 @@ void RunLog::append_matrix(const std::string& layer, const std::string& name, co
   });
 }
 
-void RunLog::append_int(const std::string& layer, const std::string& name, int64_t value) {
+void RunLog::append(const std::string& table, const std::string& layer, const std::vector<torch::Tensor>& values) {
+  const auto& tables = impl_->tables;
+  auto t = std::find_if(tables.begin(), tables.end(), [&](const LogTable& x) { return x.name == table; });
+  const std::string where = "run log: table '" + table + "'" + (layer.empty() ? "" : " of " + layer);
+  if (t == tables.end()) throw std::logic_error(where + ": not declared (Strategy::log_tables)");
+  if (values.size() != t->columns.size())
+    throw std::logic_error(where + ": " + std::to_string(values.size()) + " values for " +
+                           std::to_string(t->columns.size()) + " columns");
+  const bool per_layer = t->scope == LogTable::Scope::kLayer;
+  if (per_layer == layer.empty()) throw std::logic_error(where + ": " + (per_layer ? "needs a layer" : "is run-wide"));
+  // Every value converted and checked before anything is written: a row goes in whole or not at all.
+  std::vector<torch::Tensor> rows_in(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& c = t->columns[i];
+    const auto& v = values[i];
+    bool fits = v.defined() && v.dim() == static_cast<int64_t>(c.row.size());
+    for (size_t d = 0; fits && d < c.row.size(); ++d) fits = c.row[d] == LogColumn::kAnySize || c.row[d] == v.size(d);
+    if (!fits) throw std::logic_error(where + ": column '" + c.name + "' got a value of another shape");
+    rows_in[i] = v.detach()
+                     .to(torch::kCPU, c.type == LogColumn::Type::kInt32 ? torch::kInt32 : torch::kFloat64)
+                     .contiguous();
+  }
   auto& f = working_copy();
+  if (per_layer && !guarded(path_, "read the run file", [&] { return has_link(f.openGroup("layers"), layer); }))
+    throw std::logic_error(where + ": no such layer in the run file");
   guarded(path_, "write the run file", [&] {
-    auto g = f.openGroup("layers/" + layer);
-    auto ds = open_or_create(g, name, H5::PredType::NATIVE_INT32, {});
-    auto v = static_cast<int32_t>(value);
-    append_row(ds, H5::PredType::NATIVE_INT32, &v);
-  });
-}
-
-void RunLog::append_structure(const std::string& layer, int64_t epochs_done, int event, int node,
-                              const std::array<int, 7>& branches) {
-  auto& f = working_copy();
-  guarded(path_, "write the run file", [&] {
-    auto g = f.openGroup("layers/" + layer);
-    const int32_t values[3] = {static_cast<int32_t>(epochs_done), event, node};
-    const char* names[3] = {"structure_epoch", "structure_event", "structure_node"};
-    for (int i = 0; i < 3; ++i) {
-      auto ds = open_or_create(g, names[i], H5::PredType::NATIVE_INT32, {});
-      append_row(ds, H5::PredType::NATIVE_INT32, &values[i]);
+    H5::Group g = f.openGroup(per_layer ? "layers/" + layer : "/");
+    std::vector<H5::DataSet> sets;
+    for (size_t i = 0; i < rows_in.size(); ++i) {
+      const auto& c = t->columns[i];
+      const auto& type = c.type == LogColumn::Type::kInt32 ? H5::PredType::NATIVE_INT32 : H5::PredType::NATIVE_DOUBLE;
+      std::vector<hsize_t> row(rows_in[i].sizes().begin(), rows_in[i].sizes().end());
+      auto ds = open_or_create(g, c.name, type, row);
+      auto space = ds.getSpace();
+      std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+      space.getSimpleExtentDims(dims.data());
+      if (std::vector<hsize_t>(dims.begin() + 1, dims.end()) != row)
+        throw std::logic_error(where + ": column '" + c.name + "' holds rows of another shape");
+      sets.push_back(ds);
     }
-    std::array<int32_t, 7> row{};
-    for (size_t i = 0; i < row.size(); ++i) row[i] = branches[i];
-    auto ds = open_or_create(g, "branches", H5::PredType::NATIVE_INT32, {7});
-    append_row(ds, H5::PredType::NATIVE_INT32, row.data());
+    for (size_t i = 0; i < rows_in.size(); ++i)
+      append_row(sets[i], t->columns[i].type == LogColumn::Type::kInt32 ? H5::PredType::NATIVE_INT32
+                                                                         : H5::PredType::NATIVE_DOUBLE,
+                 rows_in[i].data_ptr());
   });
 }
 

@@ -22,31 +22,6 @@ const char* key_type_name(KeyType t) {
   return "?";
 }
 
-Key Key::boolean(std::string name, bool def, std::string help) {
-  return Key{std::move(name), KeyType::Bool, def, std::move(help)};
-}
-Key Key::integer(std::string name, int64_t def, std::string help) {
-  return Key{std::move(name), KeyType::Int, def, std::move(help)};
-}
-Key Key::real(std::string name, double def, std::string help) {
-  return Key{std::move(name), KeyType::Float, def, std::move(help)};
-}
-Key Key::string(std::string name, std::string def, std::string help) {
-  return Key{std::move(name), KeyType::String, std::move(def), std::move(help)};
-}
-Key Key::choice(std::string name, std::string def, std::vector<std::string> choices,
-                std::string help) {
-  Key k{std::move(name), KeyType::String, std::move(def), std::move(help)};
-  k.choices = std::move(choices);
-  return k;
-}
-Key Key::list(std::string name, KeyType type, Json def, std::string help) {
-  return Key{std::move(name), type, std::move(def), std::move(help)};
-}
-Key Key::json(std::string name, Json def, std::string help) {
-  return Key{std::move(name), KeyType::Json, std::move(def), std::move(help)};
-}
-
 namespace {
 
 std::string number_text(double v) {
@@ -258,59 +233,5 @@ Json parse_typed(const std::string& text, const std::string& path, const Key& ke
   }
   return check_value(v, path, key);
 }
-
-// ---- Options ----
-
-const Json& Options::raw(const std::string& key) const {
-  if (!value_.contains(key)) throw ConfigError(where(key) + ": missing (not declared in the plugin's schema?)");
-  return value_.at(key);
-}
-
-double Options::real(const std::string& key) const {
-  const Json& v = raw(key);
-  if (!v.is_number()) throw ConfigError(where(key) + ": expected a number");
-  return v.get<double>();
-}
-
-int64_t Options::integer(const std::string& key) const {
-  const Json& v = raw(key);
-  if (!is_integral(v)) throw ConfigError(where(key) + ": expected an integer");
-  return exact_integer(v);
-}
-
-bool Options::boolean(const std::string& key) const {
-  const Json& v = raw(key);
-  if (!v.is_boolean()) throw ConfigError(where(key) + ": expected a bool");
-  return v.get<bool>();
-}
-
-std::string Options::string(const std::string& key) const {
-  const Json& v = raw(key);
-  if (!v.is_string()) throw ConfigError(where(key) + ": expected a string");
-  return v.get<std::string>();
-}
-
-std::vector<double> Options::reals(const std::string& key) const {
-  const Json& v = raw(key);
-  std::vector<double> out;
-  for (const auto& e : v) out.push_back(e.get<double>());
-  return out;
-}
-
-std::vector<int64_t> Options::integers(const std::string& key) const {
-  const Json& v = raw(key);
-  std::vector<int64_t> out;
-  for (const auto& e : v) out.push_back(exact_integer(e));
-  return out;
-}
-
-std::vector<std::string> Options::strings(const std::string& key) const {
-  const Json& v = raw(key);
-  std::vector<std::string> out;
-  for (const auto& e : v) out.push_back(e.get<std::string>());
-  return out;
-}
-
-bool Options::is_null(const std::string& key) const { return raw(key).is_null(); }
 
 }  // namespace sgs

@@ -75,7 +75,7 @@ class Trainer {
   void conform_model();
   LoaderOptions loader_options(int64_t batch_size, uint64_t seed, int64_t workers) const;
   std::map<std::string, double> summary() const;
-  int64_t gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink, const std::function<void()>& prepare);
+  int64_t run_batches(const BatchPass& pass);
 
   Json config_;
   RunSettings settings_;  // the run-level keys of config_, read once
@@ -185,14 +185,8 @@ void Trainer::build() {
   ctx_.device = device_;
   ctx_.seed = seed_;
   ctx_.epochs = epochs_;
-  ctx_.scaling_seconds = &pos_.scaling_seconds;
   ctx_.comm = comm_;
-  ctx_.gather = [this](int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
-    return gather(batches, draw_seed, sink, nullptr);
-  };
-  ctx_.run_batches = [this](int64_t batches, uint64_t draw_seed, const std::function<void()>& prepare) {
-    return gather(batches, draw_seed, nullptr, prepare);
-  };
+  ctx_.run_batches = [this](const BatchPass& pass) { return run_batches(pass); };
   ctx_.sync_batchnorm = settings_.sync_batchnorm;
   ctx_.message = [this](const std::string& line) {
     if (rank_ == 0) progress_.message(line);
@@ -217,18 +211,18 @@ void Trainer::conform_model() {
   if (memory_format_ != c10::MemoryFormat::Contiguous) set_memory_format(*model_, memory_format_);
 }
 
-int64_t Trainer::gather(int64_t batches, uint64_t draw_seed, const CaptureSink& sink,
-                        const std::function<void()>& prepare) {
-  Loader loader(dataset_->train(), loader_options(settings_.batch_size, draw_seed, 0));
+int64_t Trainer::run_batches(const BatchPass& pass) {
+  const auto& sink = pass.sink;
+  Loader loader(dataset_->train(), loader_options(settings_.batch_size, pass.draw_seed, 0));
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model_->eval();  // BatchNorm uses (and does not update) its running statistics
-  if (prepare) prepare();
+  if (pass.prepare) pass.prepare();
   if (sink)
     for (auto& b : spatial_) b->set_capture(sink);
   int64_t images = 0;
   try {
-    for (int64_t i = 0; i < batches; ++i) {
+    for (int64_t i = 0; i < pass.batches; ++i) {
       auto batch = loader.next();
       if (!batch) break;
       if (batch->images.size(0) == 0) continue;
@@ -252,6 +246,7 @@ void Trainer::save_checkpoint(const fs::path& path) {
   model_->save(model);
   optimizer_->save(optimizer);
   strategy_->save(strategy);
+  pos_.scaling_seconds = ctx_.scaling_time.seconds();
   if (scaler_) scaler_->save(archive);
   archive.write("model", model);
   archive.write("optimizer", optimizer);
@@ -288,13 +283,14 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   archive.read("model", model);
   archive.read("optimizer", optimizer);
   archive.read("strategy", strategy);
-  strategy_->load(strategy);  // first: it may rebuild the structure the weights belong to (dyrep)
+  strategy_->load(strategy);  // first: it may rebuild the structure the weights belong to
   model_->load(model);
   conform_model();
   if (settings_.sync_batchnorm) sync_batchnorms();  // BatchNorms the strategy rebuilt too
   replace_parameters(*optimizer_, model_->parameters());
   optimizer_->load(optimizer);
   pos_.load(archive);
+  ctx_.scaling_time.reset(pos_.scaling_seconds);
   if (scaler_) scaler_->load(archive);
   torch::Tensor rng;
   archive.read("rng_cpu", rng);
@@ -493,7 +489,7 @@ std::string Trainer::prepare_directory(const fs::path& out) {
 // the summary and the status it lacks.
 void Trainer::complete_run_file(const fs::path& h5) {
   if (read_run_file(h5.string(), kRunAttributes).completed()) return;
-  log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/false);
+  log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/false, strategy_->log_tables());
   last_metrics_ = read_run_file(h5.string(), kRunMetrics).last_metrics();
   log_->set_summary(summary());
   log_->set_status(RunStatus::Completed);
@@ -549,12 +545,12 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
     if (rank_ != 0) return;   // only rank 0 writes
     std::string device_name = device_.str();
     if (resumed) {
-      log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0);
+      log_ = RunLog::resume(h5.string(), pos_.epochs_done, /*mid_epoch=*/pos_.batch > 0, strategy_->log_tables());
       progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
                         ", step " + std::to_string(pos_.step));
     } else {
       write_file_atomically(cfg, config_.dump(2) + "\n");
-      log_ = RunLog::create(h5.string(), config_, device_name, threads_);
+      log_ = RunLog::create(h5.string(), config_, device_name, threads_, strategy_->log_tables());
     }
   });
   ctx_.log = log_.get();
@@ -634,7 +630,7 @@ void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
   m["train_acc"] = pos_.correct / pos_.seen;
   m["lr"] = schedule_->lr(std::max<int64_t>(0, pos_.step - 1));
   m["epoch_seconds"] = pos_.epoch_seconds;
-  m["scaling_seconds"] = pos_.scaling_seconds;
+  m["scaling_seconds"] = ctx_.scaling_time.seconds();
   if (val_loader_) {
     auto v = evaluate(*model_, *val_loader_, device_, precision_, comm_);
     m["val_loss"] = v.loss;
@@ -650,7 +646,8 @@ void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
   pos_.epochs_done = epoch;
   pos_.batch = 0;
   pos_.loss_sum = pos_.correct = pos_.seen = 0;
-  pos_.epoch_seconds = pos_.scaling_seconds = 0;
+  pos_.epoch_seconds = 0;
+  ctx_.scaling_time.reset();
   last_metrics_ = m;
   if (log_) {
     log_->append_metrics(epoch, m);

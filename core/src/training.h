@@ -23,7 +23,7 @@ struct Position {
   int64_t step = 0;            // global step
   double loss_sum = 0, correct = 0, seen = 0;  // current epoch's running sums
   double epoch_seconds = 0;    // training time spent in the current epoch so far
-  double scaling_seconds = 0;  // scaling time in the current epoch so far
+  double scaling_seconds = 0;  // scaling time in the current epoch so far (StrategyContext::scaling_time when saved)
   double train_seconds = 0;    // training time of all finished epochs
   double best_val_acc = -1;
 

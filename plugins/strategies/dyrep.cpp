@@ -16,8 +16,10 @@
 //    cut_threshold are cut, a block left with its KxK conv alone becoming a
 //    plain conv with bias. The optimizer then holds the model's parameters:
 //    state of removed ones dropped, that of the others kept.
-//  - Growths and cuts go to run.h5 (/layers/<conv>/structure_*); the
-//    checkpoint holds the graph and the averages, so --resume rebuilds both.
+//  - Growths and cuts go to run.h5, its table "structure" per layer
+//    (structure_epoch, structure_event, structure_node, branches;
+//    docs/run_file.md); the checkpoint holds the graph and the averages, so
+//    --resume rebuilds both.
 // The model's BatchNorm after each conv stays (DyRep's placement).
 #include "common/branches.h"
 #include "common/dyrep_block.h"
@@ -102,8 +104,9 @@ void collect(const std::string& layer, const std::string& path, int code, const 
     collect(layer, path + "." + name, c->depth() == 0 ? (name == "dbb_kxk.conv" ? 1 : 2) : code, child, out);
 }
 
-std::array<int, 7> flags(const dy::GrowableConv& c) {
-  std::array<int, 7> out{};
+// Its branches as 0/1 flags, in DyRep's order.
+torch::Tensor flags(const dy::GrowableConv& c) {
+  auto out = torch::zeros({dy::kBranches}, torch::kInt32);
   if (!c.grown()) {
     out[dy::kKxk] = 1;
     return out;
@@ -112,11 +115,30 @@ std::array<int, 7> flags(const dy::GrowableConv& c) {
   return out;
 }
 
+// The values of structure_event (docs/run_file.md).
+constexpr int kGrow = 1, kCut = 2;
+
 class Dyrep : public sgs::Strategy {
  public:
   // One model per strategy: its factory records the growable convs it makes.
   explicit Dyrep(DyrepOptions o)
       : o_(std::move(o)), roots_(std::make_shared<Roots>()), factory_(std::make_shared<Factory>(roots_)) {}
+
+  // A row per growth or cut of a node: the completed epochs when it took
+  // effect, the event (kGrow, kCut), the node (0: the layer's conv; 1: its
+  // dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2) and its 7 branches afterwards
+  // (DyRep's order 1x1, 1x1-KxK, 1x1-avg, KxK, 1xK, Kx1, identity; a plain
+  // conv is the KxK alone).
+  std::vector<sgs::LogTable> log_tables() const override {
+    using Type = sgs::LogColumn::Type;
+    return {{"structure",
+             sgs::LogTable::Scope::kLayer,
+             "structure_epoch",
+             {{"structure_epoch", Type::kInt32, {}},
+              {"structure_event", Type::kInt32, {}},
+              {"structure_node", Type::kInt32, {}},
+              {"branches", Type::kInt32, {dy::kBranches}}}}};
+  }
 
   std::shared_ptr<sgs::ConvFactory> conv_factory() override { return factory_; }
 
@@ -244,10 +266,13 @@ class Dyrep : public sgs::Strategy {
       bn->options.momentum(c10::nullopt);
       if (ctx.sync_batchnorm && ctx.comm) bn->set_communicator(ctx.comm);
     }
-    ctx.run_batches(o_.recal_bn_batches,
-                    sgs::mix_seed(ctx.seed, {sgs::seed_tag("dyrep_recal"), static_cast<uint64_t>(epoch)}), [&] {
-                      for (auto* bn : bns) bn->train();
-                    });
+    sgs::BatchPass pass;
+    pass.batches = o_.recal_bn_batches;
+    pass.draw_seed = sgs::mix_seed(ctx.seed, {sgs::seed_tag("dyrep_recal"), static_cast<uint64_t>(epoch)});
+    pass.prepare = [&] {
+      for (auto* bn : bns) bn->train();
+    };
+    ctx.run_batches(pass);
     torch::NoGradGuard no_grad;
     for (auto* bn : bns) {
       if (ctx.comm) {
@@ -263,7 +288,9 @@ class Dyrep : public sgs::Strategy {
 
   void record(sgs::StrategyContext& ctx, const Node& n, int event, int64_t epoch, const std::string& what) {
     if (!ctx.log) return;
-    ctx.log->append_structure(n.layer, epoch, event, n.code, flags(*n.conv));
+    ctx.log->append("structure", n.layer,
+                    {torch::scalar_tensor(epoch, torch::kInt64), torch::scalar_tensor(event, torch::kInt64),
+                     torch::scalar_tensor(n.code, torch::kInt64), flags(*n.conv)});
     if (ctx.message) ctx.message("dyrep: after epoch " + std::to_string(epoch) + ": " + what + " " + n.path);
   }
 
@@ -291,7 +318,7 @@ class Dyrep : public sgs::Strategy {
       top.conv->grow(grow);
       char what[64];
       std::snprintf(what, sizeof what, "grew (%s %.4g)", o_.grow_metric.c_str(), avg[order.front()]);
-      record(ctx, top, sgs::RunLog::kStructureGrow, epoch, what);
+      record(ctx, top, kGrow, epoch, what);
     }
 
     // Cut the weak branches of every block (a block cut earlier in this pass
@@ -321,7 +348,7 @@ class Dyrep : public sgs::Strategy {
       }
       if (!cut) continue;
       node.conv->cut(keep, grow);
-      record(ctx, node, sgs::RunLog::kStructureCut, epoch, "cut branches of");
+      record(ctx, node, kCut, epoch, "cut branches of");
     }
 
     if (ctx.sync_batchnorm && ctx.comm)

@@ -2,6 +2,8 @@
 // trainer's own RunLog so that they have the real layout.
 #pragma once
 
+#include "plugins/strategies/common/scaling.h"
+
 #include <sgs/conv.h>
 #include <sgs/registry.h>
 #include <sgs/run_log.h>
@@ -56,7 +58,7 @@ inline torch::Tensor fake_matrix(int64_t k, double base) {
 inline std::filesystem::path write_fake_run(const std::filesystem::path& dir, const FakeRun& run) {
   std::filesystem::create_directories(dir);
   const auto file = dir / "run.h5";
-  auto log = RunLog::create(file.string(), run.config, "cpu", 1);
+  auto log = RunLog::create(file.string(), run.config, "cpu", 1, {ScalingStrategy::table(false)});
   for (size_t i = 0; i < run.layers.size(); ++i) {
     ConvSpec spec;
     spec.in_channels = spec.out_channels = 8;
@@ -69,8 +71,8 @@ inline std::filesystem::path write_fake_run(const std::filesystem::path& dir, co
     const int64_t epoch = static_cast<int64_t>(e) + 1;
     for (size_t i = 0; i < run.layers.size(); ++i)
       if (epoch <= run.scaling_updates) {
-        log->append_matrix(run.layers[i].name, "scaling", fake_matrix(run.layers[i].kernel, 0.5 + 0.1 * epoch + i));
-        log->append_int(run.layers[i].name, "scaling_epoch", epoch);
+        log->append("scaling", run.layers[i].name,
+                    {fake_matrix(run.layers[i].kernel, 0.5 + 0.1 * epoch + i), torch::scalar_tensor(epoch, torch::kInt64)});
       }
     std::map<std::string, double> m{{"train_loss", 2.0 / epoch},
                                     {"train_acc", 0.3 + 0.1 * epoch},

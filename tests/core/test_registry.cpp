@@ -77,18 +77,20 @@ std::unique_ptr<TinyRun> tiny_run(const std::string& strategy, const std::string
   ctx.optimizer = t->optimizer.get();
   ctx.epochs = 3;
   TinyRun* self = t.get();
-  ctx.gather = [self](int64_t batches, uint64_t draw_seed, const CaptureSink& sink) {
+  ctx.run_batches = [self](const BatchPass& pass) {
     LoaderOptions lo;
     lo.batch_size = 32;
-    lo.seed = draw_seed;
+    lo.seed = pass.draw_seed;
     lo.workers = 0;
     Loader loader(self->run.dataset->train(), lo);
     loader.start_epoch(0);
     torch::NoGradGuard no_grad;
     self->run.model->eval();
-    for (auto& b : self->spatial) b->set_capture(sink);
+    if (pass.prepare) pass.prepare();
+    if (pass.sink)
+      for (auto& b : self->spatial) b->set_capture(pass.sink);
     int64_t images = 0;
-    for (int64_t i = 0; i < batches; ++i) {
+    for (int64_t i = 0; i < pass.batches; ++i) {
       auto batch = loader.next();
       if (!batch) break;
       self->run.model->forward(batch->images);
@@ -239,7 +241,7 @@ TEST_CASE("registry: every optimizer, with its defaults, changes every weight in
     before = snapshot(params);
     step(*opt, params, 1);
     for (size_t j = 0; j < params.size(); ++j) CHECK(torch::equal(params[j], before[j]));
-    set_learning_rate(*opt, options.real("lr"));
+    set_learning_rate(*opt, options.json().at("lr").get<double>());
     // A resume: the state saved now, loaded into a new optimizer on the same weights.
     std::stringstream archive;
     {

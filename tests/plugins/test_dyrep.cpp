@@ -4,6 +4,7 @@
 // code: test_structural_reference.cpp.
 #include <doctest/doctest.h>
 
+#include "analysis/runs.h"
 #include "plugins/strategies/common/dyrep_block.h"
 #include "support/plugins.h"
 #include "support/support.h"
@@ -360,8 +361,8 @@ TEST_CASE("dyrep: a quick run grows every interval, logs the growths to run.h5, 
   auto run = read_run_file((dir / "run" / "run.h5").string(), kRunLayers);
   std::vector<int64_t> grow_epochs;
   for (const auto& layer : run.layers)
-    for (const auto& c : layer.structure) {
-      if (c.event == RunLog::kStructureGrow) grow_epochs.push_back(c.epoch);
+    for (const auto& c : analysis::structure_changes(layer)) {
+      if (c.event == analysis::StructureChange::kGrow) grow_epochs.push_back(c.epoch);
       CHECK(c.branches[dyrep::kKxk] == 1);
     }
   std::sort(grow_epochs.begin(), grow_epochs.end());

@@ -247,10 +247,10 @@ TEST_CASE("mutual_information: warm-up epochs train with G = 1, then every E epo
   StrategyContext ctx;
   ctx.convs = {block};
   int gathers = 0;
-  ctx.gather = [&](int64_t, uint64_t seed, const CaptureSink& sink) {
+  ctx.run_batches = [&](const BatchPass& pass) {
     ++gathers;
-    torch::manual_seed(static_cast<int64_t>(seed % 1000));
-    block->set_capture(sink);
+    torch::manual_seed(static_cast<int64_t>(pass.draw_seed % 1000));
+    block->set_capture(pass.sink);
     block->forward(torch::rand({2, 2, 6, 6}));
     block->set_capture(nullptr);
     return int64_t{2};

@@ -1,5 +1,6 @@
 #include "support/support.h"
 
+#include "analysis/runs.h"
 #include "app/process.h"
 
 #include <sgs/config.h>
@@ -172,7 +173,8 @@ std::vector<double> metric(const std::filesystem::path& dir, const std::string& 
 std::vector<StructureChange> structure_changes(const std::filesystem::path& dir) {
   std::vector<StructureChange> out;
   for (const auto& layer : read_run_file((dir / "run.h5").string(), kRunLayers).layers)
-    for (const auto& c : layer.structure) out.emplace_back(layer.name, c.epoch, c.event, c.node, c.branches);
+    for (const auto& c : analysis::structure_changes(layer))
+      out.emplace_back(layer.name, c.epoch, c.event, c.node, c.branches);
   return out;
 }
 

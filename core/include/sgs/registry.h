@@ -71,10 +71,22 @@ void load_plugin_library(const std::string& path, Registry& registry = Registry:
 // them so that they know the same plugins.
 std::vector<std::string> plugin_arguments();
 
+// The entry of a plugin whose options struct is T (sgs/options.h) and whose
+// factory takes (const T&, rest...) where Kind::Factory takes (const
+// Options&, rest...): what SGS_REGISTER adds, and what an out-of-tree
+// library hands to Registry::add, e.g.
+//   registry->add(sgs::plugin_info<sgs::ScheduleKind, DecayOptions>("inverse_time", "...", "lib.so", factory));
+template <class Kind, class T, class F>
+PluginInfo plugin_info(std::string name, std::string description, std::string origin, F factory) {
+  using Factory = typename Kind::Factory;
+  return PluginInfo{Kind::kName, std::move(name), std::move(description), schema_of<T>(),
+                    Factory(detail::typed_factory<T>(std::move(factory), static_cast<Factory*>(nullptr))),
+                    std::move(origin)};
+}
+
 namespace detail {
 struct Registrar {
-  Registrar(const char* kind, const char* name, const char* description, Schema schema,
-            std::any factory, const char* origin);
+  explicit Registrar(PluginInfo info);
 };
 struct AbsentRegistrar {
   AbsentRegistrar(const char* kind, const char* name, const char* reason);
@@ -90,12 +102,10 @@ struct AbsentRegistrar {
 // the options struct (sgs/options.h) that declares its keys; `factory` takes
 // that struct where Kind::Factory takes const Options& (the factory is the
 // last argument and may contain commas).
-#define SGS_REGISTER(Kind, name, description, OptionsType, ...)                                           \
-  namespace {                                                                                                 \
-  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __COUNTER__)(                                        \
-      Kind::kName, #name, description, ::sgs::schema_of<OptionsType>(),                                       \
-      Kind::Factory(::sgs::detail::typed_factory<OptionsType>(__VA_ARGS__, static_cast<Kind::Factory*>(nullptr))), \
-      __FILE__);                                                                                              \
+#define SGS_REGISTER(Kind, name, description, OptionsType, ...)                              \
+  namespace {                                                                                 \
+  const ::sgs::detail::Registrar SGS_CONCAT(sgs_registrar_, __COUNTER__)(                     \
+      ::sgs::plugin_info<Kind, OptionsType>(#name, description, __FILE__, __VA_ARGS__));      \
   }
 
 // Notes that `name` under Kind is left out of this build, and why, e.g.

@@ -1,6 +1,8 @@
 // Reading run.h5 back (layout: docs/run_file.md): the one reader, used by the
 // trainer (resume), the suite (state of each run) and analysis (report,
-// plot). RunLog (sgs/run_log.h) is the only writer.
+// plot). RunLog (sgs/run_log.h) is the only writer. The core reads its own
+// datasets by name (metrics, kernel magnitudes) and every strategy's as
+// plain columns; what they mean is the strategy's (docs/run_file.md).
 #pragma once
 
 #include <sgs/run_status.h>
@@ -22,23 +24,26 @@ struct RunMatrix {
   double at(int64_t r, int64_t c) const { return values[static_cast<size_t>(r * cols + c)]; }
 };
 
+// A dataset of a strategy's table (LogTable in sgs/run_log.h), as doubles.
+struct RunColumn {
+  std::vector<int64_t> shape;  // rows first
+  std::vector<double> values;  // row-major
+  int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
+  // Row `r` of a scalar column.
+  double value(int64_t r) const { return values[static_cast<size_t>(r)]; }
+  // The rows of a [rows, a, b] column as matrices; throws DataError for another shape.
+  std::vector<RunMatrix> matrices() const;
+};
+
 // One /layers/<name> group.
 struct RunLayer {
   std::string name;
   int64_t index = 0;
   std::array<int64_t, 2> kernel{0, 0};
-  std::vector<RunMatrix> scaling;           // one per update
-  std::vector<int64_t> scaling_epoch;       // as many as `scaling` (-1 where the file has none)
-  std::vector<RunMatrix> kernel_magnitude;  // row 0 at initialisation, row e after epoch e
-  // Graph changes (dyrep): growths and cuts, in order (RunLog::append_structure).
-  struct Change {
-    static constexpr int kGrow = 1, kCut = 2;  // the values of `event`
-    int64_t epoch = 0;  // completed epochs when it took effect
-    int event = 0;      // kGrow or kCut
-    int node = 0;       // 0: the layer's conv; 1: its dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2
-    std::array<int, 7> branches{};
-  };
-  std::vector<Change> structure;
+  std::vector<RunMatrix> kernel_magnitude;  // the trainer's: row 0 at initialisation, row e after epoch e
+  // Every other dataset of the group: the columns of the strategy's
+  // per-layer tables (docs/run_file.md).
+  std::map<std::string, RunColumn> columns;
 };
 
 struct RunFile {
@@ -53,6 +58,7 @@ struct RunFile {
   std::map<std::string, std::vector<double>> metrics;  // /metrics/* (as many rows as `epochs`, NaN-padded)
   std::map<std::string, double> summary;               // /summary attributes (empty while running)
   std::vector<RunLayer> layers;                        // ordered by their index attribute
+  std::map<std::string, RunColumn> columns;            // datasets of the root group: run-wide tables
 
   bool completed() const { return status == RunStatus::Completed; }
   // The last row of every metric; empty without epochs.

@@ -10,16 +10,17 @@
 // run.h5 as it was.
 #pragma once
 
+#include <sgs/log_table.h>
 #include <sgs/run_file.h>
 #include <sgs/run_status.h>
 #include <sgs/schema.h>
 
 #include <torch/types.h>
 
-#include <array>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace H5 {
 class H5File;
@@ -39,12 +40,15 @@ class RunLog {
   static constexpr int kLayoutVersion = 1;
 
   // A new file (replacing any): root attributes, status "running".
+  // `tables`: the strategy's tables (above), which append() then accepts.
   static std::unique_ptr<RunLog> create(const std::string& path, const Json& config, const std::string& device,
-                                        int64_t threads);
+                                        int64_t threads, std::vector<LogTable> tables = {});
   // An existing file, for a resumed run: rows past `epochs_done` (metrics,
-  // kernel magnitudes) are dropped, and so are scalings that took effect at or
-  // after it, except, when resuming `mid_epoch`, those of the current epoch.
-  static std::unique_ptr<RunLog> resume(const std::string& path, int64_t epochs_done, bool mid_epoch);
+  // kernel magnitudes) are dropped, and so are the rows of `tables` that
+  // took effect at or after it, except, when resuming `mid_epoch`, those of
+  // the current epoch.
+  static std::unique_ptr<RunLog> resume(const std::string& path, int64_t epochs_done, bool mid_epoch,
+                                        std::vector<LogTable> tables = {});
 
   ~RunLog();
 
@@ -52,18 +56,14 @@ class RunLog {
   void add_layer(const std::string& path, int64_t index, const ConvSpec& spec);
   // One row per epoch: "epoch" and the float metrics given (train_loss, ...).
   void append_metrics(int64_t epoch, const std::map<std::string, double>& values);
-  // [kh, kw] matrices appended as rows of /layers/<layer>/<name>.
+  // The trainer's own per-layer matrices (kernel_magnitude): [kh, kw]
+  // matrices appended as rows of /layers/<layer>/<name>.
   void append_matrix(const std::string& layer, const std::string& name, const torch::Tensor& matrix);
-  void append_int(const std::string& layer, const std::string& name, int64_t value);
-  // A change of a block's graph (dyrep) that took effect after `epochs_done`
-  // epochs: node `node` of the layer (0: the layer's conv; 1: its
-  // dbb_kxk.conv; 2: its dbb_1x1_kxk.conv2) grew (kStructureGrow) or lost
-  // branches (kStructureCut); `branches`: its 7 branches afterwards (DyRep's
-  // order 1x1, 1x1-KxK, 1x1-avg, KxK, 1xK, Kx1, identity; a plain conv is
-  // the KxK alone).
-  static constexpr int kStructureGrow = RunLayer::Change::kGrow, kStructureCut = RunLayer::Change::kCut;
-  void append_structure(const std::string& layer, int64_t epochs_done, int event, int node,
-                        const std::array<int, 7>& branches);
+  // One row of the declared table `table`: a value per column, in the
+  // table's order (scalars as 0-d tensors), for `layer` ("" for a run-wide
+  // table). Throws std::logic_error for an undeclared table, a missing
+  // layer, or a value whose shape does not fit its column.
+  void append(const std::string& table, const std::string& layer, const std::vector<torch::Tensor>& values);
 
   // Sets the status and commits.
   void set_status(RunStatus status, const std::string& error = "");

@@ -16,8 +16,9 @@ enum class KeyType { Bool, Int, Float, String, IntList, FloatList, StringList, J
 
 const char* key_type_name(KeyType t);
 
-// One config key of a plugin. Built with the helpers below, e.g.
-//   Key::real("lr", 0.1, "learning rate").gt(0)
+// One config key of a plugin. Plugins do not build keys by hand: they
+// declare a typed options struct (sgs/options.h), whose declaration yields
+// the keys, e.g. d.key(&SgdOptions::lr, "lr", "learning rate").gt(0).
 struct Key {
   std::string name;
   KeyType type = KeyType::Float;
@@ -33,15 +34,6 @@ struct Key {
   // `sgs report` groups runs that differ only in such keys.
   bool run_specific = false;
   std::vector<std::string> old_names;  // former names, refused with a pointer to this one
-
-  static Key boolean(std::string name, bool def, std::string help);
-  static Key integer(std::string name, int64_t def, std::string help);
-  static Key real(std::string name, double def, std::string help);
-  static Key string(std::string name, std::string def, std::string help);
-  static Key choice(std::string name, std::string def, std::vector<std::string> choices,
-                    std::string help);
-  static Key list(std::string name, KeyType type, Json def, std::string help);
-  static Key json(std::string name, Json def, std::string help);
 
   Key& ge(double v) { min = v; min_exclusive = false; return *this; }
   Key& gt(double v) { min = v; min_exclusive = true; return *this; }
@@ -79,25 +71,16 @@ void refuse_old_name(const Schema& schema, const std::string& name, const std::s
 // The integer a JSON number holds, exactly (check_value has accepted it as an int).
 int64_t json_integer(const Json& v);
 
-// Typed read access to a resolved plugin config; messages name the JSON path.
+// A plugin's resolved config (resolve_object's output) and where it sits
+// ("optimizer"): what Kind::Factory receives. Plugins read it only through
+// their typed options struct (read_options in sgs/options.h).
 class Options {
  public:
   Options() = default;
   Options(Json value, std::string path) : value_(std::move(value)), path_(std::move(path)) {}
 
-  double real(const std::string& key) const;
-  int64_t integer(const std::string& key) const;
-  bool boolean(const std::string& key) const;
-  std::string string(const std::string& key) const;
-  std::vector<double> reals(const std::string& key) const;
-  std::vector<int64_t> integers(const std::string& key) const;
-  std::vector<std::string> strings(const std::string& key) const;
-  bool is_null(const std::string& key) const;
-  bool has(const std::string& key) const { return value_.contains(key); }
-  const Json& raw(const std::string& key) const;
   const Json& json() const { return value_; }
   const std::string& path() const { return path_; }
-  std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
   Json value_ = Json::object();

@@ -10,10 +10,17 @@
 #pragma once
 
 #include <sgs/conv.h>
+#include <sgs/log_table.h>
 #include <sgs/registry.h>
 
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/archive.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace sgs {
 
@@ -21,33 +28,72 @@ class Model;
 class RunLog;
 class Communicator;
 
+// Seconds spent on a kind of work, summed over the scopes that measure it:
+//   { auto timed = ctx.scaling_time.measure(); ... }
+class TimeTotal {
+ public:
+  class Scope {
+   public:
+    explicit Scope(TimeTotal& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+    ~Scope() { total_.seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    TimeTotal& total_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  [[nodiscard]] Scope measure() { return Scope(*this); }
+  double seconds() const { return seconds_; }
+  void reset(double seconds = 0) { seconds_ = seconds; }
+
+ private:
+  double seconds_ = 0;
+};
+
+// A pass of the model in eval mode without grad over `batches` training
+// batches drawn with `draw_seed` (augmented like training); train mode is
+// restored afterwards and BatchNorm running statistics are left untouched
+// unless `prepare` says otherwise.
+struct BatchPass {
+  int64_t batches = 1;
+  uint64_t draw_seed = 0;
+  // Optional: receives every spatial conv's padded input.
+  CaptureSink sink;
+  // Optional: called after the model is put into eval mode; may put modules
+  // back into training mode (their running statistics then update, e.g. to
+  // recalibrate BatchNorms).
+  std::function<void()> prepare;
+};
+
+// What the trainer hands every strategy.
 struct StrategyContext {
+  // The network.
   Model* model = nullptr;
   // The spatial (kernel > 1x1 in both dimensions) conv blocks, network order.
   std::vector<std::shared_ptr<ConvBlock>> convs;
+  // A strategy that changes the model's parameters hands them to it
+  // (replace_parameters, sgs/optimizer.h).
   torch::optim::Optimizer* optimizer = nullptr;
   torch::Device device = torch::kCPU;
+  // Whether the run synchronises BatchNorm statistics over the ranks (new
+  // BatchNorms a strategy adds must then get `comm`).
+  bool sync_batchnorm = false;
+
+  // Where training stands.
   uint64_t seed = 0;
   int64_t epochs = 0;       // configured number of epochs
   int64_t epochs_done = 0;  // completed epochs (0 before the first)
   int64_t step = 0;         // global step
-  RunLog* log = nullptr;    // null on ranks other than 0 and in unit tests
+
+  // What the trainer offers.
+  RunLog* log = nullptr;         // the strategy's tables (log_tables); null on ranks other than 0 and in unit tests
   Communicator* comm = nullptr;  // null when training in one process
-  // Runs the model in eval mode without grad over `batches` training batches
-  // drawn with `draw_seed` (augmented like training), handing every spatial
-  // conv's padded input to `sink`; then restores train mode. BatchNorm
-  // running statistics are left untouched. Returns the images seen (this rank).
-  std::function<int64_t(int64_t batches, uint64_t draw_seed, const CaptureSink& sink)> gather;
-  // The same pass without a sink, for recalibrating BatchNorms: `prepare`,
-  // called after the model is put into eval mode, may put modules back into
-  // training mode (their running statistics then update); train mode is
-  // restored afterwards. Returns the images seen (this rank).
-  std::function<int64_t(int64_t batches, uint64_t draw_seed, const std::function<void()>& prepare)> run_batches;
-  // Whether the run synchronises BatchNorm statistics over the ranks (new
-  // BatchNorms a strategy adds must then get `comm`).
-  bool sync_batchnorm = false;
-  // Seconds spent computing scalings in the current epoch (strategies add).
-  double* scaling_seconds = nullptr;
+  // Runs a BatchPass; returns the images seen (this rank).
+  std::function<int64_t(const BatchPass& pass)> run_batches;
+  // Time spent computing scalings in the current epoch (logged as the
+  // metric scaling_seconds): strategies measure their updates into it.
+  TimeTotal scaling_time;
   // Prints a line of progress (rank 0; nothing when the run is quiet). Null in unit tests.
   std::function<void(const std::string& line)> message;
 };
@@ -57,6 +103,9 @@ class Strategy {
   virtual ~Strategy() = default;
   // Structural strategies: the factory building every conv. Null: plain convs.
   virtual std::shared_ptr<ConvFactory> conv_factory() { return nullptr; }
+  // The strategy's own tables in run.h5 (sgs/run_log.h), declared before the
+  // run file is created or resumed; its hooks append to them via ctx.log.
+  virtual std::vector<LogTable> log_tables() const { return {}; }
   // Once, after the model and optimizer exist (and after a resume's load()).
   virtual void attach(StrategyContext& ctx) {}
   virtual void on_epoch_begin(StrategyContext& ctx) {}

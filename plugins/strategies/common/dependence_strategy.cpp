@@ -8,7 +8,6 @@
 #include <H5Cpp.h>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <filesystem>
 #include <iostream>
 
@@ -42,7 +41,7 @@ void DependenceOptions::declare(Declare<DependenceOptions>& d) {
 }
 
 DependenceStrategy::DependenceStrategy(const DependenceOptions& o, dependence::Measure measure)
-    : ScalingStrategy(o),
+    : ScalingStrategy(o, /*logs_dependence=*/true),
       batches_(o.batches),
       every_(o.every),
       warmup_(o.warmup_epochs),
@@ -59,14 +58,18 @@ bool DependenceStrategy::update_due(int64_t epochs_done) const {
 
 void DependenceStrategy::on_epoch_begin(StrategyContext& ctx) {
   if (!update_due(ctx.epochs_done)) return;
-  auto start = std::chrono::steady_clock::now();
+  auto timed = ctx.scaling_time.measure();
   // Every update draws its own batches: the run's seed mixed with the epoch.
   const uint64_t draw_seed =
       mix_seed(ctx.seed ^ seed_tag("dependence batches"), {static_cast<uint64_t>(ctx.epochs_done)});
   std::map<std::string, std::vector<torch::Tensor>> gathered;
-  ctx.gather(batches_, draw_seed, [&](const std::string& path, const torch::Tensor& padded) {
+  BatchPass pass;
+  pass.batches = batches_;
+  pass.draw_seed = draw_seed;
+  pass.sink = [&](const std::string& path, const torch::Tensor& padded) {
     gathered[path].push_back(padded.clone());  // the input may alias a buffer the forward reuses
-  });
+  };
+  ctx.run_batches(pass);
   // Which update this is: counted from the schedule so that a resumed run agrees.
   const int64_t update_index = (ctx.epochs_done - warmup_) / every_;
   std::map<std::string, torch::Tensor> maps;
@@ -86,9 +89,6 @@ void DependenceStrategy::on_epoch_begin(StrategyContext& ctx) {
     if (!save_features_path_.empty() && update_index == save_features_update_) maps[block->path()] = x;
   }
   if (!maps.empty() && (ctx.comm == nullptr || ctx.comm->rank() == 0)) save_features(maps, ctx);
-  ++updates_;
-  if (ctx.scaling_seconds != nullptr)
-    *ctx.scaling_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void DependenceStrategy::save_features(const std::map<std::string, torch::Tensor>& maps,

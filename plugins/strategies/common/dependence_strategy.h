@@ -54,7 +54,6 @@ class DependenceStrategy : public ScalingStrategy {
   int64_t batches_, every_, warmup_;
   std::string save_features_path_;
   int64_t save_features_update_;
-  int64_t updates_ = 0;
 };
 
 }  // namespace sgs

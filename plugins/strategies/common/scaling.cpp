@@ -6,8 +6,18 @@
 
 namespace sgs {
 
-ScalingStrategy::ScalingStrategy(const ScalingOptions& options)
-    : apply_(options.apply == "update" ? Apply::Update : Apply::Gradient) {}
+ScalingStrategy::ScalingStrategy(const ScalingOptions& options, bool logs_dependence)
+    : apply_(options.apply == "update" ? Apply::Update : Apply::Gradient), logs_dependence_(logs_dependence) {}
+
+LogTable ScalingStrategy::table(bool logs_dependence) {
+  using Type = LogColumn::Type;
+  constexpr int64_t any = LogColumn::kAnySize;
+  LogTable t{"scaling", LogTable::Scope::kLayer, "scaling_epoch", {}};
+  if (logs_dependence) t.columns.push_back({"dependence", Type::kFloat64, {any, any}});
+  t.columns.push_back({"scaling", Type::kFloat64, {any, any}});
+  t.columns.push_back({"scaling_epoch", Type::kInt32, {}});
+  return t;
+}
 
 void ScalingStrategy::attach(StrategyContext& ctx) { convs_ = ctx.convs; }
 
@@ -23,12 +33,13 @@ void ScalingStrategy::set_scaling(ConvBlock& block, const torch::Tensor& g) {
 }
 
 void ScalingStrategy::log_scaling(StrategyContext& ctx, const ConvBlock& block, const torch::Tensor& g,
-                                  const torch::Tensor& dependence) {
-  if (ctx.log != nullptr) {
-    if (dependence.defined()) ctx.log->append_matrix(block.path(), "dependence", dependence);
-    ctx.log->append_matrix(block.path(), "scaling", g);
-    ctx.log->append_int(block.path(), "scaling_epoch", ctx.epochs_done);
-  }
+                                  const torch::Tensor& dependence) const {
+  if (ctx.log == nullptr) return;
+  std::vector<torch::Tensor> row;
+  if (logs_dependence_) row.push_back(dependence);
+  row.push_back(g);
+  row.push_back(torch::scalar_tensor(ctx.epochs_done, torch::kInt64));
+  ctx.log->append("scaling", block.path(), row);
 }
 
 void ScalingStrategy::after_backward(StrategyContext& ctx) {

@@ -8,7 +8,7 @@ namespace sgs {
 
 class StaticScaling : public ScalingStrategy {
  public:
-  using ScalingStrategy::ScalingStrategy;
+  explicit StaticScaling(const ScalingOptions& options) : ScalingStrategy(options, /*logs_dependence=*/false) {}
   void attach(StrategyContext& ctx) override;
   void on_epoch_begin(StrategyContext& ctx) override;
 

@@ -1,7 +1,16 @@
-// An out-of-tree schedule: lr(t) = lr_0 / (1 + decay * t).
+// An out-of-tree schedule: lr(t) = lr_0 / (1 + decay * t), with its options
+// declared like every in-tree plugin's (sgs/options.h).
+#include <sgs/registry.h>
 #include <sgs/schedule.h>
 
 namespace {
+
+struct InverseTimeOptions : sgs::PluginOptions {
+  double decay = 0.01;
+  static void declare(sgs::Declare<InverseTimeOptions>& d) {
+    d.key(&InverseTimeOptions::decay, "decay", "decay per step").ge(0);
+  }
+};
 
 class InverseTime : public sgs::Schedule {
  public:
@@ -15,10 +24,9 @@ class InverseTime : public sgs::Schedule {
 }  // namespace
 
 extern "C" void sgs_register_plugins(sgs::Registry* registry) {
-  sgs::ScheduleKind::Factory factory = [](const sgs::Options& o, const sgs::ScheduleContext& ctx) {
-    return std::unique_ptr<sgs::Schedule>(new InverseTime(ctx.base_lr, o.real("decay")));
-  };
-  registry->add(sgs::PluginInfo{"schedule", "inverse_time", "lr_0 / (1 + decay * step), from an external library",
-                                {sgs::Key::real("decay", 0.01, "decay per step").ge(0)}, factory,
-                                "libexternal_schedule.so"});
+  registry->add(sgs::plugin_info<sgs::ScheduleKind, InverseTimeOptions>(
+      "inverse_time", "lr_0 / (1 + decay * step), from an external library", "libexternal_schedule.so",
+      [](const InverseTimeOptions& o, const sgs::ScheduleContext& ctx) {
+        return std::unique_ptr<sgs::Schedule>(new InverseTime(ctx.base_lr, o.decay));
+      }));
 }
