@@ -16,11 +16,12 @@ packages=(
   nlohmann-json3-dev doctest-dev zlib1g-dev
   dataset-fashion-mnist
   slurm-wlm munge   # the Slurm test of `sgs suite` starts a one-node cluster
+  python3-h5py      # a test runs docs/run_file.md's h5py example on a run file
 )
 build=1
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-fast-histogram python3-h5py) ;;
+    --bench) packages+=(python3-torch python3-torchvision python3-numpy python3-fast-histogram) ;;
     --no-build) build=0 ;;
     *) echo "bootstrap.sh: unknown option '$arg' (known: --bench, --no-build)" >&2; exit 2 ;;
   esac

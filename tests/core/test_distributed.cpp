@@ -365,17 +365,23 @@ TEST_CASE("distributed: 2-rank dependence (MI, autocorrelation) equals 1-rank on
   }
 }
 
+// Trains `config` in this process into DIR/one, then with half the batch on
+// 2 ranks (sgs run --nproc 2) into DIR/two.
+CommandResult one_and_two_ranks(Json config, const TempDir& dir) {
+  test::train(config, dir / "one");
+  config["batch_size"] = config["batch_size"].get<int64_t>() / 2;
+  write_json(dir / "two.json", config);
+  return run_sgs("run " + (dir / "two.json").string() + " --nproc 2 --out " + (dir / "two").string() + " --quiet",
+                 dir.path());
+}
+
 TEST_CASE("distributed: 2 ranks of batch B (sync_batchnorm) train as 1 rank of batch 2B (sgs run --nproc 2)") {
   REQUIRE(distributed_available());
   TempDir dir("distributed_equal");
   Json config = tiny_config(3);  // 256 images: 8 global batches of 32 per epoch, 24 steps
   config["sync_batchnorm"] = true;
   config["strategy"] = Json{{"name", "mutual_information"}, {"every", 1}, {"warmup_epochs", 1}, {"batches", 1}};
-  test::train(config, dir / "one");
-  config["batch_size"] = 16;
-  write_json(dir / "two.json", config);
-  auto r = run_sgs("run " + (dir / "two.json").string() + " --nproc 2 --out " + (dir / "two").string() + " --quiet",
-                   dir.path());
+  const auto r = one_and_two_ranks(config, dir);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   // Rank 0 alone reports and writes.
@@ -431,11 +437,7 @@ TEST_CASE("distributed: dyrep on 2 ranks of batch B (sync_batchnorm) grows the s
   Json config = tiny_config(3);
   config["sync_batchnorm"] = true;
   config["strategy"] = Json{{"name", "dyrep"}, {"grow_interval", 1}, {"recal_bn_batches", 2}};
-  test::train(config, dir / "one");
-  config["batch_size"] = 16;
-  write_json(dir / "two.json", config);
-  auto r = run_sgs("run " + (dir / "two.json").string() + " --nproc 2 --out " + (dir / "two").string() + " --quiet",
-                   dir.path());
+  const auto r = one_and_two_ranks(config, dir);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   // The same growths (saliency averaged over the ranks, new BatchNorms synchronised) ...

@@ -9,6 +9,16 @@
 #include <sgs/loader.h>
 #include <sgs/version.h>
 
+namespace {
+// `sgs run` on `config` written to DIR/c.json, output to DIR/out: exit code,
+// that output directory, stderr.
+std::tuple<int, std::filesystem::path, std::string> run_config(const sgs::Json& config, const std::filesystem::path& dir) {
+  sgs::test::write_json(dir / "c.json", config);
+  const auto r = sgs::test::run_sgs("run " + (dir / "c.json").string() + " --out " + (dir / "out").string() + " -q", dir);
+  return {r.exit_code, dir / "out", r.err};
+}
+}  // namespace
+
 #if SGS_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -17,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <tuple>
 
 using namespace sgs_test;
 
@@ -235,14 +246,9 @@ TEST_CASE("image_folder: sgs run on a folder with a truncated image exits 1 nami
   write_bytes(dir / "data/train/cat/zero.jpg", {});
   const sgs::Json config{{"epochs", 1}, {"threads", 1}, {"dataset", {{"name", "image_folder"}, {"root", (dir / "data").string()}, {"size", 8}}},
                          {"model", {{"name", "vgg11"}, {"width", 0.125}}}};
-  std::ofstream(dir / "c.json") << config.dump();
-  const fs::path out = dir / "out", err = dir / "err";
-  int rc = std::system((std::string(SGS_BINARY) + " run " + (dir / "c.json").string() + " --out " + out.string() +
-                        " -q 2> " + err.string()).c_str());
-  std::ifstream in(err.string());
-  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto [rc, out, text] = run_config(config, dir.path());
   INFO(text);
-  CHECK(WEXITSTATUS(rc) == 1);
+  CHECK(rc == 1);
   CHECK(text == "sgs: data error: image_folder: " + (dir / "data/train/cat/zero.jpg").string() +
                     ": an empty file (0 bytes), not an image\n");
   CHECK_FALSE(fs::exists(out));
@@ -257,13 +263,8 @@ TEST_CASE("image_folder: a build without OpenCV refuses it in one line naming da
   const std::string reason = "dataset 'image_folder' is not in this build: it needs OpenCV, which this build was configured without";
   CHECK_THROWS_WITH_AS(make_dataset("image_folder", {{"root", dir.str()}}), reason.c_str(), sgs::ConfigError);
   const sgs::Json config{{"epochs", 1}, {"dataset", {{"name", "image_folder"}, {"root", dir.str()}}}};
-  std::ofstream(dir / "c.json") << config.dump();
-  const fs::path out = dir / "out", err = dir / "err";
-  int rc = std::system((std::string(SGS_BINARY) + " run " + (dir / "c.json").string() + " --out " + out.string() +
-                        " -q 2> " + err.string()).c_str());
-  std::ifstream in(err.string());
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  CHECK(WEXITSTATUS(rc) == 2);
+  const auto [rc, out, text] = run_config(config, dir.path());
+  CHECK(rc == 2);
   CHECK(text == "sgs: error: " + (dir / "c.json").string() + ": dataset.name: " + reason + "\n");
   CHECK_FALSE(fs::exists(out));
   rc = std::system((std::string(SGS_BINARY) + " plugins dataset > " + err.string()).c_str());
