@@ -12,6 +12,7 @@ packages=(
   ccache mold        # a compiler cache and a fast linker (CMake uses them when present)
   libtorch-dev libgloo-dev libopenblas0-pthread
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libonnx-dev libopencv-dnn-dev   # sgs export: ONNX files, and a second runtime for --check
   libhdf5-dev libboost-program-options-dev libboost-filesystem-dev libboost-math-dev
   nlohmann-json3-dev doctest-dev zlib1g-dev
   dataset-fashion-mnist

@@ -3,6 +3,7 @@
 // conv + 3x3 stride-2 max-pool; "auto" picks imagenet for inputs of 128
 // pixels or more. Module paths follow torchvision (layer1.0.conv1, ...); every
 // conv comes with its BN (bn1, ...) unless the strategy's unit replaces both.
+#include <sgs/export_graph.h>
 #include <sgs/model.h>
 
 #include <torch/torch.h>
@@ -43,6 +44,10 @@ class BasicBlock : public sgs::UnitModule {
     out = unit2.forward(out);
     return torch::relu(out + (down ? down->forward(x) : x));
   }
+  std::string export_graph(sgs::ExportGraph& g, const std::string& x) {
+    auto out = g.unit(unit2, g.relu(g.unit(unit1, x)));
+    return g.relu(g.add(out, down ? g.sequential(down, x) : x));
+  }
 
  private:
   sgs::ConvNorm unit1, unit2;
@@ -64,6 +69,10 @@ class Bottleneck : public sgs::UnitModule {
     out = torch::relu(unit2.forward(out));
     out = unit3.forward(out);
     return torch::relu(out + (down ? down->forward(x) : x));
+  }
+  std::string export_graph(sgs::ExportGraph& g, const std::string& x) {
+    auto out = g.unit(unit3, g.relu(g.unit(unit2, g.relu(g.unit(unit1, x)))));
+    return g.relu(g.add(out, down ? g.sequential(down, x) : x));
   }
 
  private:
@@ -99,6 +108,14 @@ class ResNet : public sgs::Model {
     if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& l : layers_) x = l->forward(x);
     return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+  }
+
+  std::string export_graph(sgs::ExportGraph& g, const std::string& input) override {
+    auto x = g.relu(g.unit(stem_, input));
+    if (imagenet_stem_) x = g.max_pool(x, 3, 2, 1, /*ceil_mode=*/false);
+    for (auto& l : layers_)
+      for (const auto& block : l->children()) x = std::dynamic_pointer_cast<Block>(block)->export_graph(g, x);
+    return g.linear(*fc_, g.flatten(g.global_average_pool(x)));
   }
 
  private:

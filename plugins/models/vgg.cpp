@@ -4,6 +4,7 @@
 // then global average pooling and one linear classifier. Pools use ceil
 // mode, so 28x28 inputs reach 1x1 (28-14-7-4-2-1) while 32x32 and 224x224
 // are pooled exactly as with floor mode.
+#include <sgs/export_graph.h>
 #include <sgs/model.h>
 
 #include <torch/torch.h>
@@ -50,6 +51,10 @@ class Vgg : public sgs::Model {
     x = features_->forward(x);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return classifier_->forward(x);
+  }
+
+  std::string export_graph(sgs::ExportGraph& g, const std::string& x) override {
+    return g.linear(*classifier_, g.flatten(g.global_average_pool(g.sequential(features_, x))));
   }
 
  private:

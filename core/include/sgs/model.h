@@ -24,9 +24,15 @@ class UnitModule : public torch::nn::Module {
   }
 };
 
+class ExportGraph;
+
 class Model : public UnitModule {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // Writes the eval-mode forward into `g` from `x` (sgs/export_graph.h) and
+  // returns the logits, for `sgs export`. A model that does not throws
+  // NotExportable.
+  virtual std::string export_graph(ExportGraph& g, const std::string& x);
 };
 
 struct ModelKind {
