@@ -165,21 +165,10 @@ std::string onnx_bytes(const sgs::ExportGraph& g, const ExportOptions& o, const 
 // The ONNX file in OpenCV's DNN against the LibTorch fused model on the
 // run's test set (its validation split without one). Returns whether the goals hold.
 bool check_in_opencv(const std::string& file, const sgs::RunModel& run, sgs::Model& fused) {
-  auto split = run.dataset->test();
-  std::string split_name = "test";
-  if (!split) {
-    split = run.dataset->val();
-    split_name = "val";
-  }
-  if (!split) throw sgs::DataError("sgs export --check: the run's dataset has neither a test set nor a validation split");
+  const auto eval = sgs::evaluation_split(run, /*workers=*/1, "sgs export --check");
   cv::dnn::Net net = cv::dnn::readNetFromONNX(file);
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-  sgs::LoaderOptions lo;
-  const auto settings = sgs::RunSettings::of(run.config);
-  lo.batch_size = settings.eval_batch_size;
-  lo.shuffle = lo.augment = false;
-  lo.workers = 1;
-  sgs::Loader loader(split, lo);
+  sgs::Loader loader(eval.split, eval.loader);
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   fused.eval();
@@ -204,7 +193,7 @@ bool check_in_opencv(const std::string& file, const sgs::RunModel& run, sgs::Mod
   const double agreement = images > 0 ? static_cast<double>(agree) / static_cast<double>(images) : 0.0;
   const bool ok = max_diff <= 1e-4 && agreement >= 0.999;
   std::printf("runtime\tsplit\timages\tacc\tmax_abs_logit_diff\tmax_abs_logit\targmax_agreement\tverdict\n");
-  std::printf("opencv_dnn %s\t%s\t%lld\t%.2f\t%.3g\t%.3g\t%.2f%%\t%s\n", CV_VERSION, split_name.c_str(),
+  std::printf("opencv_dnn %s\t%s\t%lld\t%.2f\t%.3g\t%.3g\t%.2f%%\t%s\n", CV_VERSION, eval.name.c_str(),
               static_cast<long long>(images), 100.0 * static_cast<double>(correct) / std::max<int64_t>(1, images),
               max_diff, max_logit, 100 * agreement,
               ok ? "pass (<= 1e-4, >= 99.9 %)" : "FAIL (goals: <= 1e-4, >= 99.9 %)");

@@ -4,19 +4,15 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/torch.h>
 
+#include <tuple>
+
 namespace sgs {
 
 namespace {
 
-// t = gamma / sqrt(var + eps) and beta - mean * t (eval mode), float64.
-std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const BatchNorm2dImpl& bn) {
-  if (!bn.running_mean.defined())
-    throw NotExportable("a BatchNorm without running statistics cannot be folded");
-  auto t = 1.0 / torch::sqrt(bn.running_var.to(torch::kFloat64) + bn.options.eps());
-  if (bn.weight.defined()) t = t * bn.weight.detach().to(torch::kFloat64);
-  auto shift = -bn.running_mean.to(torch::kFloat64) * t;
-  if (bn.bias.defined()) shift = shift + bn.bias.detach().to(torch::kFloat64);
-  return {t, shift};
+// Folding needs the running statistics (sgs/norm.h's fold_bn).
+void require_statistics(const BatchNorm2d& bn) {
+  if (!bn->running_mean.defined()) throw NotExportable("a BatchNorm without running statistics cannot be folded");
 }
 
 }  // namespace
@@ -34,15 +30,14 @@ ExportGraph::Value ExportGraph::node(std::string op, std::vector<Value> inputs,
   return nodes_.back().output;
 }
 
-ExportGraph::Value ExportGraph::conv(ConvBlock& block, const Value& x, const BatchNorm2dImpl* norm_after) {
+ExportGraph::Value ExportGraph::conv(ConvBlock& block, const Value& x, const BatchNorm2d& norm_after) {
   torch::NoGradGuard no_grad;
   auto [w, b] = block.fused();
   auto weight = w.detach().to(torch::kFloat64);
   auto bias = b.defined() ? b.detach().to(torch::kFloat64) : torch::zeros({weight.size(0)}, torch::kFloat64);
-  if (norm_after != nullptr) {
-    auto [t, shift] = bn_scale_shift(*norm_after);
-    weight = weight * t.view({-1, 1, 1, 1});
-    bias = bias * t + shift;
+  if (norm_after) {
+    require_statistics(norm_after);
+    std::tie(weight, bias) = fold_bn(weight, bias, norm_after);
   }
   const auto& s = block.spec();
   const std::string base = block.path().empty() ? "conv" : block.path();
@@ -54,8 +49,9 @@ ExportGraph::Value ExportGraph::conv(ConvBlock& block, const Value& x, const Bat
                {"group", s.groups}});
 }
 
-ExportGraph::Value ExportGraph::batch_norm(BatchNorm2dImpl& norm, const Value& x) {
+ExportGraph::Value ExportGraph::batch_norm(const BatchNorm2d& norm, const Value& x) {
   // Alone (not after a conv): y = t * x + shift, as BatchNormalization with mean 0, var 1 - eps.
+  require_statistics(norm);
   auto [t, shift] = bn_scale_shift(norm);
   const float eps = 1e-5f;
   return node("BatchNormalization",
@@ -69,11 +65,12 @@ ExportGraph::Value ExportGraph::sequential(const torch::nn::Sequential& seq, Val
   for (size_t i = 0; i < children.size(); ++i) {
     auto* m = children[i].get();
     if (auto* c = dynamic_cast<ConvBlock*>(m)) {
-      auto* bn = i + 1 < children.size() ? dynamic_cast<BatchNorm2dImpl*>(children[i + 1].get()) : nullptr;
+      const BatchNorm2d bn(i + 1 < children.size() ? std::dynamic_pointer_cast<BatchNorm2dImpl>(children[i + 1])
+                                                   : nullptr);
       x = conv(*c, x, bn);
-      if (bn != nullptr) ++i;
-    } else if (auto* bn = dynamic_cast<BatchNorm2dImpl*>(m)) {
-      x = batch_norm(*bn, x);
+      if (bn) ++i;
+    } else if (auto bn = std::dynamic_pointer_cast<BatchNorm2dImpl>(children[i])) {
+      x = batch_norm(BatchNorm2d(bn), x);
     } else if (dynamic_cast<torch::nn::ReLUImpl*>(m) != nullptr) {
       x = relu(x);
     } else if (auto* p = dynamic_cast<torch::nn::MaxPool2dImpl*>(m)) {

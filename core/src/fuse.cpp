@@ -124,22 +124,24 @@ std::shared_ptr<Model> fuse_model(const RunModel& run) {
   return fused;
 }
 
+EvaluationSplit evaluation_split(const RunModel& run, int64_t workers, const std::string& who) {
+  EvaluationSplit out{"test", run.dataset->test(), {}};
+  if (!out.split) out = {"val", run.dataset->val(), {}};
+  if (!out.split)
+    throw DataError(who + ": the run's dataset has neither a test set nor a validation split to evaluate on");
+  const RunSettings settings = RunSettings::of(run.config);
+  out.loader.batch_size = settings.eval_batch_size;
+  out.loader.shuffle = out.loader.augment = false;
+  out.loader.workers = workers;
+  out.loader.seed = static_cast<uint64_t>(settings.seed);
+  return out;
+}
+
 FuseCheck compare_on_dataset(const RunModel& run, Model& fused, int64_t workers) {
   FuseCheck check;
-  auto split = run.dataset->test();
-  check.split = "test";
-  if (!split) {
-    split = run.dataset->val();
-    check.split = "val";
-  }
-  if (!split) throw DataError("fuse: the run's dataset has neither a test set nor a validation split to evaluate on");
-  LoaderOptions lo;
-  const RunSettings settings = RunSettings::of(run.config);
-  lo.batch_size = settings.eval_batch_size;
-  lo.shuffle = lo.augment = false;
-  lo.workers = workers;
-  lo.seed = static_cast<uint64_t>(settings.seed);
-  Loader loader(split, lo);
+  const auto eval = evaluation_split(run, workers, "fuse");
+  check.split = eval.name;
+  Loader loader(eval.split, eval.loader);
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   run.model->eval();

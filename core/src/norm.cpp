@@ -147,4 +147,27 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
                            at::globalContext().userEnabledCuDNN());
 }
 
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  const auto& o = bn->options;
+  auto t = (bn->running_var + o.eps()).rsqrt();
+  auto shift = -bn->running_mean * t;
+  if (o.affine()) {
+    t = t * bn->weight;
+    shift = bn->bias - bn->running_mean * t;
+  }
+  return {t.detach(), shift.detach()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                const BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  auto [t, shift] = bn_scale_shift(bn);
+  std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);
+  shape[0] = -1;
+  auto w = weight.detach() * t.view(shape);
+  auto b = bias.defined() ? shift + t * bias.detach() : shift;
+  return {w, b};
+}
+
 }  // namespace sgs

@@ -147,6 +147,10 @@ void append_row(H5::DataSet& ds, const H5::PredType& type, const void* data) {
   ds.write(data, type, mem, file_space);
 }
 
+const H5::PredType& h5_type(LogColumn::Type type) {
+  return type == LogColumn::Type::kInt32 ? H5::PredType::NATIVE_INT32 : H5::PredType::NATIVE_DOUBLE;
+}
+
 void check_tables(const std::vector<LogTable>& tables) {
   auto bad = [](const LogTable& t, const std::string& why) {
     throw std::logic_error("run log: table '" + t.name + "': " + why);
@@ -389,9 +393,8 @@ void RunLog::append(const std::string& table, const std::string& layer, const st
     std::vector<H5::DataSet> sets;
     for (size_t i = 0; i < rows_in.size(); ++i) {
       const auto& c = t->columns[i];
-      const auto& type = c.type == LogColumn::Type::kInt32 ? H5::PredType::NATIVE_INT32 : H5::PredType::NATIVE_DOUBLE;
       std::vector<hsize_t> row(rows_in[i].sizes().begin(), rows_in[i].sizes().end());
-      auto ds = open_or_create(g, c.name, type, row);
+      auto ds = open_or_create(g, c.name, h5_type(c.type), row);
       auto space = ds.getSpace();
       std::vector<hsize_t> dims(space.getSimpleExtentNdims());
       space.getSimpleExtentDims(dims.data());
@@ -399,10 +402,7 @@ void RunLog::append(const std::string& table, const std::string& layer, const st
         throw std::logic_error(where + ": column '" + c.name + "' holds rows of another shape");
       sets.push_back(ds);
     }
-    for (size_t i = 0; i < rows_in.size(); ++i)
-      append_row(sets[i], t->columns[i].type == LogColumn::Type::kInt32 ? H5::PredType::NATIVE_INT32
-                                                                         : H5::PredType::NATIVE_DOUBLE,
-                 rows_in[i].data_ptr());
+    for (size_t i = 0; i < rows_in.size(); ++i) append_row(sets[i], h5_type(t->columns[i].type), rows_in[i].data_ptr());
   });
 }
 

@@ -40,12 +40,12 @@ class ExportGraph {
   // The graph's input, float32 [N, C, H, W].
   Value input() const { return "input"; }
   // A conv (its fused kernel and bias) and, when given, the BatchNorm after it folded in.
-  Value conv(ConvBlock& conv, const Value& x, const BatchNorm2dImpl* norm_after = nullptr);
-  Value unit(const ConvNorm& unit, const Value& x) { return conv(*unit.conv, x, unit.norm ? unit.norm.get() : nullptr); }
+  Value conv(ConvBlock& conv, const Value& x, const BatchNorm2d& norm_after = BatchNorm2d(nullptr));
+  Value unit(const ConvNorm& unit, const Value& x) { return conv(*unit.conv, x, unit.norm); }
   // The modules of `seq` in order: convs (with a BatchNorm right after them
   // folded in), BatchNorms, ReLUs, max-pools. Throws NotExportable for others.
   Value sequential(const torch::nn::Sequential& seq, Value x);
-  Value batch_norm(BatchNorm2dImpl& norm, const Value& x);
+  Value batch_norm(const BatchNorm2d& norm, const Value& x);
   Value relu(const Value& x);
   Value max_pool(const Value& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode);
   Value global_average_pool(const Value& x);

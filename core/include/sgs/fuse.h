@@ -11,6 +11,7 @@
 #include <sgs/assembly.h>
 #include <sgs/conv.h>
 #include <sgs/dataset.h>
+#include <sgs/loader.h>
 #include <sgs/model.h>
 #include <sgs/strategy.h>
 
@@ -74,6 +75,16 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device = to
 // The fused plain model of `run` (eval mode, on the run model's device).
 // Throws std::runtime_error when the two builds disagree (geometry, names).
 std::shared_ptr<Model> fuse_model(const RunModel& run);
+
+// What a finished run is evaluated on: its test set, else its validation
+// split, read in order without augmentation in eval batches. Throws
+// DataError, `who` first, when the dataset has neither.
+struct EvaluationSplit {
+  std::string name;  // "test" or "val"
+  std::shared_ptr<const Split> split;
+  LoaderOptions loader;
+};
+EvaluationSplit evaluation_split(const RunModel& run, int64_t workers, const std::string& who);
 
 // Both models over the same batches (eval mode, no grad).
 struct FuseCheck {

@@ -20,6 +20,8 @@
 #include <torch/nn/options/batchnorm.h>
 #include <torch/nn/pimpl.h>
 
+#include <utility>
+
 namespace sgs {
 
 // Its own module rather than a subclass of torch::nn::BatchNorm2dImpl: that
@@ -46,5 +48,15 @@ class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
   Communicator* comm_ = nullptr;
 };
 TORCH_MODULE(BatchNorm2d);
+
+// Folding a BatchNorm in eval mode (structural blocks' fusion, sgs export):
+// t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t,
+// both [C], detached. Needs running statistics.
+std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const BatchNorm2d& bn);
+
+// The weight [out, ...] and bias [out] of `weight` (bias `bias`, may be
+// undefined) followed by `bn`, in eval mode. Detached.
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                const BatchNorm2d& bn);
 
 }  // namespace sgs

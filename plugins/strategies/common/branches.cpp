@@ -15,29 +15,6 @@ ConvSpec BlockOptions::drawn(ConvSpec spec) const {
   return spec;
 }
 
-std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const sgs::BatchNorm2d& bn) {
-  torch::NoGradGuard no_grad;
-  const auto& o = bn->options;
-  auto t = (bn->running_var + o.eps()).rsqrt();
-  auto shift = -bn->running_mean * t;
-  if (o.affine()) {
-    t = t * bn->weight;
-    shift = bn->bias - bn->running_mean * t;
-  }
-  return {t.detach(), shift.detach()};
-}
-
-std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                const sgs::BatchNorm2d& bn) {
-  torch::NoGradGuard no_grad;
-  auto [t, shift] = bn_scale_shift(bn);
-  std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);
-  shape[0] = -1;
-  auto w = weight.detach() * t.view(shape);
-  auto b = bias.defined() ? shift + t * bias.detach() : shift;
-  return {w, b};
-}
-
 torch::Tensor pad_to_centre(const torch::Tensor& weight, const std::array<int64_t, 2>& kernel) {
   const int64_t dh = kernel[0] - weight.size(2), dw = kernel[1] - weight.size(3);
   TORCH_CHECK(dh >= 0 && dw >= 0 && dh % 2 == 0 && dw % 2 == 0, "pad_to_centre: a ", weight.size(2), "x",

@@ -1,5 +1,5 @@
 // Shared by the structural reparameterizations (masked_branches, acb, dbb):
-// BatchNorm folding, kernels aligned on the block's centre, and the checks
+// BatchNorm folding (from sgs/norm.h), kernels aligned on the block's centre, and the checks
 // the branched blocks need. Fusion is eval-mode: a BatchNorm folds with its
 // running statistics, t = gamma / sqrt(var + eps):
 //   BN(conv(x, W) + b) = conv(x, t ⊙ W) + beta + t ⊙ (b - mean).
@@ -78,14 +78,9 @@ class BlockStrategy : public Strategy {
   BlockOptionsT o_;
 };
 
-// t = gamma / sqrt(var + eps) and the BN of a zero input, beta - mean * t
-// (eval mode), both [C], detached.
-std::pair<torch::Tensor, torch::Tensor> bn_scale_shift(const sgs::BatchNorm2d& bn);
-
-// The weight [out, ...] and bias [out] of `weight` (bias `bias`, may be
-// undefined) followed by `bn`, in eval mode. Detached.
-std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                const sgs::BatchNorm2d& bn);
+// BatchNorm folding (sgs/norm.h), as the blocks here call it.
+using sgs::bn_scale_shift;
+using sgs::fold_bn;
 
 // A [o, i, a, b] kernel zero-padded into the centre of `kernel` (both odd
 // differences).
