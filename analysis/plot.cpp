@@ -494,7 +494,93 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
   return written;
 }
 
-std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir) {
+std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::string& out_dir,
+                                   const std::string& int8) {
+  std::vector<std::string> written;
+  std::vector<std::pair<const RunData*, const DeployRecord*>> shown;
+  for (const auto& r : runs) {
+    auto it = r.deploy.find("int8/" + int8);
+    if (it != r.deploy.end() && !it->second.layers.empty()) shown.push_back({&r, &it->second});
+  }
+  if (shown.empty()) return written;
+  size_t layers = 0;
+  for (const auto& s : shown) layers = std::max(layers, s.second->layers.size());
+  auto finite_or_nan = [](double v) { return std::isfinite(v) ? v : NAN; };
+  auto label = [](const RunData& r, const DeployRecord& q) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " (int8 %.2f %%, drop %+.2f)", 100 * q.value("int8_acc"), 100 * q.value("int8_drop"));
+    return r.name + buf;
+  };
+  auto chart = [&](const std::string& stem, const std::string& title, const std::string& ylabel,
+                   const std::vector<std::vector<double>>& solid, const std::vector<std::vector<double>>& dashed,
+                   const std::vector<draw::LegendEntry>& kinds) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (const auto* lines : {&solid, &dashed})
+      for (const auto& line : *lines)
+        for (double v : line)
+          if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    if (!std::isfinite(lo)) return;
+    cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+    draw::Axes axes;
+    axes.area = kChartArea;
+    axes.fit_x(0, static_cast<double>(layers - 1), true);
+    axes.fit_y(lo, hi);
+    axes.draw(img, title, "quantized layer (graph order; names in the CSV)", ylabel);
+    std::vector<draw::LegendEntry> entries = kinds;
+    for (size_t i = 0; i < shown.size(); ++i) {
+      std::vector<double> x;
+      for (size_t l = 0; l < shown[i].second->layers.size(); ++l) x.push_back(static_cast<double>(l));
+      draw::polyline(img, axes, x, solid[i], draw::palette(i), 2, false, true);
+      if (!dashed.empty()) draw::polyline(img, axes, x, dashed[i], draw::palette(i), 2, true, true);
+      entries.push_back({label(*shown[i].first, *shown[i].second), draw::palette(i), false, true});
+    }
+    draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+    write_png((fs::path(out_dir) / (stem + ".png")).string(), img, written);
+  };
+  // SQNR of weights (solid) and inputs (dashed).
+  std::vector<std::vector<double>> weights(shown.size()), inputs(shown.size()), spread(shown.size());
+  std::ostringstream sqnr_csv, range_csv;
+  sqnr_csv << "run,configuration,index,layer,weight_sqnr_db,input_sqnr_db,input_lo,input_hi\n";
+  range_csv << "run,configuration,index,layer,channel,weight_min,weight_max\n";
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const auto& name = shown[i].first->name;
+    for (const auto& l : shown[i].second->layers) {
+      weights[i].push_back(finite_or_nan(l.values.count("weight_sqnr_db") ? l.values.at("weight_sqnr_db") : NAN));
+      inputs[i].push_back(finite_or_nan(l.values.count("activation_sqnr_db") ? l.values.at("activation_sqnr_db") : NAN));
+      sqnr_csv << csv_field(name) << "," << int8 << "," << l.index << "," << csv_field(l.name) << ","
+               << num(weights[i].back()) << "," << num(inputs[i].back()) << ","
+               << num(l.values.count("input_lo") ? l.values.at("input_lo") : NAN) << ","
+               << num(l.values.count("input_hi") ? l.values.at("input_hi") : NAN) << "\n";
+      auto mn = l.columns.find("weight_min"), mx = l.columns.find("weight_max");
+      if (mn == l.columns.end() || mx == l.columns.end() || mn->second.values.size() != mx->second.values.size()) {
+        spread[i].push_back(NAN);
+        continue;
+      }
+      std::vector<double> span;
+      for (size_t c = 0; c < mn->second.values.size(); ++c) {
+        const double a = mn->second.values[c], b = mx->second.values[c];
+        span.push_back(std::max(std::abs(a), std::abs(b)));
+        range_csv << csv_field(name) << "," << int8 << "," << l.index << "," << csv_field(l.name) << "," << c << ","
+                  << num(a) << "," << num(b) << "\n";
+      }
+      std::vector<double> sorted = span;
+      std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+      const double median = sorted[sorted.size() / 2];
+      const double widest = *std::max_element(span.begin(), span.end());
+      spread[i].push_back(median > 0 ? widest / median : NAN);
+    }
+  }
+  chart("int8_sqnr", "Int8 SQNR per layer (" + int8 + ")", "SQNR (dB)", weights, inputs,
+        {{"weights (solid)", draw::kBlack, false, false}, {"inputs (dashed)", draw::kBlack, true, false}});
+  write_csv((fs::path(out_dir) / "int8_sqnr.csv").string(), sqnr_csv.str(), written);
+  chart("int8_weight_range", "Weight range per output channel: widest channel / median channel",
+        "max |w| of the widest channel / median", spread, {}, {});
+  write_csv((fs::path(out_dir) / "int8_weight_range.csv").string(), range_csv.str(), written);
+  return written;
+}
+
+std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir,
+                                    const std::string& int8) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir)) throw DataError(out_dir + ": cannot create the output directory");
@@ -538,6 +624,7 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
   add(plot_accuracy_vs_k(runs, out_dir));
   add(plot_differences(runs, out_dir));
   add(plot_curves(runs, out_dir));
+  add(plot_int8(runs, out_dir, int8));
   if (written.empty()) throw DataError("nothing to plot: the runs have no finished epoch, scaling or kernel magnitude");
   return written;
 }

@@ -7,10 +7,17 @@
 //   accuracy_difference.png     each group's final test accuracy minus the baseline group's, with
 //                               its 95 % interval (sgs report --against's numbers), zero marked
 //   curves_loss.png, curves_accuracy.png   training curves of every run
+//   int8_sqnr.png               per quantized layer, the SQNR of its int8 weights and inputs (sgs
+//                               quantize's record of one int8 configuration), a line per run
+//   int8_weight_range.png       per quantized layer, the widest output channel's weight range over
+//                               the median channel's (what per-tensor int8 scales lose), a line
+//                               per run; the CSV holds every channel's min and max
 // Only the figures the runs support are made.
 #pragma once
 
 #include "runs.h"
+
+#include <sgs/config.h>
 
 #include <opencv2/core.hpp>
 
@@ -51,9 +58,14 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
 // Against the baseline group (strategy none); none when there is no such group.
 std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir);
 
+// The runs' records /deploy/int8/<int8> (sgs quantize).
+std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::string& out_dir,
+                                   const std::string& int8 = kDefaultInt8);
+
 // All of the above for the runs given (creates out_dir). Throws DataError when
 // no figure can be made.
-std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir);
+std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std::string& out_dir,
+                                    const std::string& int8 = kDefaultInt8);
 
 // A run name as a file name part: "search/mi/k=5,seed=0" -> "search_mi_k5_seed0".
 std::string file_part(const std::string& name);

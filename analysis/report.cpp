@@ -207,8 +207,10 @@ void compare_groups(Report& report, const std::string& against, const std::vecto
 
 }  // namespace
 
-Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by, const std::string& against) {
+Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by, const std::string& against,
+                   const std::string& int8) {
   Report report;
+  report.int8 = int8;
   std::vector<const RunData*> completed;
   for (const auto& r : runs) {
     if (r.completed()) {
@@ -231,7 +233,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     ReportGroup out;
     out.label = g.label;
     out.values = g.values;
-    std::vector<double> test, val, train, best;
+    std::vector<double> test, val, train, best, int8_acc, int8_drop;
     std::set<std::string> best_on;
     std::vector<std::string> seen_seeds;
     double seconds = 0;
@@ -257,6 +259,11 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
         best_on.insert("test");
       }
       seconds += r.train_seconds();
+      auto q = r.deploy.find("int8/" + int8);
+      if (q != r.deploy.end()) {
+        int8_acc.push_back(100 * q->second.value("int8_acc"));
+        int8_drop.push_back(100 * q->second.value("int8_drop"));
+      }
       for (const auto& layer : r.layers)
         for (const auto& c : structure_changes(layer)) {
           if (c.event == StructureChange::kGrow) out.growths += 1;
@@ -269,6 +276,8 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     out.final_val_acc = make_stat(val);
     out.final_train_acc = make_stat(train);
     out.best_acc = make_stat(best);
+    out.int8_test_acc = make_stat(int8_acc);
+    out.int8_drop = make_stat(int8_drop);
     out.best_on = join(std::vector<std::string>(best_on.rbegin(), best_on.rend()), "/");  // "val", "test", "val/test"
     out.train_hours = seconds / 3600.0;
     const RunData& first = *completed[g.members[0]];
@@ -296,11 +305,17 @@ std::string format_markdown(const Report& r) {
         << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
   const bool val = any_val(r);
   bool changes = false;  // some group's graph grew or was cut (dyrep)
-  for (const auto& g : r.groups) changes = changes || g.growths > 0 || g.cuts > 0;
+  bool int8 = false;     // some group's runs were quantized
+  for (const auto& g : r.groups) {
+    changes = changes || g.growths > 0 || g.cuts > 0;
+    int8 = int8 || g.int8_test_acc.n() > 0;
+  }
   if (!r.groups.empty()) {
     out << "| method | seeds | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
-        << " | train hours | parameters | parameters fused |" << (changes ? " growths | cuts |" : "") << "\n";
-    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|" << (changes ? "---|---|" : "") << "\n";
+        << " | train hours | parameters | parameters fused |" << (changes ? " growths | cuts |" : "")
+        << (int8 ? " int8 test acc (%) | int8 drop (points) |" : "") << "\n";
+    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|" << (changes ? "---|---|" : "")
+        << (int8 ? "---|---|" : "") << "\n";
     const bool mixed = best_header(r) == "best acc (%)";
     for (const auto& g : r.groups) {
       out << "| " << md_cell(g.label) << " | " << g.runs.size() << " | " << mean_std_text(g.final_test_acc) << " | ";
@@ -309,6 +324,7 @@ std::string format_markdown(const Report& r) {
           << hours_text(g.train_hours) << " | " << count_text(g.parameters) << " | " << count_text(g.parameters_fused)
           << " |";
       if (changes) out << " " << number_text(g.growths) << " | " << number_text(g.cuts) << " |";
+      if (int8) out << " " << mean_std_text(g.int8_test_acc) << " | " << mean_std_text(g.int8_drop) << " |";
       out << "\n";
     }
     out << "\nMean ± sample standard deviation over seeds (\"-\": one seed); final = last epoch, best = highest "
@@ -316,6 +332,9 @@ std::string format_markdown(const Report& r) {
         << (changes ? " Growths and cuts: DyRep's graph changes per run, mean over the seeds; parameters as the "
                       "group's first run ended."
                     : "")
+        << (int8 ? " Int8: post-training quantization (sgs quantize, configuration " + r.int8 +
+                       "), the drop from the fp32 model in percentage points, over the runs quantized."
+                 : "")
         << "\n";
   }
   if (!r.against.empty()) {
@@ -352,7 +371,7 @@ std::string format_csv(const Report& r) {
   for (const char* h : {"n", "seeds", "final_test_acc_mean", "final_test_acc_std", "final_val_acc_mean",
                         "final_val_acc_std", "best_acc_mean", "best_acc_std", "best_on", "train_hours", "parameters",
                         "parameters_fused", "epochs", "error", "against", "difference", "ci_low", "ci_high", "p",
-                        "p_holm", "test", "test_n", "test_note"})
+                        "p_holm", "test", "test_n", "test_note", "int8_test_acc", "int8_drop"})
     header.push_back(h);
   for (auto& h : header) h = csv_field(h);
   out << join(header, ",") << "\n";
@@ -390,6 +409,8 @@ std::string format_csv(const Report& r) {
     row.push_back(compared ? c.test : "");
     row.push_back(compared ? std::to_string(c.n) : "");
     row.push_back(compared ? c.note : "");
+    row.push_back(mean_text(g.int8_test_acc));
+    row.push_back(mean_text(g.int8_drop));
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
@@ -399,7 +420,7 @@ std::string format_csv(const Report& r) {
     for (int i = 0; i < 12; ++i) row.push_back("");
     row.push_back(std::to_string(e.epochs));
     row.push_back(e.error);
-    for (int i = 0; i < 9; ++i) row.push_back("");
+    for (int i = 0; i < 11; ++i) row.push_back("");
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
@@ -427,6 +448,8 @@ Json format_json(const Report& r) {
                           {"parameters_fused", num(g.parameters_fused)},
                           {"growths", g.growths},
                           {"cuts", g.cuts},
+                          {"int8_test_acc", stat_json(g.int8_test_acc)},
+                          {"int8_drop", stat_json(g.int8_drop)},
                           {"against", g.is_reference || r.against.empty()
                                           ? Json()
                                           : Json{{"difference", num(g.against.difference)},
@@ -445,7 +468,7 @@ Json format_json(const Report& r) {
   for (const auto& e : r.excluded)
     excluded.push_back(
         Json{{"run", e.name}, {"file", e.file}, {"status", e.status}, {"error", e.error}, {"epochs", e.epochs}});
-  return Json{{"accuracy_unit", "percent"}, {"std", "sample (n - 1)"}, {"keys", r.keys}, {"against", r.against},
+  return Json{{"accuracy_unit", "percent"}, {"std", "sample (n - 1)"}, {"keys", r.keys}, {"against", r.against}, {"int8", r.int8},
               {"groups", groups},           {"excluded", excluded},      {"warnings", r.warnings}};
 }
 

@@ -7,6 +7,8 @@
 #include "runs.h"
 #include "stats.h"
 
+#include <sgs/config.h>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -36,6 +38,9 @@ struct ReportGroup {
   double parameters = NAN, parameters_fused = NAN;  // of the group's first run
   // Graph changes (dyrep): growths and cuts per run, mean over the group's runs.
   double growths = 0, cuts = 0;
+  // Post-training int8 (sgs quantize; the record Report::int8 names), in
+  // percent and percentage points; runs without that record add nothing.
+  Stat int8_test_acc, int8_drop;
   // Against the reference group (Report::against): final test accuracy,
   // this group minus the reference, in percentage points. Untested
   // (test "") for the reference itself and where there are too few runs.
@@ -54,14 +59,16 @@ struct Report {
   std::vector<ExcludedRun> excluded;  // not completed, ordered by name
   std::vector<std::string> warnings;  // e.g. a group holding two runs of one seed
   std::string against;  // the reference group's label; "" when there is none
+  std::string int8;     // the int8 configuration reported ("per-channel_symmetric_minmax")
 };
 
 // `by`: group by these config keys instead of "everything but the seed".
 // `against`: the label of the group the others are compared with; empty:
 // the baseline group (strategy none) when there is exactly one, else no
 // comparison. Throws ConfigError naming the labels when no group has it.
+// `int8`: the int8 configuration whose records give the int8 columns.
 Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by = {},
-                   const std::string& against = "");
+                   const std::string& against = "", const std::string& int8 = kDefaultInt8);
 
 std::string format_markdown(const Report& report);
 std::string format_csv(const Report& report);

@@ -42,4 +42,18 @@ run bench_overhead --device cpu --config "$work/sgs.json" --repeats 1 --steps 1 
 expect bench_overhead "^scaling update +$num ms"
 expect bench_overhead "^gradient multiply \( *8 convs\) +$num ms"
 expect bench_overhead "^\(a\) scaling update / epoch: +$num %"
-echo "bench_smoke: bench_train, bench_structural, bench_dependence, bench_overhead ran; --device checked on each"
+run bench_deploy --models vgg11 --width 0.125 --strategies none,dbb --batches 1 --rounds 1 --iters 1 --threads 1
+for s in none dbb; do
+  for r in branched_libtorch fused_libtorch; do expect bench_deploy "^vgg11 +$s +1 +$r +$num +$num +$num "; done
+done
+if grep -q '^opencv_fp32, opencv_int8: skipped' "$work/bench_deploy.out"; then
+  echo "bench_smoke: bench_deploy: this build has no ONNX or OpenCV DNN: its opencv rows not checked"
+else
+  for s in none dbb; do
+    for r in opencv_fp32 opencv_int8; do expect bench_deploy "^vgg11 +$s +1 +$r +$num +$num +$num "; done
+  done
+fi
+expect bench_deploy "^vgg11 batch 1: fused / plain: dbb $num; branched dbb / fused: $num"
+expect bench_deploy "^equivalence: every fp32 form within 1e-3 of fused_libtorch"
+echo "bench_smoke: bench_train, bench_structural, bench_dependence, bench_overhead, bench_deploy ran; --device checked" \
+  "on each but bench_deploy (CPU only)"

@@ -28,18 +28,20 @@ int run_report(const std::vector<std::string>& args) {
   namespace po = sgs::cli::po;
   po::options_description opts("options");
   std::vector<std::string> inputs;
-  std::string format = "md", by, against;
+  std::string format = "md", by, against, int8 = sgs::kDefaultInt8;
   opts.add_options()("runs", po::value(&inputs)->required(), "run directories, directories of runs or run.h5 files")(
       "format", po::value(&format), "md (default) | csv | json")(
       "by", po::value(&by), "group by these config keys (comma-separated, e.g. strategy.name,strategy.k) "
                             "instead of everything but the seed")(
       "against", po::value(&against),
       "compare every group with this one (its label as the table prints it; default: the baseline group, "
-      "strategy none, when there is one)");
+      "strategy none, when there is one)")(
+      "int8", po::value(&int8),
+      "the int8 configuration of the int8 columns, as sgs quantize names it (default per-channel_symmetric_minmax)");
   po::positional_options_description pos;
   pos.add("runs", -1);
   po::variables_map vm;
-  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS] [--against GROUP]", args, opts, pos,
+  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS] [--against GROUP] [--int8 CONFIG]", args, opts, pos,
                             vm))
     return 0;
   if (vm.count("against") && against.empty()) throw sgs::ConfigError("--against: expected a group's label");
@@ -49,7 +51,7 @@ int run_report(const std::vector<std::string>& args) {
   for (const auto& w : found.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (found.runs.empty()) throw sgs::DataError("no readable run.h5 in " + sgs::join(inputs, ", "));
   auto report =
-      sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{}, against);
+      sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{}, against, int8);
   for (const auto& w : report.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (format == "md")
     std::cout << sgs::analysis::format_markdown(report);

@@ -47,6 +47,35 @@ void RunSettings::declare(Declare<RunSettings>& d) {
       .specific_to_run();
 }
 
+void DeploySettings::declare(Declare<DeploySettings>& d) {
+  using D = DeploySettings;
+  d.key(&D::int8, "int8", "when training completes, quantize the fused model to int8 (as sgs quantize does) and "
+                          "record it in run.h5 under /deploy/int8")
+      .specific_to_run();
+  d.key(&D::calib_batches, "calib_batches", "calibration batches of un-augmented training images").ge(1).specific_to_run();
+  d.choice(&D::weights, "weights", {"per-channel", "per-tensor"}, "int8 weight scales").specific_to_run();
+  d.choice(&D::activations, "activations", {"symmetric", "asymmetric"},
+           "int8 activation scales: symmetric, or asymmetric with a zero point")
+      .specific_to_run();
+  d.choice(&D::calibration, "calibration", {"minmax", "percentile", "mse"}, "how activation ranges are calibrated")
+      .specific_to_run();
+  d.key(&D::percentile, "percentile", "calibration percentile: the percentile of values kept").gt(50).le(100)
+      .specific_to_run();
+}
+
+DeploySettings DeploySettings::of(const Json& resolved) {
+  return read_options<DeploySettings>(Options(resolved.value("deploy", Json::object()), "deploy"));
+}
+
+std::string int8_key(const std::string& weights, const std::string& activations, const std::string& calibration) {
+  return weights + "_" + activations + "_" + calibration;
+}
+
+const std::vector<Section>& config_sections() {
+  static const std::vector<Section> sections = {{"deploy", [] () -> const Schema& { return schema_of<DeploySettings>(); }}};
+  return sections;
+}
+
 RunSettings RunSettings::of(const Json& resolved) {
   return read_options<RunSettings>(Options(resolved, ""));
 }
@@ -57,6 +86,9 @@ std::set<std::string> run_specific_keys(const Json& config) {
   std::set<std::string> out;
   for (const auto& k : run_schema())
     if (k.run_specific) out.insert(k.name);
+  for (const auto& section : config_sections())
+    for (const auto& k : section.schema())
+      if (k.run_specific) out.insert(std::string(section.key) + "." + k.name);
   const auto& registry = Registry::global();
   for (const auto& slot : config_slots()) {
     if (!config.contains(slot.key) || !config[slot.key].is_object()) continue;
@@ -137,11 +169,32 @@ const Slot* find_slot(const std::string& key) {
   return nullptr;
 }
 
+const Section* find_section(const std::string& key) {
+  for (const auto& s : config_sections())
+    if (key == s.key) return &s;
+  return nullptr;
+}
+
 std::vector<std::string> top_level_keys() {
   std::vector<std::string> keys;
   for (const auto& k : run_schema()) keys.push_back(k.name);
   for (const auto& s : config_slots()) keys.push_back(s.key);
+  for (const auto& s : config_sections()) keys.push_back(s.key);
   return keys;
+}
+
+// --set SECTION.KEY=VALUE, typed by the section's schema.
+void override_section_key(Json& raw, const Section& section, const std::string& path, const std::string& rest,
+                          const std::string& text) {
+  const Schema& schema = section.schema();
+  const Key* key = find_key(schema, rest);
+  if (key == nullptr) {
+    std::vector<std::string> known;
+    for (const auto& k : schema) known.push_back(k.name);
+    throw ConfigError(path + ": unknown key" + did_you_mean(rest, known) + " (known: " + join(known, ", ") + ")");
+  }
+  if (!raw.contains(section.key) || !raw[section.key].is_object()) raw[section.key] = Json::object();
+  raw[section.key][rest] = parse_typed(text, path, *key);
 }
 
 [[noreturn]] void unknown_top(const std::string& key) {
@@ -182,6 +235,13 @@ void apply_override(Json& raw, const std::string& assignment) {
   auto dot = path.find('.');
   std::string head = path.substr(0, dot);
   const Slot* slot = find_slot(head);
+  if (const Section* section = find_section(head)) {
+    if (dot == std::string::npos)
+      throw ConfigError(path + ": a section of keys: set one of them, e.g. --set " + head + "." +
+                        section->schema().front().name + "=...");
+    override_section_key(raw, *section, path, path.substr(dot + 1), text);
+    return;
+  }
   if (dot == std::string::npos) {
     if (slot != nullptr) {  // "--set strategy=acb": a fresh slot with that plugin
       raw[head] = Json{{"name", text}};
@@ -224,11 +284,18 @@ Json resolve_config(const Json& raw, const std::string& source) {
   try {
     if (!raw.is_object()) throw ConfigError("expected a JSON object at the top level");
     for (auto it = raw.begin(); it != raw.end(); ++it)
-      if (find_slot(it.key()) == nullptr && find_key(run_schema(), it.key()) == nullptr) unknown_top(it.key());
+      if (find_slot(it.key()) == nullptr && find_section(it.key()) == nullptr &&
+          find_key(run_schema(), it.key()) == nullptr)
+        unknown_top(it.key());
     Json top = Json::object();
     for (auto it = raw.begin(); it != raw.end(); ++it)
-      if (find_slot(it.key()) == nullptr) top[it.key()] = it.value();
+      if (find_slot(it.key()) == nullptr && find_section(it.key()) == nullptr) top[it.key()] = it.value();
     Json out = resolve_object(top, "", run_schema());
+    for (const auto& section : config_sections()) {
+      const Json value = raw.contains(section.key) ? raw[section.key] : Json::object();
+      if (!value.is_object()) throw ConfigError(std::string(section.key) + ": expected an object of keys");
+      out[section.key] = resolve_object(value, section.key, section.schema());
+    }
     for (const auto& slot : config_slots()) {
       std::string plugin = slot_plugin_name(raw, slot);
       const PluginInfo* info;

@@ -1,4 +1,5 @@
 #include <sgs/export_graph.h>
+#include <sgs/model.h>
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/pooling.h>
@@ -41,12 +42,14 @@ ExportGraph::Value ExportGraph::conv(ConvBlock& block, const Value& x, const Bat
   }
   const auto& s = block.spec();
   const std::string base = block.path().empty() ? "conv" : block.path();
-  return node("Conv", {x, constant(base + ".weight", weight), constant(base + ".bias", bias)},
+  const Value out = node("Conv", {x, constant(base + ".weight", weight), constant(base + ".bias", bias)},
               {{"kernel_shape", std::vector<int64_t>{s.kernel[0], s.kernel[1]}},
                {"strides", std::vector<int64_t>{s.stride[0], s.stride[1]}},
                {"pads", std::vector<int64_t>{s.padding[0], s.padding[1], s.padding[0], s.padding[1]}},
                {"dilations", std::vector<int64_t>{s.dilation[0], s.dilation[1]}},
                {"group", s.groups}});
+  nodes_.back().layer = base;
+  return out;
 }
 
 ExportGraph::Value ExportGraph::batch_norm(const BatchNorm2d& norm, const Value& x) {
@@ -109,10 +112,12 @@ ExportGraph::Value ExportGraph::global_average_pool(const Value& x) { return nod
 
 ExportGraph::Value ExportGraph::flatten(const Value& x) { return node("Flatten", {x}, {{"axis", int64_t{1}}}); }
 
-ExportGraph::Value ExportGraph::linear(torch::nn::LinearImpl& linear, const Value& x) {
+ExportGraph::Value ExportGraph::linear(torch::nn::LinearImpl& linear, const Value& x, const std::string& name) {
   auto bias = linear.bias.defined() ? linear.bias : torch::zeros({linear.weight.size(0)});
-  return node("Gemm", {x, constant("linear.weight", linear.weight), constant("linear.bias", bias)},
-              {{"transB", int64_t{1}}});
+  const Value out = node("Gemm", {x, constant(name + ".weight", linear.weight), constant(name + ".bias", bias)},
+                         {{"transB", int64_t{1}}});
+  nodes_.back().layer = name;
+  return out;
 }
 
 ExportGraph::Value ExportGraph::add(const Value& a, const Value& b) { return node("Add", {a, b}); }

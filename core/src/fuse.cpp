@@ -40,6 +40,17 @@ bool FusedConvFactory::norm_after(const ConvSpec& spec) const {
   return next_ == 0 || made >= units_.size() ? true : units_[made].norm_after;
 }
 
+RunFile finished_run_file(const std::string& dir) {
+  const fs::path h5 = fs::path(dir) / "run.h5";
+  if (!fs::is_directory(dir)) throw ConfigError(dir + ": no such run directory");
+  if (!fs::exists(h5)) throw ConfigError(dir + ": no run.h5 (not a run directory?)");
+  auto run = read_run_file(h5.string(), kRunSummary);
+  if (!run.completed())
+    throw ConfigError(dir + ": the run is " + (run.status_recorded.empty() ? "unknown" : run.status_recorded) +
+                      ", not completed: finish it first (sgs run --resume)");
+  return run;
+}
+
 RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   const fs::path cfg = fs::path(dir) / "config.json", ckpt = fs::path(dir) / "checkpoint.pt";
   if (!fs::exists(cfg)) throw ConfigError(dir + ": no config.json (not a run directory?)");

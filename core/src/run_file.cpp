@@ -109,7 +109,56 @@ void read_layers(const H5::H5File& f, RunFile& run) {
   });
 }
 
+// The attributes of `obj`: numbers into `values`, strings into `text`.
+template <class Record>
+void read_attributes(const H5::H5Object& obj, Record& out) {
+  for (int i = 0; i < obj.getNumAttrs(); ++i) {
+    auto a = obj.openAttribute(static_cast<unsigned>(i));
+    if (a.getTypeClass() == H5T_STRING) {
+      out.text[a.getName()] = string_attr(obj, a.getName());
+    } else if (a.getSpace().getSimpleExtentNpoints() == 1) {
+      double v = 0;
+      a.read(H5::PredType::NATIVE_DOUBLE, &v);
+      out.values[a.getName()] = v;
+    }
+  }
+}
+
+// A group holding a record has the attribute "written"; others hold records.
+void read_deploy_group(const H5::Group& g, const std::string& path, RunFile& run) {
+  if (g.attrExists("written")) {
+    DeployRecord record;
+    read_attributes(g, record);
+    if (has_link(g, "layers")) {
+      auto lg = g.openGroup("layers");
+      for (hsize_t i = 0; i < lg.getNumObjs(); ++i) {
+        DeployLayer layer;
+        layer.name = lg.getObjnameByIdx(i);
+        auto one = lg.openGroup(layer.name);
+        read_attributes(one, layer);
+        layer.index = layer.values.count("index") ? static_cast<int64_t>(layer.values["index"]) : 0;
+        layer.columns = read_columns(one, "");
+        record.layers.push_back(std::move(layer));
+      }
+      std::sort(record.layers.begin(), record.layers.end(),
+                [](const DeployLayer& a, const DeployLayer& b) { return a.index < b.index; });
+    }
+    run.deploy[path] = std::move(record);
+    return;
+  }
+  for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+    const std::string name = g.getObjnameByIdx(i);
+    if (g.childObjType(name) == H5O_TYPE_GROUP)
+      read_deploy_group(g.openGroup(name), path.empty() ? name : path + "/" + name, run);
+  }
+}
+
 }  // namespace
+
+double DeployRecord::value(const std::string& key) const {
+  auto it = values.find(key);
+  return it == values.end() ? NAN : it->second;
+}
 
 std::vector<RunMatrix> RunColumn::matrices() const {
   if (shape.size() != 3) throw DataError("expected 3 dimensions, found " + std::to_string(shape.size()));
@@ -148,6 +197,7 @@ RunFile read_run_file(const std::string& path, unsigned parts) {
         read_layers(f, run);
         run.columns = read_columns(f.openGroup("/"), "");
       }
+      if ((parts & kRunDeploy) && has_link(f, "deploy")) read_deploy_group(f.openGroup("deploy"), "", run);
     });
   } catch (const DataError& e) {
     const std::string what = e.what();

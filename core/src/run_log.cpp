@@ -406,6 +406,43 @@ void RunLog::append(const std::string& table, const std::string& layer, const st
   });
 }
 
+void RunLog::write_deploy(const std::string& path, const std::string& key, const DeployRecord& record) {
+  if (key.empty() || key.front() == '/' || key.back() == '/')
+    throw std::logic_error("run log: deploy record '" + key + "': expected a relative path");
+  RunLog log(path);
+  auto& f = log.working_copy();
+  guarded(path, "write the run file", [&] {
+    H5::Group g = has_link(f, "deploy") ? f.openGroup("deploy") : f.createGroup("deploy");
+    // Down to the record's parent, creating what is missing; the record itself is replaced.
+    std::string rest = key;
+    for (auto slash = rest.find('/'); slash != std::string::npos; slash = rest.find('/')) {
+      const std::string part = rest.substr(0, slash);
+      g = has_link(g, part) ? g.openGroup(part) : g.createGroup(part);
+      rest = rest.substr(slash + 1);
+    }
+    if (has_link(g, rest)) g.unlink(rest);
+    H5::Group r = g.createGroup(rest);
+    for (const auto& [name, value] : record.values) set_attr(r, name, value);
+    for (const auto& [name, value] : record.text) set_attr(r, name, value);
+    set_attr(r, "written", utc_now());
+    set_attr(r, "sgs_version", std::string(version_string()));
+    if (record.layers.empty()) return;
+    H5::Group layers = r.createGroup("layers");
+    for (const auto& layer : record.layers) {
+      H5::Group lg = layers.createGroup(layer.name);
+      set_attr(lg, "index", layer.index);
+      for (const auto& [name, value] : layer.values) set_attr(lg, name, value);
+      for (const auto& [name, value] : layer.text) set_attr(lg, name, value);
+      for (const auto& [name, column] : layer.columns) {
+        std::vector<hsize_t> dims(column.shape.begin(), column.shape.end());
+        lg.createDataSet(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(static_cast<int>(dims.size()), dims.data()))
+            .write(column.values.data(), H5::PredType::NATIVE_DOUBLE);
+      }
+    }
+  });
+  log.commit();
+}
+
 void RunLog::set_status(RunStatus status, const std::string& error) {
   auto& f = working_copy();
   guarded(path_, "write the run file", [&] {

@@ -7,12 +7,15 @@
 #include <sgs/dataset.h>
 #include <sgs/distributed.h>
 #include <sgs/errors.h>
+#include <sgs/export_graph.h>
+#include <sgs/fuse.h>
 #include <sgs/io.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
 #include <sgs/norm.h>
 #include <sgs/optimizer.h>
 #include <sgs/precision.h>
+#include <sgs/quantize.h>
 #include <sgs/run_dir.h>
 #include <sgs/interrupt.h>
 #include <sgs/run_file.h>
@@ -63,6 +66,7 @@ class Trainer {
   void with_source(const std::function<void()>& step) const;
   std::string prepare_directory(const fs::path& out);
   void complete_run_file(const fs::path& h5);
+  void quantize_at_end(const fs::path& out);
   RunResult run_in(const fs::path& out, const fs::path& h5, const fs::path& ckpt, const fs::path& cfg);
   void end_epoch(int64_t epoch, const fs::path& ckpt);
   void mark(const std::exception& e, RunStatus status, bool with_summary) noexcept;
@@ -124,6 +128,8 @@ void Trainer::build() {
   precision_ = parse_precision(settings_.precision);
   check_precision(precision_, device_);
   memory_format_ = parse_memory_format(settings_.memory_format);
+  if (DeploySettings::of(config_).int8 && !settings_.checkpoint)
+    throw ConfigError("deploy.int8: needs checkpoint: true (the trained model is read back from checkpoint.pt)");
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(settings_.cudnn_benchmark);
   const auto& reg = Registry::global();
 
@@ -485,6 +491,36 @@ std::string Trainer::prepare_directory(const fs::path& out) {
   return bytes;
 }
 
+// "deploy": {"int8": true}: the finished run's fused model quantized, as
+// `sgs quantize` does, and recorded under /deploy/int8 (once: a finished run
+// resumed again keeps its record). The run directory's lock is still held.
+void Trainer::quantize_at_end(const fs::path& out) {
+  const DeploySettings deploy = DeploySettings::of(config_);
+  if (!deploy.int8) return;
+  Int8Options o;
+  o.weights = deploy.weights;
+  o.activations = deploy.activations;
+  o.calibration = deploy.calibration;
+  o.percentile = deploy.percentile;
+  o.calib_batches = deploy.calib_batches;
+  const std::string h5 = (out / "run.h5").string();
+  if (read_run_file(h5, kRunDeploy).deploy.count("int8/" + o.key())) return;
+  try {
+    auto result = quantize_run(load_run_model(out.string()), o, settings_.data_workers);
+    RunLog::write_deploy(h5, "int8/" + o.key(), result.record());
+    char line[256];
+    std::snprintf(line, sizeof line, "int8 (%s): %s acc %.2f %% (fp32 %.2f %%, drop %.2f points); in run.h5 /deploy/int8",
+                  o.key().c_str(), result.split.c_str(), 100 * result.int8_acc, 100 * result.fp32_acc,
+                  100 * (result.fp32_acc - result.int8_acc));
+    progress_.message(line);
+  } catch (const NotExportable& e) {
+    throw ConfigError("deploy.int8: model '" + config_["model"]["name"].get<std::string>() +
+                      "' has no export graph to quantize: " + e.what() + " (the run itself completed)");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("deploy.int8: the run completed, but its int8 quantization failed: " + error_message(e));
+  }
+}
+
 // A run killed after its last checkpoint but before run.h5 said so: write
 // the summary and the status it lacks.
 void Trainer::complete_run_file(const fs::path& h5) {
@@ -501,7 +537,9 @@ RunResult Trainer::run() {
   const fs::path out(options_.out_dir);
   const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
   try {
-    return run_in(out, h5, ckpt, cfg);
+    RunResult result = run_in(out, h5, ckpt, cfg);
+    if (result.status == RunStatus::Completed && rank_ == 0) quantize_at_end(out);
+    return result;
   } catch (...) {
     // A fresh directory that a failed setup left without a run file: remove it
     // (nothing half-written stays behind).

@@ -115,7 +115,7 @@ class ResNet : public sgs::Model {
     if (imagenet_stem_) x = g.max_pool(x, 3, 2, 1, /*ceil_mode=*/false);
     for (auto& l : layers_)
       for (const auto& block : l->children()) x = std::dynamic_pointer_cast<Block>(block)->export_graph(g, x);
-    return g.linear(*fc_, g.flatten(g.global_average_pool(x)));
+    return g.linear(*fc_, g.flatten(g.global_average_pool(x)), "fc");
   }
 
  private:

@@ -54,7 +54,7 @@ class Vgg : public sgs::Model {
   }
 
   std::string export_graph(sgs::ExportGraph& g, const std::string& x) override {
-    return g.linear(*classifier_, g.flatten(g.global_average_pool(g.sequential(features_, x))));
+    return g.linear(*classifier_, g.flatten(g.global_average_pool(g.sequential(features_, x))), "classifier");
   }
 
  private:

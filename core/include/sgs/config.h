@@ -42,6 +42,31 @@ struct RunSettings : PluginOptions {
 // The schema of RunSettings: seed, epochs, batch_size, ...
 const Schema& run_schema();
 
+// The config's "deploy" section: what happens to the model once the run has
+// completed (keys in docs/guide.md, "INT8"). Every key is specific to the
+// run (it does not change what training computes).
+struct DeploySettings : PluginOptions {
+  bool int8 = false;  // quantize the fused model (sgs quantize) when training completes
+  int64_t calib_batches = 32;
+  std::string weights = "per-channel", activations = "symmetric", calibration = "minmax";
+  double percentile = 99.99;
+
+  static void declare(Declare<DeploySettings>& d);
+  static DeploySettings of(const Json& resolved);
+};
+
+// The name of an int8 configuration's record under /deploy/int8:
+// "per-channel_symmetric_minmax" (the default one, kDefaultInt8).
+std::string int8_key(const std::string& weights, const std::string& activations, const std::string& calibration);
+inline constexpr const char* kDefaultInt8 = "per-channel_symmetric_minmax";
+
+// A section of the config: an object of fixed keys (not a plugin slot).
+struct Section {
+  const char* key;  // "deploy"
+  const Schema& (*schema)();
+};
+const std::vector<Section>& config_sections();
+
 // The keys of a resolved config that do not change what the run computes
 // (seed, threads, paths; keys marked specific_to_run in the schemas of the
 // run and of its plugins), dotted: "seed", "dataset.root".

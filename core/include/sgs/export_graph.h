@@ -35,6 +35,7 @@ class ExportGraph {
     std::vector<Value> inputs;
     Value output;
     std::vector<std::pair<std::string, Attribute>> attributes;
+    std::string layer;  // Conv: the block's path; Gemm: the linear layer's name; else empty
   };
 
   // The graph's input, float32 [N, C, H, W].
@@ -50,7 +51,8 @@ class ExportGraph {
   Value max_pool(const Value& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode);
   Value global_average_pool(const Value& x);
   Value flatten(const Value& x);  // [N, C, 1, 1] -> [N, C]
-  Value linear(torch::nn::LinearImpl& linear, const Value& x);
+  // `name`: the layer's name in the model ("classifier", "fc"), for per-layer reports.
+  Value linear(torch::nn::LinearImpl& linear, const Value& x, const std::string& name = "linear");
   Value add(const Value& a, const Value& b);
   // Names the graph's output ("logits").
   void output(const Value& x);

@@ -13,6 +13,7 @@
 #include <sgs/dataset.h>
 #include <sgs/loader.h>
 #include <sgs/model.h>
+#include <sgs/run_file.h>
 #include <sgs/strategy.h>
 
 #include <memory>
@@ -58,6 +59,11 @@ class FusedConvFactory : public ConvFactory {
   std::vector<FusedConv> units_;
   size_t next_ = 0;  // the conv make() builds next
 };
+
+// The run file of a finished run, for the verbs that act on one (export,
+// quantize). Throws ConfigError naming DIR when it is no run directory or
+// its run has not completed.
+RunFile finished_run_file(const std::string& dir);
 
 // A run's model, rebuilt from DIR/config.json (model and strategy slots) with
 // DIR/checkpoint.pt's weights (key "model"), in eval mode.

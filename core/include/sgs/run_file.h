@@ -46,6 +46,22 @@ struct RunLayer {
   std::map<std::string, RunColumn> columns;
 };
 
+// One record under /deploy (docs/run_file.md), written whole by sgs export
+// --check ("export_check") and sgs quantize ("int8/<weights>_<activations>_<calibration>").
+struct DeployLayer {
+  std::string name;
+  int64_t index = 0;
+  std::map<std::string, double> values;       // numeric attributes
+  std::map<std::string, std::string> text;    // string attributes
+  std::map<std::string, RunColumn> columns;   // datasets
+};
+struct DeployRecord {
+  std::map<std::string, double> values;     // numeric attributes
+  std::map<std::string, std::string> text;  // string attributes ("written", "sgs_version", ...)
+  std::vector<DeployLayer> layers;          // the group's "layers", ordered by index
+  double value(const std::string& key) const;  // NaN when absent
+};
+
 struct RunFile {
   std::string file;                 // the run.h5 read
   Json config;                      // root attribute "config" (the resolved config)
@@ -59,6 +75,7 @@ struct RunFile {
   std::map<std::string, double> summary;               // /summary attributes (empty while running)
   std::vector<RunLayer> layers;                        // ordered by their index attribute
   std::map<std::string, RunColumn> columns;            // datasets of the root group: run-wide tables
+  std::map<std::string, DeployRecord> deploy;          // /deploy's records by path ("export_check", "int8/...")
 
   bool completed() const { return status == RunStatus::Completed; }
   // The last row of every metric; empty without epochs.
@@ -71,7 +88,8 @@ enum RunFileParts : unsigned {
   kRunMetrics = 1u << 0,
   kRunSummary = 1u << 1,
   kRunLayers = 1u << 2,
-  kRunEverything = kRunMetrics | kRunSummary | kRunLayers,
+  kRunDeploy = 1u << 3,
+  kRunEverything = kRunMetrics | kRunSummary | kRunLayers | kRunDeploy,
 };
 
 // Reads a run.h5. Throws DataError naming the file when it cannot be read or

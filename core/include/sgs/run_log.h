@@ -65,6 +65,12 @@ class RunLog {
   // layer, or a value whose shape does not fit its column.
   void append(const std::string& table, const std::string& layer, const std::vector<torch::Tensor>& values);
 
+  // Replaces the record /deploy/<key> of an existing run file (a finished
+  // run's) by `record` in one commit, leaving everything else as it was;
+  // sets its "written" and "sgs_version" attributes. The caller holds the
+  // run directory's lock (sgs/run_dir.h). Throws IoError.
+  static void write_deploy(const std::string& path, const std::string& key, const DeployRecord& record);
+
   // Sets the status and commits.
   void set_status(RunStatus status, const std::string& error = "");
   void set_summary(const std::map<std::string, double>& values);
