@@ -159,6 +159,7 @@ int run_export(const std::vector<std::string>& args) {
   auto lock = sgs::RunDirLock::take(o.dir);
   const sgs::RunFile file = sgs::finished_run_file(o.dir);
   auto run = sgs::load_run_model(o.dir);
+  if (!run.warning.empty()) std::cerr << "sgs: warning: " << run.warning << "\n";
   auto fused = sgs::fuse_model(run);
   fused->eval();
   sgs::ExportGraph g;

@@ -54,6 +54,7 @@ std::pair<double, std::string> worst_relative(const torch::OrderedDict<std::stri
 void compare_runs(const std::string& dir, sgs::Model& fused, const std::string& other_dir,
                   const torch::Device& device) {
   auto other = sgs::load_run_model(other_dir, device);
+  if (!other.warning.empty()) std::cerr << "sgs: warning: " << other.warning << "\n";
   auto other_fused = sgs::fuse_model(other);
   auto la = train_loss(dir), lb = train_loss(other_dir);
   double loss = 0;
@@ -99,6 +100,7 @@ int run_fuse(const std::vector<std::string>& args) {
   torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
 
   auto run = sgs::load_run_model(dir, device);
+  if (!run.warning.empty()) std::cerr << "sgs: warning: " << run.warning << "\n";
   auto fused = sgs::fuse_model(run);
   int64_t branched_params = 0, fused_params = 0, spatial = 0;
   for (const auto& p : run.model->parameters()) branched_params += p.numel();

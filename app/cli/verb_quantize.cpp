@@ -83,6 +83,7 @@ int run_quantize(const std::vector<std::string>& args) {
   auto lock = sgs::RunDirLock::take(dir);
   sgs::finished_run_file(dir);
   auto run = sgs::load_run_model(dir);
+  if (!run.warning.empty()) std::cerr << "sgs: warning: " << run.warning << "\n";
   sgs::Int8Inputs in;
   try {
     in = sgs::int8_inputs(run, o.calib_batches, /*workers=*/1);

@@ -1,13 +1,51 @@
 #include <sgs/checkpoint_file.h>
 #include <sgs/errors.h>
+#include <sgs/io.h>
+#include <sgs/run_file.h>
 
 #include <zlib.h>
 
 #include <cstdint>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace sgs {
+
+std::string config_digest(const std::string& config_json) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : config_json) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+RunIdentity run_dir_identity(const std::filesystem::path& dir) {
+  const auto cfg = dir / "config.json";
+  if (!std::filesystem::exists(cfg))
+    throw ConfigError(cfg.string() + ": missing; the checkpoint beside it cannot be matched to its run without it");
+  RunIdentity id;
+  id.config_digest = config_digest(read_file(cfg));
+  const auto h5 = dir / "run.h5";
+  if (std::filesystem::exists(h5)) id.run_id = read_run_file(h5.string(), kRunAttributes).run_id;
+  return id;
+}
+
+std::string check_checkpoint_identity(const std::optional<RunIdentity>& recorded, const RunIdentity& expected,
+                                      const std::string& checkpoint_path) {
+  if (!recorded)
+    return checkpoint_path + ": written before checkpoints named their run; it is taken as this directory's";
+  auto shown = [](const std::string& s) { return s.empty() ? std::string("(none)") : s; };
+  const bool same_run = expected.run_id.empty() || recorded->run_id == expected.run_id;
+  if (same_run && recorded->config_digest == expected.config_digest) return "";
+  throw ConfigError(checkpoint_path + ": belongs to run " + shown(recorded->run_id) + " (config " +
+                    recorded->config_digest + "), not to this directory's run " + shown(expected.run_id) +
+                    " (config " + expected.config_digest + "): a checkpoint copied from another run is not resumed, "
+                    "fused or exported");
+}
 
 namespace {
 

@@ -71,6 +71,11 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
   verify_checkpoint(bytes, ckpt.string());
   try {
     archive.load_from(bytes.data(), bytes.size(), device);
+  } catch (const std::exception& e) {
+    throw DataError(ckpt.string() + ": cannot load the model from the checkpoint: " + error_message(e));
+  }
+  run.warning = check_checkpoint_identity(read_identity(archive), run_dir_identity(dir), ckpt.string());
+  try {
     archive.read("strategy", strategy);
     run.strategy->load(strategy);  // first: a strategy that grew the graph rebuilds it before its weights load
     archive.read("model", model);

@@ -108,6 +108,7 @@ class Trainer {
   bool evaluate_val_ = false, evaluate_test_ = false;
   bool stop_requested_ = false;
   RunDirLock lock_;  // rank 0: this run directory's lock
+  RunIdentity identity_;  // rank 0: the run's id and config digest, recorded in every checkpoint
   bool created_dir_ = false;
 };
 
@@ -260,6 +261,7 @@ void Trainer::save_checkpoint(const fs::path& path) {
   pos_.save(archive);
   archive.write("world_size", scalar(static_cast<int64_t>(world_)));
   archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  write_identity(archive, identity_);
   // Serialised in memory, then written with the system's errors (disk full)
   // reported exactly and the previous checkpoint kept until the rename.
   std::string bytes;
@@ -277,6 +279,10 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
     archive.load_from(bytes.data(), bytes.size(), device_);
   } catch (const std::exception& e) {
     throw DataError(path.string() + ": cannot read the checkpoint: " + error_message(e));
+  }
+  if (rank_ == 0) {  // a checkpoint copied from another run is refused
+    const std::string warning = check_checkpoint_identity(read_identity(archive), identity_, path.string());
+    if (!warning.empty()) progress_.message("warning: " + warning);
   }
   // The global batch, hence the position and the schedule, depend on the ranks.
   torch::Tensor ranks;
@@ -480,12 +486,14 @@ std::string Trainer::prepare_directory(const fs::path& out) {
     if (epochs == 1) progress_.message(out.string() + ": no checkpoint yet; starting again from epoch 1");
     return {};
   }
-  if (fs::exists(cfg)) {
-    Json previous = read_json_file(cfg.string());
-    if (!same_run_config(previous, config_))
-      throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
-                        "resume it with the same config and --set values, or use a new --out");
-  }
+  if (!fs::exists(cfg))
+    throw ConfigError(cfg.string() + ": missing; --resume cannot tell whose checkpoint " + ckpt.string() +
+                      " is: restore config.json, or start the run again without --resume");
+  Json previous = read_json_file(cfg.string());
+  if (!same_run_config(previous, config_))
+    throw ConfigError(cfg.string() + ": the run in this directory has a different config; "
+                      "resume it with the same config and --set values, or use a new --out");
+  identity_ = run_dir_identity(out);
   std::string bytes = read_file(ckpt);
   verify_checkpoint(bytes, ckpt.string());  // also refuses an empty one (empty bytes mean "start afresh")
   return bytes;
@@ -587,8 +595,10 @@ RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::pat
       progress_.message("resuming " + out.string() + " at epoch " + std::to_string(pos_.epochs_done + 1) +
                         ", step " + std::to_string(pos_.step));
     } else {
-      write_file_atomically(cfg, config_.dump(2) + "\n");
+      const std::string config_text = config_.dump(2) + "\n";
+      write_file_atomically(cfg, config_text);
       log_ = RunLog::create(h5.string(), config_, device_name, threads_, strategy_->log_tables());
+      identity_ = {read_run_file(h5.string(), kRunAttributes).run_id, config_digest(config_text)};
     }
   });
   ctx_.log = log_.get();

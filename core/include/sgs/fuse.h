@@ -75,7 +75,9 @@ struct RunModel {
   std::shared_ptr<Model> model;
   std::vector<std::shared_ptr<ConvBlock>> made;  // its conv blocks in construction order
   std::vector<bool> norms_after;                 // whether the model's BatchNorm follows each
+  std::string warning;  // a line to print: the checkpoint predates run identities ("" otherwise)
 };
+// Throws ConfigError when the checkpoint belongs to another run (sgs/checkpoint_file.h).
 RunModel load_run_model(const std::string& dir, const torch::Device& device = torch::kCPU);
 
 // The fused plain model of `run` (eval mode, on the run model's device).
