@@ -1,4 +1,4 @@
-#include "deploy/onnx_model.h"
+#include "onnx_model.h"
 
 #include <sgs/version.h>
 

@@ -1,4 +1,4 @@
-#include "deploy/opencv_net.h"
+#include "opencv_net.h"
 
 #include <torch/torch.h>
 
