@@ -46,6 +46,7 @@ int run_run(const std::vector<std::string>& args) {
   if (!sgs::cli::parse_args("run", "CONFIG.json [--set KEY=VALUE]... [--out DIR] [--resume] [--nproc N]", args, opts,
                             pos, vm))
     return 0;
+  if (vm.count("out") && out.empty()) throw sgs::ConfigError("--out: expected a directory, got an empty string");
   sgs::Json config = sgs::load_config(path, sets);  // validated before anything is written
   if (!(dist_timeout > 0)) throw sgs::ConfigError("--dist-timeout: must be > 0 seconds");
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));

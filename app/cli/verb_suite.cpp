@@ -49,6 +49,7 @@ int run_suite_verb(const std::vector<std::string>& args) {
   const sgs::Suite suite = sgs::Suite::load(path, extra);  // every run validated before anything is written
 
   sgs::SuiteOptions o;
+  if (vm.count("out") && out.empty()) throw sgs::ConfigError("--out: expected a directory, got an empty string");
   o.out_dir = out.empty() ? fs::path("runs") / fs::path(path).stem() : fs::path(out);
   o.jobs = jobs;
   o.jobs_given = vm.count("jobs") > 0;

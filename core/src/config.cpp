@@ -28,9 +28,12 @@ void RunSettings::declare(Declare<RunSettings>& d) {
   d.key(&R::eval_batch_size, "eval_batch_size", "batch size for evaluation").ge(1).specific_to_run();
   d.choice(&R::device, "device", {"auto", "cpu", "cuda"}, "where to train; auto = cuda when available")
       .specific_to_run();
-  d.key(&R::threads, "threads", "intra-op threads; 0 = all cores").ge(0).specific_to_run();
-  d.key(&R::data_workers, "data_workers", "loader threads preparing batches ahead; 0 = in the trainer")
+  // Fixed bounds, the same on every machine that validates (a login node, a
+  // GPU node): values beyond them are typing mistakes that would abort or hang.
+  d.key(&R::threads, "threads", "intra-op threads; 0 = all cores; at most 1024").ge(0).le(1024).specific_to_run();
+  d.key(&R::data_workers, "data_workers", "loader threads preparing batches ahead; 0 = in the trainer; at most 256")
       .ge(0)
+      .le(256)
       .specific_to_run();
   d.key(&R::label_smoothing, "label_smoothing", "label smoothing of the cross-entropy loss").ge(0).lt(1);
   d.key(&R::grad_clip_norm, "grad_clip_norm", "clip the global gradient norm to this; 0 = off").ge(0);

@@ -208,6 +208,22 @@ TEST_CASE("config: numbers beyond their type, overflowing JSON, duplicate keys a
     refused("run " + f, f + ": strategy.matrix.features.99: the model has no spatial conv 'features.99'");
   }
   refused("run " + good + " --set evaluate=val", good + ": evaluate: 'val' needs a validation split");
+  // Fixed bounds, whatever machine validates: beyond them a run would abort or hang.
+  refused("run " + good + " --set threads=100000", good + ": threads: must be <= 1024, got 100000");
+  refused("run " + good + " --set data_workers=100000", good + ": data_workers: must be <= 256, got 100000");
+  const std::string suite = (dir / "suite.json").string();
+  std::ofstream(suite) << R"({"base": "good.json", "axes": {"seed": [0, 1]}})";
+  refused("suite " + suite + " --threads 100000", "threads: must be <= 1024, got 100000");
+  CHECK(sgs::load_config(good, {"threads=1024", "data_workers=256"})["threads"] == 1024);
+  {  // An empty --out is refused, not read as "the default directory".
+    for (const std::string file : {good, suite}) {
+      auto [rc, err] = sgs_cli((file == good ? "run " : "suite ") + file + " --out ''", dir);
+      INFO(file << ": " << err);
+      CHECK(rc == 2);
+      CHECK(err.find("--out: expected a directory, got an empty string") != std::string::npos);
+      CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    }
+  }
   // Integers are kept exactly, to int64's limit.
   auto resolved = sgs::load_config(good, {"seed=9223372036854775807"});
   CHECK(resolved["seed"].get<int64_t>() == INT64_MAX);
