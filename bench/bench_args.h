@@ -5,8 +5,11 @@
 #include <torch/cuda.h>
 #include <torch/types.h>
 
+#include <chrono>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sgs::bench {
 
@@ -26,6 +29,18 @@ inline torch::Device device_arg(int argc, char** argv) {
     throw std::invalid_argument("--device cuda: this LibTorch build sees no usable CUDA device");
   return name != "cpu" && torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
+
+// A list argument's items ("none,dbb" -> {"none", "dbb"}; empty items dropped).
+inline std::vector<std::string> split(const std::string& s, char sep = ',') {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, sep);)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Waits for the device's queued work, so that a clock read after it counts it.
 inline void synchronize(const torch::Device& device) {

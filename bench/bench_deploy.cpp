@@ -67,18 +67,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 using sgs::bench::arg;
-
-std::vector<std::string> split(const std::string& s, char sep = ',') {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, sep);)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using sgs::bench::Clock;
+using sgs::bench::seconds_since;
+using sgs::bench::split;
 
 std::string fmt(const char* f, double v) {
   if (std::isnan(v)) return "-";

@@ -55,18 +55,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 using sgs::bench::arg;
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using sgs::bench::Clock;
+using sgs::bench::seconds_since;
+using sgs::bench::split;
 
 double cpu_seconds() {
   rusage u{};
