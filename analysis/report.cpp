@@ -167,8 +167,6 @@ void compare_groups(Report& report, const std::string& against, const std::vecto
     if (found != 1) return;
   }
   auto& reference = report.groups[ref];
-  reference.is_reference = true;
-  report.against = reference.label;
   std::map<std::string, double> by_seed;
   std::vector<double> all_ref;
   for (size_t i = 0; i < reference.seeds.size(); ++i) {
@@ -176,6 +174,17 @@ void compare_groups(Report& report, const std::string& against, const std::vecto
     by_seed.emplace(value_label(reference.seeds[i]), reference.run_test_acc[i]);
     all_ref.push_back(reference.run_test_acc[i]);
   }
+  if (all_ref.empty()) {
+    // The comparison is of final test accuracies: a reference without any has nothing to compare with.
+    const std::string why = "'" + reference.label +
+                            "': none of its runs has a final test accuracy (evaluate without test?), so nothing "
+                            "can be compared with it";
+    if (!against.empty()) throw ConfigError("--against: " + why);
+    report.warnings.push_back("the baseline " + why);
+    return;
+  }
+  reference.is_reference = true;
+  report.against = reference.label;
   std::vector<Comparison*> family;
   for (auto& g : report.groups) {
     if (g.is_reference) continue;
@@ -229,6 +238,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
   auto grouping = group_runs(completed, by);
   report.keys = grouping.keys;
   std::vector<bool> baseline;  // per group: all its runs without a strategy
+  std::vector<std::string> pooled;  // groups holding more than one run of a seed
   for (const auto& g : grouping.groups) {
     ReportGroup out;
     out.label = g.label;
@@ -236,6 +246,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     std::vector<double> test, val, train, best, int8_acc, int8_drop;
     std::set<std::string> best_on;
     std::vector<std::string> seen_seeds;
+    std::set<std::string> repeated;  // seeds of more than one run in the group
     double seconds = 0;
     for (size_t i : g.members) {
       const RunData& r = *completed[i];
@@ -243,9 +254,7 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
       const Json seed = r.config.contains("seed") ? r.config["seed"] : Json();
       out.seeds.push_back(seed);
       const std::string seed_text = value_label(seed);
-      if (by.empty() && std::find(seen_seeds.begin(), seen_seeds.end(), seed_text) != seen_seeds.end())
-        report.warnings.push_back("group '" + g.label + "' holds more than one run with seed " + seed_text +
-                                  " (" + r.name + ")");
+      if (std::find(seen_seeds.begin(), seen_seeds.end(), seed_text) != seen_seeds.end()) repeated.insert(seed_text);
       seen_seeds.push_back(seed_text);
       test.push_back(100 * r.final_metric("test_acc"));
       out.run_test_acc.push_back(test.back());
@@ -283,11 +292,18 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     const RunData& first = *completed[g.members[0]];
     out.parameters = first.summary_value("parameters");
     out.parameters_fused = first.summary_value("parameters_fused");
+    if (!repeated.empty())
+      pooled.push_back("'" + g.label + "' (seed " + join(std::vector<std::string>(repeated.begin(), repeated.end()), ", ") +
+                       ")");
     bool plain = true;
     for (size_t m : g.members) plain = plain && completed[m]->strategy() == "none";
     baseline.push_back(plain);
     report.groups.push_back(std::move(out));
   }
+  if (!pooled.empty())
+    report.warnings.push_back("group" + std::string(pooled.size() > 1 ? "s " : " ") + join(pooled, ", ") +
+                              " pool more than one run of the same seed (the same run twice, or runs that differ in a "
+                              "key not grouped by); n counts runs, and intervals treat them as independent");
   std::sort(report.excluded.begin(), report.excluded.end(),
             [](const ExcludedRun& a, const ExcludedRun& b) { return a.name < b.name; });
   compare_groups(report, against, baseline);
@@ -311,7 +327,7 @@ std::string format_markdown(const Report& r) {
     int8 = int8 || g.int8_test_acc.n() > 0;
   }
   if (!r.groups.empty()) {
-    out << "| method | seeds | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
+    out << "| method | n | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
         << " | train hours | parameters | parameters fused |" << (changes ? " growths | cuts |" : "")
         << (int8 ? " int8 test acc (%) | int8 drop (points) |" : "") << "\n";
     out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|" << (changes ? "---|---|" : "")
@@ -327,8 +343,8 @@ std::string format_markdown(const Report& r) {
       if (int8) out << " " << mean_std_text(g.int8_test_acc) << " | " << mean_std_text(g.int8_drop) << " |";
       out << "\n";
     }
-    out << "\nMean ± sample standard deviation over seeds (\"-\": one seed); final = last epoch, best = highest "
-           "over epochs; train hours summed over the seeds."
+    out << "\nn = runs in the group; mean ± sample standard deviation over them (\"-\": one run); final = last epoch, "
+           "best = highest over epochs; train hours summed over the runs."
         << (changes ? " Growths and cuts: DyRep's graph changes per run, mean over the seeds; parameters as the "
                       "group's first run ended."
                     : "")

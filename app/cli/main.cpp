@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cmath>
 #include <iostream>
 
 namespace sgs::cli {
@@ -34,6 +35,11 @@ bool parse_args(const std::string& verb, const std::string& usage, const std::ve
   } catch (const po::error& e) {
     throw ConfigError("sgs " + verb + ": " + e.what() + " (see sgs " + verb + " --help)");
   }
+  // Numbers are finite wherever they are given ("nan" and "inf" read as doubles).
+  for (const auto& [name, value] : vm)
+    if (const double* d = boost::any_cast<double>(&value.value()); d != nullptr && !std::isfinite(*d))
+      throw ConfigError("sgs " + verb + ": --" + name + ": expected a finite number, got " +
+                        (std::isnan(*d) ? "nan" : "inf"));
   return true;
 }
 

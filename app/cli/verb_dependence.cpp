@@ -56,6 +56,10 @@ torch::Tensor read_feature_map(const std::string& file, const std::string& name)
   } catch (const H5::Exception& e) {
     throw sgs::DataError(file + ": " + name + ": cannot read it as float32: " + e.getDetailMsg());
   }
+  const int64_t bad = x.numel() - torch::isfinite(x).sum().item<int64_t>();
+  if (bad > 0)
+    throw sgs::DataError(file + ": " + name + ": " + std::to_string(bad) +
+                         " values are NaN or infinite (a feature map must be finite)");
   return x;
 }
 

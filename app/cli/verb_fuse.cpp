@@ -51,29 +51,35 @@ std::pair<double, std::string> worst_relative(const torch::OrderedDict<std::stri
   return worst;
 }
 
-void compare_runs(const std::string& dir, sgs::Model& fused, const std::string& other_dir,
-                  const torch::Device& device) {
+// The comparison's table and summary line, computed in full before anything
+// is written (a bad --compare fails before the fused model is written).
+std::string compare_runs(const std::string& dir, sgs::Model& fused, const std::string& other_dir,
+                         const torch::Device& device) {
   auto other = sgs::load_run_model(other_dir, device);
   if (!other.warning.empty()) std::cerr << "sgs: warning: " << other.warning << "\n";
   auto other_fused = sgs::fuse_model(other);
   auto la = train_loss(dir), lb = train_loss(other_dir);
   double loss = 0;
-  std::printf("epoch\ttrain_loss\ttrain_loss_other\trelative_difference\n");
+  std::string text = "epoch\ttrain_loss\ttrain_loss_other\trelative_difference\n";
+  char line[512];
   for (size_t e = 0; e < std::min(la.size(), lb.size()); ++e) {
     const double d = std::abs(la[e] - lb[e]) / std::abs(lb[e]);
     loss = std::max(loss, d);
-    std::printf("%zu\t%.9g\t%.9g\t%.3g\n", e + 1, la[e], lb[e], d);
+    std::snprintf(line, sizeof line, "%zu\t%.9g\t%.9g\t%.3g\n", e + 1, la[e], lb[e], d);
+    text += line;
   }
   std::set<std::string> conv_weights;
   for (const auto& b : sgs::conv_blocks(fused)) conv_weights.insert(b->path() + ".weight");
   auto kernels = worst_relative(fused.named_parameters(), other_fused->named_parameters(), conv_weights, true);
   auto params = worst_relative(fused.named_parameters(), other_fused->named_parameters(), conv_weights, false);
   auto buffers = worst_relative(fused.named_buffers(), other_fused->named_buffers(), conv_weights, false);
-  std::printf("compared with %s (max |a - b| / max |b|): train_loss %.3g over %zu epochs%s; fused conv kernels %.3g "
-              "(%s); other parameters %.3g (%s); buffers %.3g (%s)\n",
-              other_dir.c_str(), loss, std::min(la.size(), lb.size()),
-              la.size() == lb.size() ? "" : " (the runs have different epoch counts)", kernels.first,
-              kernels.second.c_str(), params.first, params.second.c_str(), buffers.first, buffers.second.c_str());
+  std::snprintf(line, sizeof line,
+                "compared with %s (max |a - b| / max |b|): train_loss %.3g over %zu epochs%s; fused conv kernels %.3g "
+                "(%s); other parameters %.3g (%s); buffers %.3g (%s)\n",
+                other_dir.c_str(), loss, std::min(la.size(), lb.size()),
+                la.size() == lb.size() ? "" : " (the runs have different epoch counts)", kernels.first,
+                kernels.second.c_str(), params.first, params.second.c_str(), buffers.first, buffers.second.c_str());
+  return text + line;
 }
 
 int run_fuse(const std::vector<std::string>& args) {
@@ -106,6 +112,7 @@ int run_fuse(const std::vector<std::string>& args) {
   for (const auto& p : run.model->parameters()) branched_params += p.numel();
   for (const auto& p : fused->parameters()) fused_params += p.numel();
   for (const auto& b : run.made) spatial += b->spec().spatial() ? 1 : 0;
+  const std::string comparison = compare.empty() ? std::string() : compare_runs(dir, *fused, compare, device);
   {
     torch::serialize::OutputArchive archive;
     fused->save(archive);
@@ -124,7 +131,7 @@ int run_fuse(const std::vector<std::string>& args) {
             << run.config["strategy"]["name"].get<std::string>() << ", model "
             << run.config["model"]["name"].get<std::string>() << "): " << branched_params << " -> " << fused_params
             << " parameters; wrote " << out << "\n";
-  if (!compare.empty()) compare_runs(dir, *fused, compare, device);
+  std::cout << comparison << std::flush;
   if (vm.count("no-eval")) return 0;
   auto check = sgs::compare_on_dataset(run, *fused, sgs::RunSettings::of(run.config).data_workers);
   char line[256];

@@ -46,6 +46,9 @@ int run_run(const std::vector<std::string>& args) {
   if (!sgs::cli::parse_args("run", "CONFIG.json [--set KEY=VALUE]... [--out DIR] [--resume] [--nproc N]", args, opts,
                             pos, vm))
     return 0;
+  // Until the run writes, SIGINT/SIGTERM end it at once (nothing to save);
+  // then they are latched and the run stops after its step (sgs/interrupt.h).
+  sgs::exit_on_interrupts();
   if (vm.count("out") && out.empty()) throw sgs::ConfigError("--out: expected a directory, got an empty string");
   sgs::Json config = sgs::load_config(path, sets);  // validated before anything is written
   if (!(dist_timeout > 0)) throw sgs::ConfigError("--dist-timeout: must be > 0 seconds");
@@ -86,7 +89,6 @@ int run_run(const std::vector<std::string>& args) {
   if (!(progress_every >= 0) || !std::isfinite(progress_every))
     throw sgs::ConfigError("--progress-every: expected seconds >= 0");
   ro.progress_every = progress_every;
-  sgs::catch_interrupts();
   auto result = sgs::run_training_in(world, config, ro, timeout);
   if (result.status == sgs::RunStatus::Interrupted) {
     int sig = sgs::caught_interrupt();

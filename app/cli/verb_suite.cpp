@@ -4,14 +4,42 @@
 
 #include <sgs/io.h>
 #include <sgs/errors.h>
+#include <sgs/trainer.h>
 #include "app/suite/suite.h"
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 namespace {
+
+// Every run's config validated as its `sgs run` validates it at start-up
+// (dataset, model, strategy), before anything is written; runs that differ
+// only in seed or description are checked once.
+void check_runs(const sgs::Suite& suite, sgs::DeviceRules rules) {
+  std::set<std::string> seen;
+  for (const auto& run : suite.resolved_runs()) {
+    sgs::Json key = run.config;
+    key.erase("seed");
+    key.erase("description");
+    if (!seen.insert(key.dump()).second) continue;
+    std::string values;
+    for (const auto& group : {run.chosen, run.values})
+      for (const auto& [k, v] : group)
+        values += (values.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : sgs::excerpt(v));
+    const std::string where =
+        suite.path() + ": run " + run.name + (values.empty() ? "" : " (axes: " + values + ")") + ": ";
+    try {
+      sgs::check_run_config(run.config, rules);
+    } catch (const sgs::ConfigError& e) {
+      throw sgs::ConfigError(where + e.what());
+    } catch (const sgs::DataError& e) {
+      throw sgs::DataError(where + e.what());
+    }
+  }
+}
 
 int run_suite_verb(const std::vector<std::string>& args) {
   namespace po = sgs::cli::po;
@@ -59,11 +87,16 @@ int run_suite_verb(const std::vector<std::string>& args) {
 
   if (vm.count("dry-run")) {
     sgs::print_suite_plan(suite, o.out_dir, std::cout);
+    const std::string conflict = sgs::suite_folder_conflict(suite, o.out_dir);
+    if (!conflict.empty()) std::cerr << "sgs suite: note: " << conflict << "\n";
     return 0;
   }
-  if (vm.count("index")) return sgs::run_suite_index(suite, o, stage, index);
+  if (vm.count("index")) return sgs::run_suite_index(suite, o, stage, index);  // its run checks itself
+  // A Slurm suite is checked on the login node: its devices say nothing of the nodes'.
+  check_runs(suite, vm.count("slurm") || vm.count("emit-slurm") ? sgs::DeviceRules::ExplicitCpu : sgs::DeviceRules::Here);
   if (vm.count("slurm")) return sgs::run_suite_slurm(suite, o);
   if (vm.count("emit-slurm")) {
+    sgs::claim_suite_folder(suite, o.out_dir);
     if (stage == 0) stage = sgs::current_stage(suite, o.out_dir);
     if (stage == 0) {
       std::cerr << "sgs suite: every run of " << path << " is completed in " << o.out_dir.string() << "; nothing to submit\n";
@@ -76,7 +109,6 @@ int run_suite_verb(const std::vector<std::string>& args) {
       std::cerr << "sgs suite: stage " << stage << " has no run that can be submitted now (see --dry-run)\n";
       return 1;
     }
-    sgs::write_suite_files(suite, o.out_dir);
     std::filesystem::create_directories(o.out_dir / "slurm");
     sgs::write_file_atomically(emit, script);
     fs::permissions(emit, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);

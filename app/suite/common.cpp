@@ -192,14 +192,24 @@ std::string first_difference(const Json& a, const Json& b) {
 
 // A run directory that holds a run of another config is never resumed or
 // skipped: the suite (or --threads) changed since it ran.
+// A completed run counts as done only when its config.json shows it is the
+// planned one.
 std::string config_conflict(const SuiteRun& run, const fs::path& out_dir) {
   const fs::path file = out_dir / run.name / "config.json";
-  if (run.config.is_null() || !fs::exists(file)) return "";
+  if (run.config.is_null()) return "";
+  const bool completed = read_run_state(out_dir / run.name).completed();
+  if (!fs::exists(file))
+    return completed ? file.string() + ": missing, so the completed run there cannot be told to be the one the suite "
+                                       "plans; restore it, or remove that directory to redo the run"
+                     : "";
   Json previous;
   try {
     previous = read_json_file(file.string());
-  } catch (const ConfigError&) {
-    return "";  // unreadable: the run is redone from scratch anyway
+  } catch (const ConfigError& e) {
+    if (completed)
+      return std::string(e.what()) + ": the completed run there cannot be told to be the one the suite plans; "
+                                     "restore it, or remove that directory to redo the run";
+    return "";  // an unfinished run: redone from scratch
   }
   if (same_run_config(previous, run.config)) return "";
   return file.string() + ": the run there has another config than the suite plans (first difference: " +

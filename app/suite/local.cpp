@@ -134,6 +134,16 @@ class LocalRunner {
         e.start = Clock::now();
         continue;
       }
+      // Another process may have run it meanwhile (a second suite on this
+      // folder): counted as done only when it ran the planned config.
+      auto conflict = config_conflict(e.run, o_.out_dir);
+      if (!conflict.empty()) {
+        close(lock);
+        e.state = State::Failed;
+        e.error = conflict;
+        event("FAILED " + e.run.name + ": " + e.error);
+        continue;
+      }
       RunState st = read_run_state(dir(e));
       if (st.completed()) {
         close(lock);
@@ -263,8 +273,7 @@ class LocalRunner {
 }  // namespace
 
 int run_suite(const Suite& suite, const SuiteOptions& options) {
-  check_conflicts(suite.runs(1), options.out_dir);
-  write_suite_files(suite, options.out_dir);
+  claim_suite_folder(suite, options.out_dir, [&] { check_conflicts(suite.runs(1), options.out_dir); });
   catch_interrupts();
   LocalRunner runner(suite, options);
   return runner.run();
@@ -281,6 +290,7 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
   if (index < 0 || static_cast<size_t>(index) >= list.size())
     throw ConfigError("--index " + std::to_string(index) + ": stage " + std::to_string(stage) + " has " +
                       std::to_string(list.size()) + " runs (0-" + std::to_string(list.size() - 1) + ")");
+  claim_suite_folder(suite, options.out_dir);
   SuiteRun run = list[static_cast<size_t>(index)];
   if (stage == 2) run = suite.plan_final(run, suite.select(run.variant, options.out_dir));
   auto conflict = config_conflict(run, options.out_dir);
@@ -289,6 +299,11 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
   std::fprintf(stderr, "sgs suite: stage %d run %lld: %s\n", stage, static_cast<long long>(index), run.name.c_str());
   int lock = try_lock(dir);
   if (lock < 0) throw std::runtime_error(run.name + ": another process is running it now");
+  conflict = config_conflict(run, options.out_dir);
+  if (!conflict.empty()) {
+    close(lock);
+    throw ConfigError(conflict);
+  }
   RunState st = read_run_state(dir);
   if (st.completed()) {
     close(lock);

@@ -20,6 +20,10 @@
 #include <set>
 #include <sstream>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 namespace sgs {
 
 using namespace suite_detail;
@@ -75,7 +79,7 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
           fail(path, w + "[" + std::to_string(i) + "]", "expected a string, number or bool");
         Json value = plain(x);
         for (const auto& seen : a.values)
-          if (seen == value) fail(path, w, "the value " + value.dump() + " is given twice");
+          if (seen == value) fail(path, w, "the value " + excerpt(value) + " is given twice");
         a.values.push_back(value);
       }
       axes.push_back(std::move(a));
@@ -145,7 +149,7 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       const std::vector<std::string> metrics{"val_acc", "best_val_acc"};
       if (!se["metric"].is_string() ||
           std::find(metrics.begin(), metrics.end(), se["metric"].get<std::string>()) == metrics.end())
-        fail(path, "search.metric", "expected one of " + join(metrics, ", ") + ", got " + se["metric"].dump());
+        fail(path, "search.metric", "expected one of " + join(metrics, ", ") + ", got " + excerpt(se["metric"]));
       s.search_.metric = se["metric"].get<std::string>();
     }
     if (se.contains("set")) s.search_.set = read_set(se["set"], path, "search.set");
@@ -192,7 +196,8 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       if (std::find(v.over.begin(), v.over.end(), a.key) != v.over.end()) over_axes.push_back(a);
     auto axes = s.final_axes(v);
     for (const auto& values : product(axes)) {
-      for (const auto& chosen : product(over_axes)) s.make_run(v, "final", 2, axes, values, chosen, true);
+      for (const auto& chosen : product(over_axes))
+        s.candidates_.push_back(s.make_run(v, "final", 2, axes, values, chosen, true));
       add(s.stage2_, s.make_run(v, "final", 2, axes, values, {}, false));
     }
   }
@@ -382,7 +387,79 @@ Json Suite::plan_json() const {
               {"runs", runs}};
 }
 
-void write_suite_files(const Suite& suite, const fs::path& out_dir) {
+namespace {
+
+// What makes two suites the same: the resolved file, wherever it was read
+// from. The command line's overrides (--threads) are not part of it: each
+// run's config holds them, and a run of other values is refused by its own
+// comparison (config_conflict).
+Json suite_identity(const Ordered& resolved) {
+  Json j = plain(resolved);
+  j.erase("source");
+  j.erase("command_line");
+  return j;
+}
+
+// 16 hexadecimal digits (64-bit FNV-1a) of the identity's canonical text.
+std::string suite_digest(const Json& identity) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : identity.dump()) h = (h ^ c) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// OUT/.suite.lock, held while a suite compares and writes OUT's suite files.
+class FolderLock {
+ public:
+  explicit FolderLock(const fs::path& out_dir) {
+    fs::create_directories(out_dir);
+    const fs::path file = out_dir / ".suite.lock";
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw_io_error(file, "cannot open", errno);
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd_);
+        throw_io_error(file, "cannot lock", err);
+      }
+  }
+  ~FolderLock() { ::close(fd_); }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+std::string suite_folder_conflict(const Suite& suite, const fs::path& out_dir) {
+  const fs::path file = out_dir / "suite.json";
+  if (!fs::exists(file)) return "";
+  Ordered recorded;
+  try {
+    recorded = parse_ordered_json_text(read_file(file), file.string());
+  } catch (const ConfigError& e) {
+    throw DataError(std::string(e.what()) + " (the record of the suite whose runs " + out_dir.string() +
+                    " holds; restore it, or use another --out)");
+  }
+  const Json had = suite_identity(recorded), now = suite_identity(suite.resolved_json());
+  if (had == now) return "";
+  std::string source = recorded.contains("source") && recorded["source"].is_string()
+                           ? recorded["source"].get<std::string>()
+                           : std::string("unknown");
+  return out_dir.string() + ": holds the runs of another suite (" + source + ", digest " + suite_digest(had) +
+         "), not of " + suite.path() + " (digest " + suite_digest(now) + "; first difference: " +
+         first_difference(had, now) + "): use another --out (or remove " + file.string() +
+         " to give the folder to this suite; runs of another config are still refused)";
+}
+
+void claim_suite_folder(const Suite& suite, const fs::path& out_dir, const std::function<void()>& before_writing) {
+  FolderLock lock(out_dir);
+  auto conflict = suite_folder_conflict(suite, out_dir);
+  if (!conflict.empty()) throw ConfigError(conflict);
+  if (before_writing) before_writing();
   write_atomically(out_dir / "suite.json", suite.resolved_json().dump(2) + "\n");
   write_atomically(out_dir / "plan.json", suite.plan_json().dump(2) + "\n");
 }

@@ -122,8 +122,7 @@ std::string slurm_script(const Suite& suite, const SuiteOptions& options, int st
 }
 
 int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
-  check_conflicts(suite.runs(1), options.out_dir);
-  write_suite_files(suite, options.out_dir);
+  claim_suite_folder(suite, options.out_dir, [&] { check_conflicts(suite.runs(1), options.out_dir); });
   catch_interrupts();
   const fs::path out = options.out_dir;
   std::map<std::string, std::string> out_files;  // run -> its task's output file

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -104,6 +105,14 @@ class Suite {
   const std::vector<std::string>& search_over() const { return search_.over; }
   const std::string& search_metric() const { return search_.metric; }
 
+  // Every run whose config is known: stage 1's, and stage 2's planned with
+  // each value a search can choose (what is checked before anything runs).
+  std::vector<SuiteRun> resolved_runs() const {
+    std::vector<SuiteRun> out = stage1_;
+    out.insert(out.end(), candidates_.begin(), candidates_.end());
+    return out;
+  }
+
   // The names of the variants whose finals wait for a search, in order.
   std::vector<std::string> searched_variants() const;
   // The search runs of a searched variant (indices into runs(1)).
@@ -152,6 +161,7 @@ class Suite {
   bool named_variants_ = false;
   Search search_;
   std::vector<SuiteRun> stage1_, stage2_;
+  std::vector<SuiteRun> candidates_;  // stage 2's runs with each candidate value
 };
 
 // How `sgs suite` runs a suite.
@@ -193,7 +203,17 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options);
 // `log`; returns every searched variant's selection (ready or not).
 std::vector<Selection> record_selections(const Suite& suite, const std::filesystem::path& out_dir, std::ostream& log);
 
-// Writes OUT/suite.json and OUT/plan.json (atomically).
-void write_suite_files(const Suite& suite, const std::filesystem::path& out_dir);
+// An output folder belongs to one suite, recorded in OUT/suite.json (the
+// resolved suite file). Returns why OUT belongs to another suite (its source
+// and digest, the first difference), "" when it is this one's or free;
+// DataError when OUT/suite.json cannot be read.
+std::string suite_folder_conflict(const Suite& suite, const std::filesystem::path& out_dir);
+
+// Under OUT/.suite.lock (two suites started at once take turns): refuses a
+// folder of another suite (ConfigError, nothing written), calls
+// `before_writing` (more checks), then writes OUT/suite.json and
+// OUT/plan.json (atomically).
+void claim_suite_folder(const Suite& suite, const std::filesystem::path& out_dir,
+                        const std::function<void()>& before_writing = {});
 
 }  // namespace sgs

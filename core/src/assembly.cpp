@@ -1,8 +1,11 @@
 #include <sgs/assembly.h>
 #include <sgs/config.h>
+#include <sgs/errors.h>
 #include <sgs/registry.h>
 
 #include <torch/torch.h>
+
+#include <map>
 
 namespace sgs {
 
@@ -30,6 +33,34 @@ std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, Co
 ModelSpec model_spec(const Dataset& dataset) {
   const auto& info = dataset.info();
   return ModelSpec{info.channels, info.num_classes, info.height, info.width};
+}
+
+namespace {
+
+std::string shape_text(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i > 0 ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+}  // namespace
+
+void load_model_weights(Model& model, torch::serialize::InputArchive& archive, const std::string& file) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> built;
+  for (const auto& p : model.named_parameters()) built.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : model.named_buffers()) built.emplace_back(b.key(), b.value().sizes().vec());
+  model.load(archive);
+  std::map<std::string, torch::Tensor> loaded;
+  for (const auto& p : model.named_parameters()) loaded[p.key()] = p.value();
+  for (const auto& b : model.named_buffers()) loaded[b.key()] = b.value();
+  for (const auto& [name, sizes] : built) {
+    const auto& t = loaded.at(name);
+    if (t.sizes().vec() == sizes) continue;
+    std::string want = "[";
+    for (size_t i = 0; i < sizes.size(); ++i) want += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
+    throw ConfigError(file + ": model." + name + " holds a " + shape_text(t) + " tensor where the run's config builds " +
+                      want + "] (a checkpoint of another model or width than config.json says)");
+  }
 }
 
 }  // namespace sgs

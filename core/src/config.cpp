@@ -111,8 +111,14 @@ template <class J>
 J parse_strict(const std::string& text, const std::string& source) {
   std::vector<std::vector<std::string>> seen;  // keys of each open object
   std::vector<std::string> path;               // the key being read in each open object
-  auto callback = [&](int, typename J::parse_event_t event, J& parsed) {
+  auto callback = [&](int depth, typename J::parse_event_t event, J& parsed) {
     using E = typename J::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxJsonDepth) {
+      std::string where;
+      for (const auto& p : path) where += (where.empty() ? "" : ".") + p;
+      throw ConfigError(source + ": " + (where.empty() ? std::string() : where + ": ") + "nested deeper than " +
+                        std::to_string(kMaxJsonDepth) + " levels (arrays and objects)");
+    }
     if (event == E::object_start) {
       seen.emplace_back();
       path.emplace_back();
@@ -232,8 +238,11 @@ std::string with_slot_path(const Slot& slot, const ConfigError& e) {
 void apply_override(Json& raw, const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw ConfigError("--set '" + assignment + "': expected KEY=VALUE, e.g. optimizer.lr=0.05");
+    throw ConfigError("--set '" + text_excerpt(assignment) + "': expected KEY=VALUE, e.g. optimizer.lr=0.05");
   std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  if (path.front() == '.' || path.back() == '.' || path.find("..") != std::string::npos)
+    throw ConfigError("--set '" + text_excerpt(assignment) + "': the key '" + path +
+                      "' has an empty part; expected KEY=VALUE with a key such as epochs or optimizer.lr");
   if (!raw.is_object()) raw = Json::object();
   auto dot = path.find('.');
   std::string head = path.substr(0, dot);

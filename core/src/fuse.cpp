@@ -79,7 +79,9 @@ RunModel load_run_model(const std::string& dir, const torch::Device& device) {
     archive.read("strategy", strategy);
     run.strategy->load(strategy);  // first: a strategy that grew the graph rebuilds it before its weights load
     archive.read("model", model);
-    run.model->load(model);
+    load_model_weights(*run.model, model, ckpt.string());
+  } catch (const ConfigError&) {
+    throw;
   } catch (const std::exception& e) {
     throw DataError(ckpt.string() + ": cannot load the model from the checkpoint: " + error_message(e));
   }

@@ -12,8 +12,18 @@ namespace sgs {
 
 fs::path temporary_path(const fs::path& target) {
   fs::path tmp = target;
-  tmp += ".tmp";
+  tmp += ".tmp." + std::to_string(::getpid());
   return tmp;
+}
+
+void remove_temporaries(const fs::path& target) noexcept {
+  const std::string prefix = target.filename().string() + ".tmp";
+  std::error_code ec;
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name == prefix || name.rfind(prefix + ".", 0) == 0) remove_quietly(it->path());
+  }
 }
 
 void throw_io_error(const fs::path& path, const std::string& what, int error_number) {

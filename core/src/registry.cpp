@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <stdexcept>
@@ -93,6 +94,8 @@ std::vector<std::string> plugin_arguments() {
 }
 
 void load_plugin_library(const std::string& path, Registry& registry) {
+  // The kinds this build defines: a library adds plugins of these only.
+  const std::vector<std::string> kinds = registry.kinds();
   // RTLD_GLOBAL so that the plugin's own typeinfo unifies with ours.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (handle == nullptr)
@@ -111,6 +114,11 @@ void load_plugin_library(const std::string& path, Registry& registry) {
   } catch (...) {
     throw ConfigError("plugin: '" + path + "': sgs_register_plugins threw an exception that is not a std::exception");
   }
+  for (const auto& kind : registry.kinds())
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+      throw ConfigError("plugin: '" + path + "' registers " + kind + " '" + registry.names(kind).front() +
+                        "', of a kind sgs does not have" + did_you_mean(kind, kinds) + " (kinds: " + join(kinds, ", ") +
+                        ")");
   std::error_code ec;
   const auto absolute = std::filesystem::absolute(path, ec);
   loaded_libraries().push_back(ec ? path : absolute.lexically_normal().string());

@@ -1,6 +1,7 @@
 #include "h5_detail.h"
 
 #include <sgs/run_file.h>
+#include <sgs/schema.h>
 
 #include <algorithm>
 #include <cmath>
@@ -182,9 +183,9 @@ RunFile read_run_file(const std::string& path, unsigned parts) {
       const std::string config = string_attr(f, "config");
       if (config.empty()) throw DataError(path + ": not a run file (no config attribute)");
       try {
-        run.config = Json::parse(config);
-      } catch (const Json::parse_error&) {
-        throw DataError(path + ": the config attribute is not valid JSON");
+        run.config = parse_value_text(config, "config");
+      } catch (const ConfigError& e) {
+        throw DataError(path + ": the config attribute is not valid JSON (" + e.what() + ")");
       }
       run.status_recorded = string_attr(f, "status");
       run.status = parse_run_status(run.status_recorded);

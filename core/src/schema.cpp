@@ -44,11 +44,7 @@ std::string json_kind(const Json& v) {
   }
 }
 
-std::string shown(const Json& v) {
-  std::string s = v.dump();
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s;
-}
+std::string shown(const Json& v) { return excerpt(v); }
 
 [[noreturn]] void fail(const std::string& path, const std::string& msg) {
   throw ConfigError(path + ": " + msg);
@@ -76,10 +72,13 @@ int64_t exact_integer(const Json& v) {
   return static_cast<int64_t>(v.get<double>());
 }
 
-std::string why_not_integer(const Json& v) {
-  if (v.is_number_unsigned()) return "is beyond a 64-bit integer's range";
-  if (v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>())
+std::string why_not_integer(const Json& v, const Key& key) {
+  const std::string expected = " (expected " + key.describe_expected() + ")";
+  if (v.is_number_unsigned()) return "is beyond a 64-bit integer's range" + expected;
+  if (v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>()) {
+    if (std::fabs(v.get<double>()) >= 9223372036854775808.0) return "is beyond a 64-bit integer's range" + expected;
     return "is written as a floating-point number beyond 2^53, which a double cannot hold exactly; write its digits";
+  }
   return "";
 }
 
@@ -90,7 +89,7 @@ Json check_scalar(const Json& v, const std::string& path, const Key& key, KeyTyp
       return v;
     case KeyType::Int:
       if (!is_integral(v)) {
-        const std::string why = why_not_integer(v);
+        const std::string why = why_not_integer(v, key);
         if (!why.empty()) fail(path, shown(v) + " " + why);
         fail(path, "expected an integer, got " + json_kind(v) + " " + shown(v));
       }
@@ -224,14 +223,38 @@ Json parse_typed(const std::string& text, const std::string& path, const Key& ke
     v = text;
   } else {
     try {
-      v = Json::parse(text);
-    } catch (const std::exception&) {
-      if (key.type == KeyType::Json || key.type == KeyType::StringList)
-        fail(path, "cannot parse '" + text + "' as JSON");
-      fail(path, "expected " + key.describe_expected() + ", got '" + text + "'");
+      v = parse_value_text(text, path);
+    } catch (const ConfigError&) {
+      if (key.type == KeyType::Json || key.type == KeyType::StringList) throw;
+      fail(path, "expected " + key.describe_expected() + ", got '" + text_excerpt(text) + "'");
     }
   }
   return check_value(v, path, key);
+}
+
+std::string excerpt(const Json& value) {
+  // Dumped with the nesting bounded (kMaxJsonDepth) by every reader.
+  return text_excerpt(value.dump());
+}
+
+std::string text_excerpt(const std::string& text) {
+  return text.size() > 40 ? text.substr(0, 37) + "..." : text;
+}
+
+Json parse_value_text(const std::string& text, const std::string& path) {
+  auto bounded = [](int depth, Json::parse_event_t event, Json&) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth)
+      throw ConfigError("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return Json::parse(text, bounded);
+  } catch (const ConfigError& e) {
+    fail(path, std::string("'") + text_excerpt(text) + "': " + e.what());
+  } catch (const Json::exception&) {
+    fail(path, "cannot parse '" + text_excerpt(text) + "' as JSON");
+  }
 }
 
 }  // namespace sgs

@@ -58,8 +58,16 @@ class Trainer {
         rank_(comm_ ? comm_->rank() : 0),
         world_(comm_ ? comm_->world_size() : 1),
         progress_(options.progress, options.quiet || rank_ != 0, options.progress_every) {}
+  // check_run_config's: builds and attaches on the CPU, writes nothing.
+  Trainer(const Json& config, DeviceRules rules, std::shared_ptr<Dataset> dataset)
+      : Trainer(config, quiet_options()) {
+    checking_ = true;
+    rules_ = rules;
+    dataset_ = std::move(dataset);
+  }
 
   RunResult run();
+  void check();
 
  private:
   void build();
@@ -107,6 +115,13 @@ class Trainer {
   std::map<std::string, double> last_metrics_;
   bool evaluate_val_ = false, evaluate_test_ = false;
   bool stop_requested_ = false;
+  bool checking_ = false;  // check_run_config
+  DeviceRules rules_ = DeviceRules::Here;
+  static RunOptions quiet_options() {
+    RunOptions o;
+    o.quiet = true;
+    return o;
+  }
   RunDirLock lock_;  // rank 0: this run directory's lock
   RunIdentity identity_;  // rank 0: the run's id and config digest, recorded in every checkpoint
   bool created_dir_ = false;
@@ -117,17 +132,32 @@ void Trainer::build() {
   seed_ = static_cast<uint64_t>(settings_.seed);
   epochs_ = settings_.epochs;
   threads_ = settings_.threads;
-  if (threads_ == 0)
-    threads_ = std::max<int64_t>(1, std::thread::hardware_concurrency() / std::max(1, options_.local_world_size));
-  at::set_num_threads(static_cast<int>(threads_));
-  device_ = resolve_device(settings_.device);
-  if (device_.is_cuda() && comm_) {
-    World w;
-    w.local_rank = options_.local_rank;
-    device_ = rank_device("cuda", w);
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (threads_ == 0) threads_ = std::max<int64_t>(1, cores / std::max(1, options_.local_world_size));
+  if (threads_ > cores && !checking_) {
+    // More threads than cores only slows every step (they wait for each
+    // other); the results do not depend on the count.
+    progress_.message("threads: " + std::to_string(threads_) + " is more than this machine's " + std::to_string(cores) +
+                      " cores; using " + std::to_string(cores));
+    threads_ = cores;
   }
   precision_ = parse_precision(settings_.precision);
-  check_precision(precision_, device_);
+  if (checking_) {
+    // The device rules where the device is known: "cpu", or any device when
+    // the run will train on this machine. The model is built on the CPU.
+    if (settings_.device == "cpu" || rules_ == DeviceRules::Here)
+      check_precision(precision_, resolve_device(settings_.device));
+    device_ = torch::kCPU;
+  } else {
+    at::set_num_threads(static_cast<int>(threads_));
+    device_ = resolve_device(settings_.device);
+    if (device_.is_cuda() && comm_) {
+      World w;
+      w.local_rank = options_.local_rank;
+      device_ = rank_device("cuda", w);
+    }
+    check_precision(precision_, device_);
+  }
   memory_format_ = parse_memory_format(settings_.memory_format);
   if (DeploySettings::of(config_).int8 && !settings_.checkpoint)
     throw ConfigError("deploy.int8: needs checkpoint: true (the trained model is read back from checkpoint.pt)");
@@ -135,7 +165,7 @@ void Trainer::build() {
   const auto& reg = Registry::global();
 
   auto plugin = [&](const char* slot) { return config_[slot]["name"].get<std::string>(); };
-  dataset_ = make_dataset(config_);
+  if (!dataset_) dataset_ = make_dataset(config_);
   strategy_ = make_strategy(config_);
   auto factory = strategy_->conv_factory();
   ConvFactory plain;
@@ -157,7 +187,7 @@ void Trainer::build() {
   so.grad_clip_norm = settings_.grad_clip_norm;
   step_ = std::make_unique<TrainStep>(*model_, *optimizer_, device_, so, scaler_.get());
 
-  LoaderOptions lo = loader_options(settings_.batch_size, seed_, settings_.data_workers);
+  LoaderOptions lo = loader_options(settings_.batch_size, seed_, checking_ ? 0 : settings_.data_workers);
   train_loader_ = std::make_unique<Loader>(dataset_->train(), lo);
   if (train_loader_->batches_per_epoch() == 0) throw ConfigError("batch_size: larger than the training set");
   {
@@ -296,7 +326,7 @@ void Trainer::load_checkpoint(const std::string& bytes, const fs::path& path) {
   archive.read("optimizer", optimizer);
   archive.read("strategy", strategy);
   strategy_->load(strategy);  // first: it may rebuild the structure the weights belong to
-  model_->load(model);
+  load_model_weights(*model_, model, path.string());
   conform_model();
   if (settings_.sync_batchnorm) sync_batchnorms();  // BatchNorms the strategy rebuilt too
   replace_parameters(*optimizer_, model_->parameters());
@@ -465,7 +495,7 @@ void Trainer::with_source(const std::function<void()>& step) const {
 std::string Trainer::prepare_directory(const fs::path& out) {
   created_dir_ = !fs::exists(out);
   lock_ = RunDirLock::take(out);
-  for (const char* name : {"run.h5", "checkpoint.pt", "config.json"}) remove_quietly(temporary_path(out / name));
+  for (const char* name : {"run.h5", "checkpoint.pt", "config.json"}) remove_temporaries(out / name);
   const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
   if (!options_.resume) {
     // Starting over (asked for): a checkpoint of the run replaced must not be
@@ -540,6 +570,11 @@ void Trainer::complete_run_file(const fs::path& h5) {
   progress_.message(h5.string() + ": the run had finished; summary and status written");
 }
 
+void Trainer::check() {
+  with_source([&] { build(); });
+  with_source([&] { strategy_->attach(ctx_); });
+}
+
 RunResult Trainer::run() {
   together([&] { with_source([&] { build(); }); });
   const fs::path out(options_.out_dir);
@@ -562,6 +597,9 @@ RunResult Trainer::run() {
 RunResult Trainer::run_in(const fs::path& out, const fs::path& h5, const fs::path& ckpt, const fs::path& cfg) {
   // Rank 0 reads the checkpoint and hands it to every rank, so that resuming
   // needs the output directory on rank 0's machine only.
+  // From here a run writes: a signal is latched, and the run stops after its
+  // step with a checkpoint (before, it ended the process: nothing to keep).
+  latch_interrupts();
   std::string checkpoint;
   together([&] {
     if (rank_ == 0) checkpoint = prepare_directory(out);
@@ -725,9 +763,18 @@ void keep_freed_memory() {
 }
 
 RunResult run_training(const Json& config, const RunOptions& options) {
-  clear_interrupt();
   Trainer trainer(config, options);
   return trainer.run();
+}
+
+void check_run_config(const Json& config, DeviceRules rules) {
+  // The datasets of the configs checked in this process, read once each
+  // (a suite's runs mostly share one).
+  static std::map<std::string, std::shared_ptr<Dataset>> datasets;
+  const std::string key = config.value("dataset", Json()).dump();
+  auto& dataset = datasets[key];
+  if (!dataset) dataset = make_dataset(config);
+  Trainer(config, rules, dataset).check();
 }
 
 RunResult run_training_in(const World& world, const Json& config, RunOptions options,

@@ -20,7 +20,7 @@ torch::Tensor parse_matrix(const sgs::Json& m, const std::string& path) {
   return sgs::read_json_matrix(m, path, "numbers", [](const sgs::Json& v, const std::string& at) {
     if (!v.is_number()) throw sgs::ConfigError(at + ": expected a number");
     const double x = v.get<double>();
-    if (!std::isfinite(x) || x < 0) throw sgs::ConfigError(at + ": must be finite and >= 0, got " + v.dump());
+    if (!std::isfinite(x) || x < 0) throw sgs::ConfigError(at + ": must be finite and >= 0, got " + sgs::excerpt(v));
   });
 }
 

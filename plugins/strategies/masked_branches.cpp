@@ -151,7 +151,7 @@ class MaskedBranches : public sgs::Strategy {
   static torch::Tensor parse_mask(const sgs::Json& m, const std::string& path) {
     auto t = sgs::read_json_matrix(m, path, "0/1", [](const sgs::Json& v, const std::string& at) {
                  if (!v.is_number() || (v.get<double>() != 0 && v.get<double>() != 1))
-                   throw sgs::ConfigError(at + ": expected 0 or 1, got " + v.dump());
+                   throw sgs::ConfigError(at + ": expected 0 or 1, got " + sgs::excerpt(v));
                }).to(torch::kFloat32);
     const int64_t rows = t.size(0), cols = t.size(1);
     if (rows < 2 || cols < 2)

@@ -5,8 +5,10 @@
 #include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/run_log.h>
+#include "app/suite/internal.h"
 #include "app/suite/suite.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -310,8 +312,7 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
              {"axes", {{"seed", {0, 1}}}},
              {"variants",
               {{{"name", "good"}},
-               {{"name", "diverge"}, {"set", {{"optimizer.lr", 1e6}}}, {"axes", {{"seed", {0}}}}},
-               {{"name", "nodata"}, {"set", {{"dataset", "mnist"}, {"dataset.root", (tmp / "none").string()}}}, {"axes", {{"seed", {0}}}}}}}};
+               {{"name", "diverge"}, {"set", {{"optimizer.lr", 1e6}}}, {"axes", {{"seed", {0}}}}}}}};
   write_json(tmp / "s.json", suite);
   const fs::path out = tmp / "out";
   auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --jobs 2", tmp.path());
@@ -319,15 +320,14 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
   CHECK(status_of(out / "good" / "seed=0") == "completed");
   CHECK(status_of(out / "good" / "seed=1") == "completed");
   CHECK(status_of(out / "diverge" / "seed=0") == "diverged");
-  CHECK(r.out.find("4 runs, 2 completed, 2 failed") != std::string::npos);
+  CHECK(r.out.find("3 runs, 2 completed, 1 failed") != std::string::npos);
   CHECK(r.out.find("failed   diverge/seed=0: diverged (exit 3): loss is NaN") != std::string::npos);
-  CHECK(r.out.find("failed   nodata/seed=0: no run.h5 (exit 1): sgs: data error: mnist: ") != std::string::npos);
   CHECK(r.err.find("completed good/seed=1") != std::string::npos);
   for (const char* f : {"config.json", "run.h5", "checkpoint.pt", "log.txt", "suite_config.json"})
     CHECK(fs::exists(out / "good" / "seed=0" / f));
   CHECK(read_text(out / "good" / "seed=0" / "log.txt").find("epoch 1/1") != std::string::npos);
   CHECK(read_json_file((out / "suite.json").string())["base"]["epochs"] == 1);
-  CHECK(read_json_file((out / "plan.json").string())["runs"].size() == 4);
+  CHECK(read_json_file((out / "plan.json").string())["runs"].size() == 3);
 
   // Again: the completed runs are skipped, the failed ones tried afresh.
   const std::string good_id = read_run_state(out / "good" / "seed=0").run_id;
@@ -337,7 +337,7 @@ TEST_CASE("suite: runs every run as its own process, a failing run is reported, 
   const auto mtime = fs::last_write_time(out / "good" / "seed=0" / "run.h5");
   r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --jobs 2", tmp.path());
   CHECK(r.exit_code == 1);
-  CHECK(r.out.find("4 runs, 2 completed (2 before this command), 2 failed") != std::string::npos);
+  CHECK(r.out.find("3 runs, 2 completed (2 before this command), 1 failed") != std::string::npos);
   CHECK(read_run_state(out / "good" / "seed=0").run_id == good_id);
   CHECK(fs::last_write_time(out / "good" / "seed=0" / "run.h5") == mtime);
   CHECK(read_run_state(out / "diverge" / "seed=0").run_id != diverged_id);  // started afresh: a new run
@@ -417,4 +417,133 @@ TEST_CASE("suite: --index runs one run of the stage (a Slurm array task)") {
   r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --index 2", tmp.path());
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--index 2: stage 1 has 2 runs (0-1)") != std::string::npos);
+}
+
+namespace {
+
+// Every file below `dir` whose name holds ".tmp" (none once every writer has stopped).
+std::vector<std::string> temporary_files(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp") != std::string::npos) out.push_back(e.path().string());
+  return out;
+}
+
+bool one_line(const std::string& err) { return std::count(err.begin(), err.end(), '\n') == 1; }
+
+}  // namespace
+
+TEST_CASE("suite: a folder holds one suite's runs, another suite is refused, the same suite twice at once runs each run once") {
+  TempDir tmp("suite_shared");
+  const fs::path a = tmp / "a.json", b = tmp / "b.json", out = tmp / "out";
+  write_json(a, Json{{"base", tiny_config(1)}, {"axes", {{"seed", {0, 1, 2, 3}}}}});
+  Json other{{"base", tiny_config(1)}, {"set", {{"optimizer.lr", 0.01}}}, {"axes", {{"seed", {0, 1, 2, 3}}}}};
+  write_json(b, other);
+
+  // Started together on one folder: each run is run once, by one of them,
+  // and neither writes into the other's temporary files.
+  const fs::path la = tmp / "a1.log", lb = tmp / "a2.log";
+  SpawnOptions oa, ob;
+  oa.err = la;
+  ob.err = lb;
+  int pa = spawn_sgs({"suite", a.string(), "--out", out.string()}, oa);
+  int pb = spawn_sgs({"suite", a.string(), "--out", out.string()}, ob);
+  CHECK(wait_child(pa) == 0);
+  CHECK(wait_child(pb) == 0);
+  for (int seed = 0; seed < 4; ++seed) {
+    const fs::path run = out / ("seed=" + std::to_string(seed));
+    CHECK(status_of(run) == "completed");
+    const std::string log = read_text(run / "log.txt");
+    size_t starts = 0;
+    for (size_t at = log.find("== sgs suite"); at != std::string::npos; at = log.find("== sgs suite", at + 1)) ++starts;
+    CHECK(starts == 1);
+  }
+  CHECK(temporary_files(out).empty());
+
+  // Another suite on the folder: refused before anything is written.
+  const std::string recorded = read_text(out / "suite.json");
+  auto r = run_sgs("suite " + b.string() + " --out " + out.string(), tmp.path());
+  CHECK(r.exit_code == 2);
+  CHECK(one_line(r.err));
+  CHECK(r.err.find(out.string() + ": holds the runs of another suite (" + a.string()) != std::string::npos);
+  CHECK(r.err.find("first difference: set") != std::string::npos);
+  CHECK(read_text(out / "suite.json") == recorded);
+  // --dry-run and --emit-slurm say so too; --emit-slurm refuses.
+  r = run_sgs("suite " + b.string() + " --out " + out.string() + " --emit-slurm " + (tmp / "x.sh").string(), tmp.path());
+  CHECK(r.exit_code == 2);
+  CHECK_FALSE(fs::exists(tmp / "x.sh"));
+
+  // Two different suites started together on a fresh folder: one is refused.
+  const fs::path out2 = tmp / "out2";
+  pa = spawn_sgs({"suite", a.string(), "--out", out2.string()});
+  pb = spawn_sgs({"suite", b.string(), "--out", out2.string()});
+  const int ca = wait_child(pa), cb = wait_child(pb);
+  CHECK(((ca == 0 && cb == 2) || (ca == 2 && cb == 0)));
+  CHECK(temporary_files(out2).empty());
+}
+
+TEST_CASE("suite: every run is checked as sgs run checks it (fp16, a fixed matrix, the data) before anything is written") {
+  TempDir tmp("suite_check");
+  Json base = tiny_config(1);
+  const fs::path out = tmp / "out";
+  auto refused = [&](const Json& suite, int code, const std::string& expected, const std::string& mode = "") {
+    write_json(tmp / "s.json", suite);
+    auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + mode, tmp.path());
+    INFO(r.err);
+    CHECK(r.exit_code == code);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find(expected) != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  };
+  // fp16 needs CUDA: refused where the device is "cpu" (tiny_config's).
+  refused(Json{{"base", base}, {"axes", {{"precision", {"fp32", "fp16"}}}}}, 2,
+          "s.json: run precision=fp16 (axes: precision=fp16): precision: fp16 needs a CUDA device");
+  refused(Json{{"base", base}, {"axes", {{"precision", {"fp16"}}}}}, 2, "fp16 needs a CUDA device",
+          " --emit-slurm " + (tmp / "x.sh").string());
+  // A zero in a fixed matrix (normalized, G must be positive), set by a variant.
+  Json fixed{{"base", base},
+             {"set", {{"strategy", "fixed"}}},
+             {"axes", {{"seed", {0, 1}}}},
+             {"variants",
+              {{{"name", "two"}, {"set", {{"strategy.matrix", {{1, 1, 1}, {1, 2, 1}, {1, 1, 1}}}}}},
+               {{"name", "zero"}, {"set", {{"strategy.matrix", {{1, 1, 1}, {1, 0, 1}, {1, 1, 1}}}}}}}}};
+  refused(fixed, 2, "s.json: run zero/seed=0 (axes: seed=0): strategy.matrix: with normalize, every entry must be > 0");
+  // A layer the model does not have: only the model, built, can tell.
+  Json layer = fixed;
+  layer["variants"][1]["set"]["strategy.matrix"] = {{"*", {{1, 1, 1}, {1, 2, 1}, {1, 1, 1}}}, {"features.99", {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}}}};
+  refused(layer, 2, "strategy.matrix.features.99: the model has no spatial conv 'features.99'");
+  // Data that cannot be read: exit 1, before any run starts.
+  refused(Json{{"base", base},
+               {"variants", {{{"name", "good"}}, {{"name", "nodata"}, {"set", {{"dataset", "mnist"}, {"dataset.root", (tmp / "none").string()}}}}}}},
+          1, "s.json: run nodata: mnist: ");
+  // Where the device is "auto", a Slurm suite does not judge fp16 by the login node.
+  Json slurm{{"base", base}, {"set", {{"device", "auto"}}}, {"axes", {{"precision", {"fp16"}}}}};
+  write_json(tmp / "s.json", slurm);
+  auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --emit-slurm " +
+                       (tmp / "x.sh").string(),
+                   tmp.path());
+  CHECK(r.exit_code == 0);
+  CHECK(fs::exists(tmp / "x.sh"));
+}
+
+TEST_CASE("suite: a completed run counts as done only when its config.json shows the planned config") {
+  TempDir tmp("suite_present");
+  write_json(tmp / "s.json", Json{{"base", tiny_config(1)}, {"axes", {{"seed", {0, 1}}}}});
+  const fs::path out = tmp / "out";
+  auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string(), tmp.path());
+  REQUIRE(r.exit_code == 0);
+  fs::remove(out / "seed=1" / "config.json");
+  r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string(), tmp.path());
+  CHECK(r.exit_code == 2);
+  CHECK(one_line(r.err));
+  CHECK(r.err.find((out / "seed=1" / "config.json").string() + ": missing, so the completed run there cannot be told") !=
+        std::string::npos);
+  // What the suite compares when it takes a run's lock (after waiting for
+  // another process): the same function.
+  Suite suite = Suite::load((tmp / "s.json").string());
+  CHECK(suite_detail::config_conflict(suite.runs(1)[0], out).empty());
+  CHECK_FALSE(suite_detail::config_conflict(suite.runs(1)[1], out).empty());
+  std::ofstream(out / "seed=0" / "config.json") << "{not json";
+  CHECK(suite_detail::config_conflict(suite.runs(1)[0], out).find("the completed run there cannot be told") !=
+        std::string::npos);
 }

@@ -4,6 +4,8 @@
 // uninterrupted one gives (every dataset and summary value but timings).
 #include "support/support.h"
 
+#include <sgs/world.h>
+
 #include <doctest/doctest.h>
 
 #include <H5Cpp.h>
@@ -131,6 +133,14 @@ Json mi_config() {
   c["dataset"]["test_size"] = 32;
   c["data_workers"] = 0;
   c["strategy"] = {{"name", "mutual_information"}, {"every", 1}, {"warmup_epochs", 0}, {"batches", 1}};
+  return c;
+}
+
+// A tiny ACB run's config (a structural strategy: fuse has work to do).
+Json acb_config(int64_t epochs, int64_t train_size) {
+  Json c = tiny_config(epochs);
+  c["dataset"]["train_size"] = train_size;
+  c["strategy"] = {{"name", "acb"}};
   return c;
 }
 
@@ -278,9 +288,7 @@ TEST_CASE("reliability: a second sgs run on a run directory in use is refused, n
 
 TEST_CASE("reliability: corrupt, truncated, random and empty checkpoints are refused with one line") {
   TempDir dir("corrupt_checkpoint");
-  Json c = tiny_config(2);
-  c["dataset"]["train_size"] = 128;
-  c["strategy"] = {{"name", "acb"}};
+  Json c = acb_config(2, 128);
   write_json(dir / "c.json", c);
   const fs::path out = dir / "run";
   REQUIRE(run_sgs("run " + (dir / "c.json").string() + " --out " + out.string() + " -q", dir.path()).exit_code == 0);
@@ -360,9 +368,7 @@ TEST_CASE("reliability: crashes that became errors (dependence, fuse, plugin ent
   CHECK(kernel.err.find("--kernel:") != std::string::npos);
 
   // fuse --out where no file can be made (under a regular file).
-  Json c = tiny_config(1);
-  c["dataset"]["train_size"] = 64;
-  c["strategy"] = {{"name", "acb"}};
+  Json c = acb_config(1, 64);
   write_json(dir / "c.json", c);
   REQUIRE(run_sgs("run " + (dir / "c.json").string() + " --out " + (dir / "run").string() + " -q", dir.path())
               .exit_code == 0);
@@ -378,4 +384,127 @@ TEST_CASE("reliability: crashes that became errors (dependence, fuse, plugin ent
   CHECK(plugin.exit_code == 2);
   check_one_line_error(plugin);
   CHECK(plugin.err.find("sgs_register_plugins threw") != std::string::npos);
+
+  // A plugin of a kind sgs does not have is refused, not kept unused.
+  auto kind = run_sgs("--plugin " + std::string(SGS_UNKNOWN_KIND_PLUGIN) + " plugins", dir.path());
+  CHECK(kind.exit_code == 2);
+  check_one_line_error(kind);
+  CHECK(kind.err.find("registers strateg 'typo', of a kind sgs does not have; did you mean 'strategy'?") !=
+        std::string::npos);
+}
+
+TEST_CASE("reliability: SIGTERM during the start-up (a rank waiting for the others) ends the run at once, nothing written") {
+  if (!sgs::distributed_available()) SGS_SKIP("no c10d Gloo process group in this build");
+  TempDir dir("startup_signal");
+  write_json(dir / "c.json", tiny_config(1));
+  const fs::path out = dir / "out";
+  SpawnOptions o;
+  // Rank 0 of 2: it waits for rank 1, which never comes, up to --dist-timeout.
+  o.env = {{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"},
+           {"MASTER_PORT", std::to_string(20000 + getpid() % 20000)}};
+  o.err = dir / "err.txt";
+  const int pid = spawn_sgs({"run", (dir / "c.json").string(), "--out", out.string(), "--dist-timeout", "120"}, o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto sent = std::chrono::steady_clock::now();
+  ::kill(pid, SIGTERM);
+  const int code = wait_child(pid);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  CHECK(code == 128 + SIGTERM);
+  CHECK(seconds < 10);
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("reliability: numbers, nesting and keys at the edges are refused in one line naming the key") {
+  TempDir dir("edges");
+  Json c = tiny_config(1);
+  c["dataset"]["train_size"] = 64;
+  write_json(dir / "c.json", c);
+  const std::string cfg = (dir / "c.json").string(), out = (dir / "out").string();
+  auto refused = [&](const std::string& args, int code, const std::string& expected) {
+    auto r = run_sgs(args, dir.path());
+    INFO(args);
+    CHECK(r.exit_code == code);
+    check_one_line_error(r);
+    CHECK(r.err.find(expected) != std::string::npos);
+    CHECK(r.err.size() < 400);  // values are quoted as excerpts
+    CHECK_FALSE(fs::exists(out));
+  };
+  refused("run " + cfg + " --out " + out + " --set epochs=1e20", 2,
+          cfg + ": epochs: 1e+20 is beyond a 64-bit integer's range (expected int >= 1)");
+  refused("run " + cfg + " --out " + out + " --set .epochs=1", 2,
+          "--set '.epochs=1': the key '.epochs' has an empty part; expected KEY=VALUE");
+  refused("run " + cfg + " --out " + out + " --set optimizer..lr=1", 2, "the key 'optimizer..lr' has an empty part");
+  // Nesting: in a file and in a --set value (a crash before, from printing the value).
+  {
+    std::ofstream f(dir / "deep.json");
+    f << "{\"description\": " << std::string(100000, '[') << std::string(100000, ']') << "}";
+  }
+  refused("run " + (dir / "deep.json").string() + " --out " + out, 2,
+          "deep.json: description: nested deeper than 64 levels (arrays and objects)");
+  refused("run " + cfg + " --out " + out + " --set strategy=fixed --set strategy.matrix=" + std::string(1000, '[') +
+              std::string(1000, ']'),
+          2, "strategy.matrix: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[...': nested deeper than 64 levels");
+  // A long value is quoted as a short excerpt.
+  std::string many = "[";
+  for (int i = 0; i < 500; ++i) many += (i ? "," : "") + std::to_string(i);
+  refused("run " + cfg + " --out " + out + " --set epochs=" + many + "]", 2, "epochs: expected an integer, got a list [0,1,2,3,4");
+  // NaN and inf, wherever a number is given.
+  refused("run " + cfg + " --out " + out + " --set optimizer.lr=nan", 2, "optimizer.lr: expected float > 0, got 'nan'");
+  refused("run " + cfg + " --out " + out + " --progress-every inf", 2, "sgs run: --progress-every: expected a finite number, got inf");
+  refused("run " + cfg + " --out " + out + " --dist-timeout nan", 2, "--dist-timeout: expected a finite number, got nan");
+  refused("dependence " + (dir / "maps.h5").string() + " --dataset x --k inf", 2, "--k: expected a finite number, got inf");
+  {
+    H5::H5File f((dir / "maps.h5").string(), H5F_ACC_TRUNC);
+    hsize_t dims[4] = {2, 2, 5, 5};
+    auto ds = f.createDataSet("x", H5::PredType::NATIVE_FLOAT, H5::DataSpace(4, dims));
+    std::vector<float> v(100, 1.0f);
+    v[7] = std::nanf("");
+    v[9] = INFINITY;
+    ds.write(v.data(), H5::PredType::NATIVE_FLOAT);
+  }
+  refused("dependence " + (dir / "maps.h5").string() + " --dataset x", 1,
+          "maps.h5: x: 2 values are NaN or infinite (a feature map must be finite)");
+}
+
+TEST_CASE("reliability: verbs validate every input before writing (fuse --compare), report names pooled seeds and a baseline without test accuracy") {
+  TempDir dir("verb_inputs");
+  Json c = acb_config(1, 64);
+  write_json(dir / "c.json", c);
+  const fs::path runs = dir / "runs";
+  for (const char* name : {"a", "b"})
+    REQUIRE(run_sgs("run " + (dir / "c.json").string() + " --out " + (runs / name).string() + " -q", dir.path())
+                .exit_code == 0);
+  // fuse --compare with a directory that is no run: refused before the model is written.
+  auto fuse = run_sgs("fuse " + (runs / "a").string() + " --no-eval --out " + (dir / "m.pt").string() + " --compare " +
+                          (dir / "nowhere").string(),
+                      dir.path());
+  CHECK(fuse.exit_code == 2);
+  check_one_line_error(fuse);
+  CHECK(fuse.err.find((dir / "nowhere").string() + ": no config.json") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "m.pt"));
+
+  // Two runs of seed 0 pooled by --by: one warning line naming the group; n says 2.
+  auto report = run_sgs("report " + runs.string() + " --by strategy.name", dir.path());
+  CHECK(report.exit_code == 0);
+  CHECK(lines(report.err) == 1);
+  CHECK(report.err.find("sgs report: warning: group 'strategy=acb' (seed 0) pool more than one run of the same seed") !=
+        std::string::npos);
+  CHECK(report.out.find("| method | n |") != std::string::npos);
+  CHECK(report.out.find("| strategy=acb | 2 |") != std::string::npos);
+
+  // A reference whose runs have no test accuracy: --against says why, in one line.
+  Json none = tiny_config(1);
+  none["dataset"]["train_size"] = 64;
+  none["evaluate"] = "none";
+  write_json(dir / "none.json", none);
+  REQUIRE(run_sgs("run " + (dir / "none.json").string() + " --out " + (runs / "plain").string() + " -q", dir.path())
+              .exit_code == 0);
+  auto against = run_sgs("report " + runs.string() + " --by strategy.name --against strategy=none", dir.path());
+  CHECK(against.exit_code == 2);
+  check_one_line_error(against);
+  CHECK(against.err.find("--against: 'strategy=none': none of its runs has a final test accuracy") != std::string::npos);
+  auto baseline = run_sgs("report " + runs.string() + " --by strategy.name", dir.path());
+  CHECK(baseline.exit_code == 0);
+  CHECK(baseline.err.find("warning: the baseline 'strategy=none': none of its runs has a final test accuracy") !=
+        std::string::npos);
 }

@@ -6,9 +6,13 @@
 
 #include "support/support.h"
 
+#include <sgs/assembly.h>
 #include <sgs/checkpoint_file.h>
+#include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/run_file.h>
+
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -108,4 +112,30 @@ TEST_CASE("run identity: the digest is of config.json's bytes, and a checkpoint 
   // A directory whose run.h5 is gone: the config alone decides (resuming then fails on the missing run file).
   CHECK(check_checkpoint_identity(RunIdentity{"bbbb", here.config_digest}, RunIdentity{"", here.config_digest}, "c.pt")
             .empty());
+}
+
+TEST_CASE("run identity: a checkpoint of another width is refused by its shapes, naming the tensor") {
+  // Checkpoints from before run identity carry no digest: their shapes are
+  // still checked (LibTorch's load would take a tensor of any shape).
+  test::TempDir dir("run_width");
+  Json config = test::tiny_config(1);
+  REQUIRE(test::train(config, dir / "a").status == RunStatus::Completed);
+  Json wider = resolve_config(config, "c.json");
+  wider["model"]["width"] = 0.25;
+  auto dataset = make_dataset(wider);
+  ConvFactory plain;
+  auto model = build_model(wider, model_spec(*dataset), plain);
+  torch::serialize::InputArchive archive, weights;
+  archive.load_from((dir / "a" / "checkpoint.pt").string());
+  archive.read("model", weights);
+  const std::string file = (dir / "a" / "checkpoint.pt").string();
+  try {
+    load_model_weights(*model, weights, file);
+    FAIL("a checkpoint of another width was loaded");
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    CHECK(what.find(file + ": model.") == 0);
+    CHECK(what.find(" where the run's config builds [") != std::string::npos);
+    CHECK(what.find("(a checkpoint of another model or width than config.json says)") != std::string::npos);
+  }
 }

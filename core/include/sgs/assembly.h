@@ -9,6 +9,7 @@
 #include <sgs/strategy.h>
 
 #include <memory>
+#include <string>
 
 namespace sgs {
 
@@ -22,6 +23,12 @@ std::unique_ptr<Strategy> make_strategy(const Json& config);
 // `factory`, its weights drawn after torch::manual_seed(the run's seed), so
 // that an unloaded model is the run's initial one.
 std::shared_ptr<Model> build_model(const Json& config, const ModelSpec& spec, ConvFactory& factory);
+
+// Loads the model's parameters and buffers from a checkpoint's "model"
+// archive. A tensor whose shape differs from the one the config built (a
+// checkpoint of another width or model) is refused with a ConfigError naming
+// `file`, the tensor and both shapes; LibTorch's own load would take it.
+void load_model_weights(Model& model, torch::serialize::InputArchive& archive, const std::string& file);
 
 // The model's input and output as the dataset gives them.
 ModelSpec model_spec(const Dataset& dataset);

@@ -15,8 +15,15 @@
 
 namespace sgs {
 
-// The temporary name a file is written under before its rename ("F.tmp").
+// The temporary name a file is written under before its rename: "F.tmp.PID",
+// so that two processes writing the same file (two suites sharing a folder)
+// never write into each other's temporary.
 std::filesystem::path temporary_path(const std::filesystem::path& target);
+
+// Removes what a killed writer left of `target`: every "F.tmp" and "F.tmp.*".
+// Only for a file that this process alone writes (a run directory's, under
+// its lock).
+void remove_temporaries(const std::filesystem::path& target) noexcept;
 
 // Writes `content` to `target` atomically (see above).
 void write_file_atomically(const std::filesystem::path& target, std::string_view content);

@@ -64,6 +64,20 @@ Json parse_typed(const std::string& text, const std::string& path, const Key& ke
 
 const Key* find_key(const Schema& schema, const std::string& name);
 
+// Arrays and objects nest at most this deep in any JSON sgs reads (configs,
+// suites, --set values); deeper is refused as a mistake, not recursed into.
+constexpr int kMaxJsonDepth = 64;
+
+// Parses a --set value's text (nesting bounded as above); ConfigError "PATH: ..."
+// when it is not JSON or nests too deep.
+Json parse_value_text(const std::string& text, const std::string& path);
+
+// What a message quotes of a value: its JSON text, at most 40 characters
+// ("[[1, 2, 3], [4, 5, 6], [7, 8, 9]]" -> "[[1,2,3],[4,5,6],[7,8,9],[10,11,1..."),
+// and of a text the user gave.
+std::string excerpt(const Json& value);
+std::string text_excerpt(const std::string& text);
+
 // Throws ConfigError "PATH: no longer a key: give NEW instead (...)" when
 // `name` is a former name of a key of `schema`; returns otherwise.
 void refuse_old_name(const Schema& schema, const std::string& name, const std::string& path);

@@ -47,6 +47,17 @@ struct RunResult {
 // is written first), DataError/ConfigError/other (status failed).
 RunResult run_training(const Json& config, const RunOptions& options);
 
+// Where check_run_config applies the rules that depend on the device (fp16
+// needs CUDA; "cuda" needs a device): Here, on this machine's devices (the
+// run will train here); ExplicitCpu, only where the config says "cpu" (a
+// Slurm suite validated on a login node, whose devices say nothing).
+enum class DeviceRules { Here, ExplicitCpu };
+
+// Validates a resolved config as `sgs run` does at start-up: the device
+// rules, the dataset, the model and the strategy attached to it, built on the
+// CPU; writes nothing. Throws ConfigError (DataError: unreadable data).
+void check_run_config(const Json& config, DeviceRules rules);
+
 // This process as one rank of the job `world` describes (sgs/world.h): with
 // more than one rank, joins the others first (a c10d process group on the
 // config's device; collectives wait at most `timeout`); then run_training
@@ -55,8 +66,9 @@ RunResult run_training_in(const World& world, const Json& config, RunOptions opt
                           std::chrono::milliseconds timeout);
 
 // A run stops after its current step (checkpoint written, status
-// interrupted) once caught_interrupt() (sgs/interrupt.h) is non-zero; the
-// latch is cleared when a run starts.
+// interrupted) once caught_interrupt() (sgs/interrupt.h) is non-zero. Before
+// it writes anything it calls latch_interrupts(): under exit_on_interrupts()
+// (sgs run), a signal during the start-up ends the process at once.
 
 // Keeps freed memory in the process (glibc malloc): a training step frees and
 // reallocates the same large activation buffers every step, and handing them
