@@ -38,19 +38,35 @@ void replace_parameters(torch::optim::Optimizer& optimizer, const std::vector<to
                       return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
                     });
   if (same) return;  // nothing changed (any optimizer, any number of groups)
-  if (groups.size() != 1)
-    throw std::logic_error("replace_parameters: the optimizer has " + std::to_string(groups.size()) +
-                           " parameter groups, not one");
   // LibTorch keys the state by the parameter's TensorImpl (a string of its
   // address in 1.x, the address itself in 2.x).
   auto& state = optimizer.state();
   using Key = typename std::decay_t<decltype(state)>::key_type;
   auto key_of = [](const torch::Tensor& p) { return state_key<Key>(p); };
+  // Which group each parameter goes to: its own, else the first holding its kind.
+  std::vector<std::vector<torch::Tensor>> next(groups.size());
+  for (const auto& p : params) {
+    size_t to = groups.size();
+    for (size_t g = 0; g < groups.size() && to == groups.size(); ++g)
+      for (const auto& q : groups[g].params())
+        if (q.unsafeGetTensorImpl() == p.unsafeGetTensorImpl()) {
+          to = g;
+          break;
+        }
+    for (size_t g = 0; g < groups.size() && to == groups.size(); ++g)
+      if (groups.size() == 1 || (!groups[g].params().empty() && (groups[g].params()[0].dim() >= 2) == (p.dim() >= 2)))
+        to = g;
+    if (to == groups.size())
+      throw std::logic_error("replace_parameters: no parameter group of the optimizer's " +
+                             std::to_string(groups.size()) + " holds " + std::to_string(p.dim()) + "-D parameters");
+    next[to].push_back(p);
+  }
   std::set<Key> kept;
   for (const auto& p : params) kept.insert(key_of(p));
-  for (const auto& p : groups[0].params())
-    if (!kept.count(key_of(p))) state.erase(key_of(p));
-  groups[0].params() = params;
+  for (auto& g : groups)
+    for (const auto& p : g.params())
+      if (!kept.count(key_of(p))) state.erase(key_of(p));
+  for (size_t g = 0; g < groups.size(); ++g) groups[g].params() = next[g];
 }
 
 }  // namespace sgs

@@ -23,9 +23,11 @@ ConvSpec conv_spec(int64_t in, int64_t out, int64_t k, int64_t stride) {
   return s;
 }
 
-torch::nn::Sequential downsample(int64_t in, int64_t out, int64_t stride, ConvFactory& f) {
+torch::nn::Sequential downsample(int64_t in, int64_t out, int64_t stride, ConvSpec::Role role, ConvFactory& f) {
   torch::nn::Sequential d;
-  auto unit = f.conv_bn(conv_spec(in, out, 1, stride));
+  ConvSpec spec = conv_spec(in, out, 1, stride);
+  spec.role = role;
+  auto unit = f.conv_bn(spec);
   d->push_back(unit.conv);
   if (unit.norm) d->push_back(unit.norm);
   return d;
@@ -37,7 +39,8 @@ class BasicBlock : public sgs::UnitModule {
   BasicBlock(int64_t in, int64_t planes, int64_t stride, ConvFactory& f) {
     unit1 = register_unit("conv1", "bn1", f.conv_bn(conv_spec(in, planes, 3, stride)));
     unit2 = register_unit("conv2", "bn2", f.conv_bn(conv_spec(planes, planes, 3, 1)));
-    if (stride != 1 || in != planes) down = register_module("downsample", downsample(in, planes, stride, f));
+    if (stride != 1 || in != planes)
+      down = register_module("downsample", downsample(in, planes, stride, ConvSpec::Role::BasicShortcut, f));
   }
   torch::Tensor forward(torch::Tensor x) {
     auto out = torch::relu(unit1.forward(x));
@@ -62,7 +65,8 @@ class Bottleneck : public sgs::UnitModule {
     unit2 = register_unit("conv2", "bn2", f.conv_bn(conv_spec(planes, planes, 3, stride)));
     unit3 = register_unit("conv3", "bn3", f.conv_bn(conv_spec(planes, planes * kExpansion, 1, 1)));
     if (stride != 1 || in != planes * kExpansion)
-      down = register_module("downsample", downsample(in, planes * kExpansion, stride, f));
+      down = register_module("downsample",
+                             downsample(in, planes * kExpansion, stride, ConvSpec::Role::BottleneckShortcut, f));
   }
   torch::Tensor forward(torch::Tensor x) {
     auto out = torch::relu(unit1.forward(x));

@@ -5,7 +5,7 @@
 
 namespace {
 
-struct AdamOptions : sgs::PluginOptions {
+struct AdamOptions : sgs::DecayOptions {
   double lr = 1e-3, eps = 1e-8, weight_decay = 0.0;
   std::vector<double> betas{0.9, 0.999};
   bool amsgrad = false;
@@ -15,6 +15,7 @@ struct AdamOptions : sgs::PluginOptions {
         {"beta1", "beta2"});
     d.key(&AdamOptions::eps, "eps", "term added to the denominator").gt(0);
     d.key(&AdamOptions::weight_decay, "weight_decay", "L2 penalty").ge(0);
+    declare_decay(d);
     d.key(&AdamOptions::amsgrad, "amsgrad", "AMSGrad variant");
   }
 };
@@ -23,10 +24,11 @@ struct AdamOptions : sgs::PluginOptions {
 
 SGS_REGISTER(sgs::OptimizerKind, adam, "Adam with L2 weight decay (torch.optim.Adam)", AdamOptions,
              [](const AdamOptions& o, std::vector<torch::Tensor> params) {
-               return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::Adam(
-                   params, torch::optim::AdamOptions(o.lr)
+               const auto options = torch::optim::AdamOptions(o.lr)
                                .betas({o.betas[0], o.betas[1]})
                                .eps(o.eps)
                                .weight_decay(o.weight_decay)
-                               .amsgrad(o.amsgrad)));
+                               .amsgrad(o.amsgrad);
+               return std::unique_ptr<torch::optim::Optimizer>(
+                   new torch::optim::Adam(sgs::decay_groups(params, options, o.decay_bias_and_norm), options));
              });

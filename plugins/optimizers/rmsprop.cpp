@@ -5,7 +5,7 @@
 
 namespace {
 
-struct RmspropOptions : sgs::PluginOptions {
+struct RmspropOptions : sgs::DecayOptions {
   double lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0.0, momentum = 0.0;
   bool centered = false;
   static void declare(sgs::Declare<RmspropOptions>& d) {
@@ -13,6 +13,7 @@ struct RmspropOptions : sgs::PluginOptions {
     d.key(&RmspropOptions::alpha, "alpha", "smoothing constant").ge(0).lt(1);
     d.key(&RmspropOptions::eps, "eps", "term added to the denominator").gt(0);
     d.key(&RmspropOptions::weight_decay, "weight_decay", "L2 penalty").ge(0);
+    declare_decay(d);
     d.key(&RmspropOptions::momentum, "momentum", "momentum factor").ge(0).lt(1);
     d.key(&RmspropOptions::centered, "centered", "normalise by the estimated variance");
   }
@@ -22,11 +23,12 @@ struct RmspropOptions : sgs::PluginOptions {
 
 SGS_REGISTER(sgs::OptimizerKind, rmsprop, "RMSprop (torch.optim.RMSprop)", RmspropOptions,
              [](const RmspropOptions& o, std::vector<torch::Tensor> params) {
-               return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::RMSprop(
-                   params, torch::optim::RMSpropOptions(o.lr)
+               const auto options = torch::optim::RMSpropOptions(o.lr)
                                .alpha(o.alpha)
                                .eps(o.eps)
                                .weight_decay(o.weight_decay)
                                .momentum(o.momentum)
-                               .centered(o.centered)));
+                               .centered(o.centered);
+               return std::unique_ptr<torch::optim::Optimizer>(
+                   new torch::optim::RMSprop(sgs::decay_groups(params, options, o.decay_bias_and_norm), options));
              });

@@ -7,6 +7,16 @@
 // (in = out, stride 1, padding K/2). Fused (eval mode): each BatchNorm folds
 // into its branch; the 1x1 kernel goes to the centre, the identity becomes a
 // kernel with 1 at the centre of channel i's own input (i mod in/groups).
+//
+// variant qarepvgg: QARepVGG's block (Chu et al., Make RepVGG Greater Again,
+// AAAI 2024; meituan/YOLOv6's QARepVGGBlock), built so that the fused model
+// quantizes: the KxK branch keeps its BatchNorm, the 1x1 (no bias) and the
+// identity have none, and one BatchNorm follows the sum:
+//   y = BN(BN_d(W_d * x) + W_1 * x + x)
+// qarepvgg_v2 (YOLOv6's QARepVGGBlockV2, which its QA models use) adds a KxK
+// average pool (zero padding counted) beside the identity, where the
+// identity is: a kernel of 1/K^2 over the window of channel i's own input.
+//
 // RepVGG's own blocks are 3x3; like acb and dbb, convs with a side of 7 or
 // more stay plain unless convert_large_kernels, and every conv keeps
 // nn.Conv2d's default initialisation unless init: model.
@@ -21,7 +31,14 @@ namespace {
 namespace br = sgs::branches;
 
 struct RepvggOptions : br::BlockOptions {
-  static void declare(sgs::Declare<RepvggOptions>& d) { declare_block(d); }
+  std::string variant = "repvgg";
+  static void declare(sgs::Declare<RepvggOptions>& d) {
+    declare_block(d);
+    d.choice(&RepvggOptions::variant, "variant", {"repvgg", "qarepvgg", "qarepvgg_v2"},
+             "repvgg: a BatchNorm on every branch (RepVGG); qarepvgg: BatchNorm on the KxK branch only and one after "
+             "the sum (QARepVGG, for int8); qarepvgg_v2: also a KxK average pool beside the identity (YOLOv6's "
+             "QARepVGGBlockV2)");
+  }
 };
 
 bool has_identity(const sgs::ConvSpec& s) {
@@ -29,53 +46,87 @@ bool has_identity(const sgs::ConvSpec& s) {
          s.padding[0] == s.kernel[0] / 2 && s.padding[1] == s.kernel[1] / 2;
 }
 
+// The identity's kernel [out, in/groups, K, K]: 1 at the centre of channel
+// i's own input (i mod in/groups); with `average`, 1/K^2 over its window.
+torch::Tensor identity_kernel(const sgs::ConvSpec& s, const torch::TensorOptions& options, bool average) {
+  const int64_t c = s.out_channels, per_group = s.in_channels / s.groups;
+  auto id = torch::zeros({c, per_group, s.kernel[0], s.kernel[1]}, options);
+  auto rows = torch::arange(c, torch::kLong);
+  if (average) {
+    id.index_put_({rows, rows.remainder(per_group)},
+                  torch::full({s.kernel[0], s.kernel[1]}, 1.0 / static_cast<double>(s.kernel[0] * s.kernel[1]), options));
+  } else {
+    id.index_put_({rows, rows.remainder(per_group), s.kernel[0] / 2, s.kernel[1] / 2}, 1.0);
+  }
+  return id;
+}
+
 class RepvggConv : public sgs::ConvBlock {
  public:
-  RepvggConv(const sgs::ConvSpec& spec, const RepvggOptions& o) : ConvBlock(spec) {
+  RepvggConv(const sgs::ConvSpec& spec, const RepvggOptions& o)
+      : ConvBlock(spec), qa_(o.variant != "repvgg"), average_(o.variant == "qarepvgg_v2" && has_identity(spec)) {
     br::require_supported(spec_, "repvgg", /*single_group=*/false);
     const int64_t in = spec_.in_channels, out = spec_.out_channels;
     const sgs::ConvSpec drawn = o.drawn(spec_);
     dense = register_parameter("dense", sgs::init_conv(drawn).first);
     one = register_parameter("one", sgs::init_conv(br::branch_spec(drawn, in, out, {1, 1})).first);
     dense_bn = register_module("dense_bn", sgs::BatchNorm2d(out));
-    one_bn = register_module("one_bn", sgs::BatchNorm2d(out));
-    if (has_identity(spec_)) identity_bn = register_module("identity_bn", sgs::BatchNorm2d(in));
+    if (qa_) {
+      bn = register_module("bn", sgs::BatchNorm2d(out));
+    } else {
+      one_bn = register_module("one_bn", sgs::BatchNorm2d(out));
+      if (has_identity(spec_)) identity_bn = register_module("identity_bn", sgs::BatchNorm2d(in));
+    }
   }
 
   torch::Tensor forward(torch::Tensor x) override {
     capture(x);
-    auto y = dense_bn(torch::conv2d(x, dense, {}, {spec_.stride[0], spec_.stride[1]},
-                                    {spec_.padding[0], spec_.padding[1]}, {1, 1}, spec_.groups));
-    y = y + one_bn(br::centred_conv(x, one, spec_));
-    return identity_bn ? y + identity_bn(x) : y;
+    const std::vector<int64_t> stride{spec_.stride[0], spec_.stride[1]}, padding{spec_.padding[0], spec_.padding[1]};
+    auto y = dense_bn(torch::conv2d(x, dense, {}, stride, padding, {1, 1}, spec_.groups));
+    if (!qa_) {
+      y = y + one_bn(br::centred_conv(x, one, spec_));
+      return identity_bn ? y + identity_bn(x) : y;
+    }
+    y = y + br::centred_conv(x, one, spec_);
+    if (has_identity(spec_)) y = y + x;
+    if (average_)
+      y = y + torch::avg_pool2d(x, {spec_.kernel[0], spec_.kernel[1]}, stride, padding, /*ceil_mode=*/false,
+                                /*count_include_pad=*/true);
+    return bn(y);
   }
 
   std::pair<torch::Tensor, torch::Tensor> fused() override {
     torch::NoGradGuard no_grad;
     auto [w, b] = br::fold_bn(dense, {}, dense_bn);
-    auto [w1, b1] = br::fold_bn(one, {}, one_bn);
-    w = w + br::pad_to_centre(w1, spec_.kernel);
-    b = b + b1;
-    if (identity_bn) {
-      const int64_t c = spec_.out_channels, per_group = spec_.in_channels / spec_.groups;
-      auto id = torch::zeros({c, per_group, 1, 1}, dense.options());
-      auto rows = torch::arange(c, torch::kLong);
-      id.index_put_({rows, rows.remainder(per_group), 0, 0}, 1.0);
-      auto [wi, bi] = br::fold_bn(id, {}, identity_bn);
-      w = w + br::pad_to_centre(wi, spec_.kernel);
-      b = b + bi;
+    if (!qa_) {
+      auto [w1, b1] = br::fold_bn(one, {}, one_bn);
+      w = w + br::pad_to_centre(w1, spec_.kernel);
+      b = b + b1;
+      if (identity_bn) {
+        auto [wi, bi] = br::fold_bn(identity_kernel(spec_, dense.options(), false), {}, identity_bn);
+        w = w + wi;
+        b = b + bi;
+      }
+      return {w, b};
     }
-    return {w, b};
+    w = w + br::pad_to_centre(one, spec_.kernel);
+    if (has_identity(spec_)) w = w + identity_kernel(spec_, dense.options(), false);
+    if (average_) w = w + identity_kernel(spec_, dense.options(), true);
+    return br::fold_bn(w, b, bn);
   }
 
   torch::Tensor dense, one;
-  sgs::BatchNorm2d dense_bn{nullptr}, one_bn{nullptr}, identity_bn{nullptr};
+  sgs::BatchNorm2d dense_bn{nullptr}, one_bn{nullptr}, identity_bn{nullptr}, bn{nullptr};
+
+ private:
+  bool qa_, average_;
 };
 
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, repvgg,
-             "RepVGG (Ding et al. 2021): KxK-BN + 1x1-BN + identity-BN (where in = out and stride 1), summed",
+             "RepVGG (Ding et al. 2021): KxK-BN + 1x1-BN + identity-BN (where in = out and stride 1), summed; "
+             "variant qarepvgg: QARepVGG's block, BN(KxK-BN + 1x1 + identity)",
              RepvggOptions, [](const RepvggOptions& o) {
                return std::make_unique<br::BlockStrategy<RepvggConv, RepvggOptions>>(o);
              });

@@ -261,6 +261,46 @@ TEST_CASE("registry: every optimizer, with its defaults, changes every weight in
   }
 }
 
+TEST_CASE("registry: every optimizer with decay_bias_and_norm false decays only parameters of 2 and more "
+          "dimensions, and replace_parameters keeps each kind in its group") {
+  for (const auto& name : Registry::global().names("optimizer")) {
+    INFO(name);
+    const auto& factory = Registry::global().factory<OptimizerKind>(name);
+    // Weight decay only: the gradients are zero, so a decayed parameter moves and the others stay.
+    const Json keys{{"weight_decay", 0.1}, {"decay_bias_and_norm", false}};
+    torch::manual_seed(2);
+    std::vector<torch::Tensor> params = {torch::randn({4, 3, 3, 3}).requires_grad_(), torch::randn({4}).requires_grad_(),
+                                         torch::randn({5, 4}).requires_grad_()};
+    auto opt = factory(test::test_options("optimizer", name, keys), params);
+    REQUIRE(opt->param_groups().size() == 2);
+    auto before = snapshot(params);
+    for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);
+    opt->step();
+    CHECK((params[0] != before[0]).all().item<bool>());
+    CHECK(torch::equal(params[1], before[1]));
+    CHECK((params[2] != before[2]).all().item<bool>());
+    // With the default, the 1-D parameter is decayed too.
+    auto one = test::test_options("optimizer", name, Json{{"weight_decay", 0.1}});
+    std::vector<torch::Tensor> bias = {before[1].clone().requires_grad_()};
+    auto all = factory(one, bias);
+    CHECK(all->param_groups().size() == 1);
+    bias[0].mutable_grad() = torch::zeros_like(bias[0]);
+    all->step();
+    CHECK((bias[0] != before[1]).all().item<bool>());
+    // A structural strategy's new parameters (dyrep growth) join their kind's group.
+    std::vector<torch::Tensor> grown = {params[0], torch::randn({4}).requires_grad_(), params[1],
+                                        torch::randn({4, 4, 1, 1}).requires_grad_()};
+    replace_parameters(*opt, grown);
+    REQUIRE(opt->param_groups()[0].params().size() == 2);
+    CHECK(opt->param_groups()[0].params()[0].unsafeGetTensorImpl() == params[0].unsafeGetTensorImpl());
+    CHECK(opt->param_groups()[0].params()[1].unsafeGetTensorImpl() == grown[3].unsafeGetTensorImpl());
+    REQUIRE(opt->param_groups()[1].params().size() == 2);
+    CHECK(opt->param_groups()[1].params()[0].unsafeGetTensorImpl() == grown[1].unsafeGetTensorImpl());
+    CHECK(opt->param_groups()[1].params()[1].unsafeGetTensorImpl() == params[1].unsafeGetTensorImpl());
+    CHECK(opt->param_groups()[1].options().get_lr() == opt->param_groups()[0].options().get_lr());
+  }
+}
+
 TEST_CASE("registry: every schedule, with its defaults, gives a finite positive lr at every step, a function of the "
           "step alone") {
   const ScheduleContext ctx{0.1, 7, 5};

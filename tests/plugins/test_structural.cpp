@@ -224,22 +224,33 @@ const std::vector<std::string>& structural() {
 
 // Those refusing grouped convs (with a ConfigError naming why); every other
 // one must fuse them.
-const std::set<std::string> kNoGroups = {"dbb", "dyrep"};
+const std::set<std::string> kNoGroups = {"dbb", "dyrep", "orepa"};
+// Those refusing kernels that are not square with padding K/2 (OREPA's
+// blocks assert it).
+const std::set<std::string> kSquareOnly = {"orepa"};
 
 // Whether the strategy's schema has `key`.
 bool has_key(const std::string& strategy, const std::string& key) {
   return find_key(Registry::global().get("strategy", strategy).schema, key) != nullptr;
 }
 
-TEST_CASE("structural: every strategy with a conv factory leaves 1x1 and 1xK convs plain") {
+TEST_CASE("structural: every strategy with a conv factory leaves 1x1 and 1xK convs plain, but orepa's 1x1 blocks") {
   CHECK(structural().size() >= 3);
   for (const auto& n : structural()) {
     INFO(n);
     for (const auto& spec : {conv_spec(4, 8, {1, 1}, {2, 2}, {0, 0}), conv_spec(4, 8, {1, 3}, {1, 1}, {0, 1})}) {
       auto b = make_block(n, spec);
-      CHECK(dynamic_cast<PlainConv*>(b.get()) != nullptr);
+      // OREPA's builder makes 1x1 convs OREPA_1x1 (but a basic block's shortcut).
+      const bool converted = n == "orepa" && spec.kernel[1] == 1;
+      CHECK((dynamic_cast<PlainConv*>(b.get()) == nullptr) == converted);
     }
   }
+  auto shortcut = conv_spec(4, 8, {1, 1}, {2, 2}, {0, 0});
+  shortcut.role = ConvSpec::Role::BasicShortcut;
+  CHECK(dynamic_cast<PlainConv*>(make_block("orepa", shortcut).get()) != nullptr);
+  shortcut.role = ConvSpec::Role::BottleneckShortcut;
+  CHECK(dynamic_cast<PlainConv*>(make_block("orepa", shortcut).get()) == nullptr);
+  CHECK(fusion_error("orepa", shortcut) < 1e-5);
 }
 
 TEST_CASE("structural: the fused conv equals the branched block in eval mode (random BN statistics)") {
@@ -261,6 +272,11 @@ TEST_CASE("structural: the fused conv equals the branched block in eval mode (ra
                              conv_spec(3, 5, {3, 3}, {2, 1}, {2, 0})}) {
       INFO(strategy << " kernel " << spec.kernel[0] << "x" << spec.kernel[1] << " padding " << spec.padding[0] << ","
                     << spec.padding[1]);
+      if (kSquareOnly.count(strategy) != 0 && (spec.kernel[0] != spec.kernel[1] || spec.padding[0] != spec.kernel[0] / 2 ||
+                                             spec.padding[1] != spec.kernel[1] / 2)) {
+        CHECK_THROWS_AS(make_block(strategy, spec), ConfigError);
+        continue;
+      }
       CHECK(fusion_error(strategy, spec) < 1e-5);
     }
     INFO(strategy << " groups 2");
@@ -273,6 +289,13 @@ TEST_CASE("structural: the fused conv equals the branched block in eval mode (ra
   }
   Json masks = {{{1, 0, 1}, {0, 1, 0}, {1, 0, 1}}, {{0, 1, 0}, {1, 1, 1}, {0, 1, 0}}, {{1, 1, 0}, {1, 1, 0}, {0, 0, 0}}};
   CHECK(fusion_error("masked_branches", conv_spec(4, 6, {3, 3}, {2, 2}, {1, 1}), {{"masks", masks}}) < 1e-5);
+  // repvgg's QARepVGG variants, with the identity (and the average pool) where in = out, stride 1, and groups.
+  for (const char* variant : {"qarepvgg", "qarepvgg_v2"})
+    for (const auto& spec : {conv_spec(6, 6, {3, 3}, {1, 1}, {1, 1}), conv_spec(6, 6, {5, 5}, {1, 1}, {2, 2}),
+                             conv_spec(4, 6, {3, 3}, {2, 2}, {1, 1}), conv_spec(6, 6, {3, 3}, {1, 1}, {1, 1}, 2)}) {
+      INFO(variant << " K " << spec.kernel[0] << " stride " << spec.stride[0] << " groups " << spec.groups);
+      CHECK(fusion_error("repvgg", spec, {{"variant", variant}}) < 1e-5);
+    }
 }
 
 TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode (VGG-11 and ResNet-18 with a 7x7 stem)") {
@@ -327,9 +350,12 @@ TEST_CASE("structural: fuse_model reproduces whole branched models in eval mode 
       CHECK(count_batchnorms(*fused) == norms);
       // (acb, dbb and repvgg replace conv + BN, the authors' placement.)
       const bool replaces_bn = !run.strategy->conv_factory()->norm_after(conv_spec(8, 8, {3, 3}, {1, 1}, {1, 1}));
+      // The 7x7 stem and the shortcuts stay conv + BN; orepa converts the
+      // stem, as its authors' builder does (and keeps basic-block shortcuts).
       CHECK(norms == (!replaces_bn                  ? static_cast<int64_t>(run.made.size())
                       : model["name"] == "vgg11" ? 0
-                                                 : 1 + 3));  // the 7x7 stem and the shortcuts stay conv + BN
+                      : strategy == "orepa"      ? 3
+                                                 : 1 + 3));
       torch::NoGradGuard no_grad;
       auto x = torch::randn({4, 3, spec.height, spec.width});
       CHECK(rel_diff(fused->forward(x), run.model->forward(x)) < 1e-5);

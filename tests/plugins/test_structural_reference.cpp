@@ -53,6 +53,17 @@ const std::map<std::string, std::map<std::string, std::string>>& names() {
        {{"rbr_dense.conv.weight", "dense"}, {"rbr_dense.bn.", "dense_bn."}, {"rbr_1x1.conv.weight", "one"},
         {"rbr_1x1.bn.", "one_bn."}, {"rbr_identity.", "identity_bn."}}},
       {"DyRepDBB", {{"", ""}}},  // our grown conv keeps DyRep's module names
+      {"QARepVGGBlock",
+       {{"rbr_dense.conv.weight", "dense"}, {"rbr_dense.bn.", "dense_bn."}, {"rbr_1x1.weight", "one"}, {"bn.", "bn."}}},
+      {"QARepVGGBlockV2",
+       {{"rbr_dense.conv.weight", "dense"}, {"rbr_dense.bn.", "dense_bn."}, {"rbr_1x1.weight", "one"}, {"bn.", "bn."}}},
+      // Our OREPA holds its kernel's parameters in a submodule; OREPA_1x1 and
+      // OREPA_LargeConv keep the authors' names.
+      {"OREPA",
+       {{"weight_orepa_", "kernel.weight_orepa_"}, {"vector", "kernel.vector"}, {"id_tensor", "kernel.id_tensor"},
+        {"bn.", "bn."}}},
+      {"OREPA_1x1", {{"", ""}}},
+      {"OREPA_LargeConv", {{"", ""}}},
   };
   return n;
 }
@@ -64,7 +75,9 @@ std::string our_name(const std::string& block, const std::string& theirs) {
 }
 
 const std::map<std::string, std::string> kStrategy = {
-    {"ACBlock", "acb"}, {"DiverseBranchBlock", "dbb"}, {"RepVGGBlock", "repvgg"}, {"DyRepDBB", "dyrep"}};
+    {"ACBlock", "acb"},           {"DiverseBranchBlock", "dbb"}, {"RepVGGBlock", "repvgg"},
+    {"DyRepDBB", "dyrep"},        {"QARepVGGBlock", "repvgg"},   {"QARepVGGBlockV2", "repvgg"},
+    {"OREPA", "orepa"},           {"OREPA_1x1", "orepa"},        {"OREPA_LargeConv", "orepa"}};
 
 std::shared_ptr<ConvBlock> our_block(const Json& c, Json keys) {
   const std::string strategy = kStrategy.at(c.at("block"));
@@ -115,6 +128,16 @@ void load(ConvBlock& block, const Json& c) {
   }
 }
 
+// The block's deployed conv against the case's: its kernel and bias, and
+// that conv2d with them computes the block's eval output.
+void check_fused(ConvBlock& block, const Json& c, const torch::Tensor& x) {
+  auto [w, b] = block.fused();
+  CHECK(rel_diff(w, tensor_of(c.at("fused_weight"))) < 1e-10);
+  CHECK(rel_diff(b, tensor_of(c.at("fused_bias"))) < 1e-10);
+  const int64_t stride = c.at("stride"), padding = c.at("padding");
+  CHECK(rel_diff(torch::conv2d(x, w, b, stride, padding), tensor_of(c.at("eval_output"))) < 1e-9);
+}
+
 }  // namespace
 
 TEST_CASE("structural reference: acb, dbb, repvgg and dyrep give the authors' outputs and deployed kernels on their weights") {
@@ -153,4 +176,87 @@ TEST_CASE("structural reference: acb, dbb, repvgg and dyrep give the authors' ou
   // case) and 5 of DyRep's block (the 4 geometries and padding 0, where it
   // grows 1x1-KxK, 1x1-avg and KxK only).
   CHECK(checked == 17);
+}
+
+// tests/reference/rep_reference.json (tests/reference/make_rep_reference.py):
+// YOLOv6's QARepVGGBlock and QARepVGGBlockV2 (their ReLU replaced by the
+// identity), the same checks as above against our repvgg variants.
+TEST_CASE("structural reference: repvgg's qarepvgg and qarepvgg_v2 variants give YOLOv6's QARepVGG outputs and deployed kernels") {
+  const Json ref = read_json_file(std::string(SGS_SOURCE_DIR) + "/tests/reference/rep_reference.json");
+  int checked = 0;
+  for (const auto& c : ref.at("cases")) {
+    const std::string block_name = c.at("block");
+    if (block_name.rfind("QARepVGG", 0) != 0) continue;
+    // YOLOv6's model builders set every BatchNorm to eps 1e-3, momentum 0.03
+    // afterwards; the block itself (and ours) keeps PyTorch's defaults.
+    if (c.at("variant") != "default") continue;
+    INFO(c.at("name").get<std::string>());
+    const Json keys{{"variant", block_name == "QARepVGGBlock" ? "qarepvgg" : "qarepvgg_v2"}};
+    const auto x = tensor_of(c.at("input"));
+    for (bool train : {false, true}) {
+      auto block = our_block(c, keys);
+      load(*block, c);
+      block->train(train);
+      torch::NoGradGuard no_grad;
+      CHECK(rel_diff(block->forward(x), tensor_of(c.at(train ? "train_output" : "eval_output"))) < 1e-10);
+      if (!train) check_fused(*block, c, x);
+    }
+    ++checked;
+  }
+  CHECK(checked == 6);  // both blocks on 3 geometries (the identity and the pool where in = out, stride 1)
+}
+
+// The same file's OREPA, OREPA_1x1 and OREPA_LargeConv (the authors' blocks.py):
+// outputs, the fused kernel, and the gradients of every branch parameter of
+// sum(eval_output * G) (their autograd through weight_gen, ours through ours).
+TEST_CASE("structural reference: orepa gives OREPA's outputs, fused kernels and branch gradients (3x3, 1x1, the 7x7 stem)") {
+  const Json ref = read_json_file(std::string(SGS_SOURCE_DIR) + "/tests/reference/rep_reference.json");
+  int checked = 0, gradients = 0;
+  for (const auto& c : ref.at("cases")) {
+    const std::string block_name = c.at("block");
+    if (block_name.rfind("OREPA", 0) != 0) continue;
+    INFO(c.at("name").get<std::string>());
+    const auto x = tensor_of(c.at("input"));
+    {
+      // Our constant buffers are built as the authors' are (the frequency prior, 1/K^2, the identity).
+      auto fresh = our_block(c, Json::object());
+      std::map<std::string, torch::Tensor> buffers;
+      for (const auto& b : fresh->named_buffers(true)) buffers[b.key()] = b.value();
+      for (const auto& name : c.at("constant_buffers")) {
+        const std::string ours = our_name(block_name, name);
+        INFO(name);
+        REQUIRE(buffers.count(ours) == 1);
+        CHECK(rel_diff(buffers[ours], tensor_of(c.at("params").at(name.get<std::string>()))) < 1e-6);  // float32 built
+      }
+    }
+    for (bool train : {false, true}) {
+      auto block = our_block(c, Json::object());
+      load(*block, c);
+      block->train(train);
+      if (train) {
+        torch::NoGradGuard no_grad;
+        CHECK(rel_diff(block->forward(x), tensor_of(c.at("train_output"))) < 1e-10);
+        continue;
+      }
+      auto y = block->forward(x);
+      CHECK(rel_diff(y.detach(), tensor_of(c.at("eval_output"))) < 1e-10);
+      if (c.contains("eval_grads")) {
+        (y * tensor_of(c.at("grad_G"))).sum().backward();
+        std::map<std::string, torch::Tensor> ours;
+        for (const auto& p : block->named_parameters(true)) ours[p.key()] = p.value();
+        for (const auto& [theirs, g] : c.at("eval_grads").items()) {
+          INFO(theirs);
+          const std::string name = our_name(block_name, theirs);
+          REQUIRE(ours.count(name) == 1);
+          REQUIRE(ours[name].grad().defined());
+          CHECK(rel_diff(ours[name].grad(), tensor_of(g)) < 1e-10);
+        }
+        ++gradients;
+      }
+      check_fused(*block, c, x);
+    }
+    ++checked;
+  }
+  CHECK(checked == 6);    // OREPA on 3 geometries, OREPA_1x1 on 2, OREPA_LargeConv (the 7x7 stride-2 stem)
+  CHECK(gradients == 3);  // one case of each
 }

@@ -70,12 +70,15 @@ shortest decimal that reads back as the same double).
 import argparse
 import contextlib
 import copy
-import hashlib
 import importlib.util
 import json
 import os
 import sys
 import traceback
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_common import load_module, sha256, tensor, write_cases  # noqa: E402
 
 SEED = 1234
 GRID = [
@@ -99,18 +102,6 @@ BLOCKS = [
 ]
 
 
-def load(name, path):
-    """Imports the file at path as module name, with its folder on sys.path for its own imports."""
-    if not os.path.isfile(path):
-        sys.exit(f"make_structural_reference.py: {path}: not there")
-    folder = os.path.dirname(path)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_package_module(package, path):
@@ -130,9 +121,6 @@ def dyrep_branches(k, pad):
     return [1] * 7 if pad == k // 2 else [0, 1, 1, 1, 0, 0, 0]
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def reinit(block, seed, keep_bn_weight):
@@ -183,8 +171,6 @@ def bn_settings(block):
     return {"eps": eps, "momentum": momentum}
 
 
-def tensor(t):
-    return {"shape": list(t.shape), "values": t.detach().flatten().tolist()}
 
 
 def main():
@@ -214,9 +200,9 @@ def main():
     }
     # Unique module names: the DBB checkout has an acb.py of its own.
     classes = {
-        "ACBlock": load("authors_acnet_acb", files["ACNet/acnet/acb.py"]).ACBlock,
-        "DiverseBranchBlock": load("authors_dbb", files["DiverseBranchBlock/diversebranchblock.py"]).DiverseBranchBlock,
-        "RepVGGBlock": load("authors_repvgg", files["RepVGG/repvgg.py"]).RepVGGBlock,
+        "ACBlock": load_module("authors_acnet_acb", files["ACNet/acnet/acb.py"]).ACBlock,
+        "DiverseBranchBlock": load_module("authors_dbb", files["DiverseBranchBlock/diversebranchblock.py"]).DiverseBranchBlock,
+        "RepVGGBlock": load_module("authors_repvgg", files["RepVGG/repvgg.py"]).RepVGGBlock,
         "DyRepDBB": load_package_module(
             "authors_dyrep_dbb", files["image_classification_sota/lib/models/utils/dbb/dbb_block.py"]).DiverseBranchBlock,
     }
@@ -315,13 +301,7 @@ def main():
                  "quantum": 1.0 / QUANTUM},
         "skipped": skipped,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    # One case per line, so that a regenerated file diffs by case.
-    lines = [json.dumps(head)[:-1] + ', "cases": [']
-    lines += [json.dumps(c, separators=(",", ":")) + ("," if i + 1 < len(cases) else "") for i, c in enumerate(cases)]
-    lines.append("]}")
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_cases(args.out, head, cases)
     worst = max(max(r[1], r[2]) for r in residuals)
     print(f"make_structural_reference: {len(cases)} cases, {len(skipped)} skipped, worst residual {worst:.3g}, "
           f"wrote {args.out} ({os.path.getsize(args.out)} bytes)", file=sys.stderr)

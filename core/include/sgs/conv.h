@@ -34,6 +34,11 @@ struct ConvSpec {
   // sqrt(5)) or kaiming_normal with fan_out and ReLU gain (torchvision's
   // VGG/ResNet). Structural blocks draw their base weight the same way first.
   enum class Init { PytorchDefault, KaimingFanOut } init = Init::KaimingFanOut;
+  // Where the model uses it: the main path, or a residual block's projection
+  // shortcut (of a basic block or of a bottleneck). Most strategies do not
+  // care; OREPA's builder converts a bottleneck's shortcut, not a basic
+  // block's.
+  enum class Role { Main, BasicShortcut, BottleneckShortcut } role = Role::Main;
 
   // A kernel larger than 1 in both dimensions: scaled by SGS, replaced by
   // structural reparameterizations, logged under /layers.
