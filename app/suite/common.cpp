@@ -186,6 +186,7 @@ std::string first_difference(const Json& a, const Json& b) {
   auto patch = Json::diff(a, b);
   if (patch.empty()) return "";
   std::string path = patch[0].value("path", "");
+  if (path.size() >= 2 && path.compare(path.size() - 2, 2, "/-") == 0) path.resize(path.size() - 2);  // an element added at the end
   std::replace(path.begin(), path.end(), '/', '.');
   return path.empty() ? "" : path.substr(1);
 }
