@@ -37,7 +37,14 @@ namespace init = torch::nn::init;
 
 struct OrepaOptions : br::BlockOptions {
   OrepaOptions() { convert_large_kernels = true; }  // the authors' builder converts the stem
-  static void declare(sgs::Declare<OrepaOptions>& d) { declare_block(d); }
+  static void declare(sgs::Declare<OrepaOptions>& d) {
+    d.key(&BlockOptions::convert_large_kernels, "convert_large_kernels",
+          "replace convs with a kernel side of 7 or more (an ImageNet stem) by OREPA_LargeConv, as the authors' "
+          "builder does (false: they stay conv + BN)");
+    d.choice(&BlockOptions::init, "init", {"pytorch", "model"},
+             "pytorch: every branch drawn as the authors' blocks draw it; model: the origin kernel drawn as the model "
+             "draws its plain convs");
+  }
 };
 
 torch::Tensor kaiming(std::vector<int64_t> shape, double a) {

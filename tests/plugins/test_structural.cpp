@@ -377,12 +377,13 @@ TEST_CASE("structural: the KxK weight is drawn exactly as the plain conv draws i
     CHECK(torch::equal(torch::rand({4}), after_plain));
     CHECK(torch::equal(block->fused().first, plain.weight));
   }
-  // acb and dbb with init: model: their KxK branch starts as the plain conv
-  // (they draw more after it).
-  for (auto [name, key] : {std::pair{"acb", "square"}, std::pair{"dbb", "origin"}}) {
+  // acb, dbb and orepa with init: model: their KxK branch starts as the plain
+  // conv (they draw more after it).
+  for (auto [name, key] :
+       {std::pair{"acb", "square"}, std::pair{"dbb", "origin"}, std::pair{"orepa", "kernel.weight_orepa_origin"}}) {
     torch::manual_seed(5);
     auto block = make_block(name, spec, {{"init", "model"}});
-    CHECK(torch::equal(block->named_parameters(false)[key], plain.weight));
+    CHECK(torch::equal(block->named_parameters(true)[key], plain.weight));
   }
 }
 
