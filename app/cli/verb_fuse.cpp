@@ -73,13 +73,15 @@ std::string compare_runs(const std::string& dir, sgs::Model& fused, const std::s
   auto kernels = worst_relative(fused.named_parameters(), other_fused->named_parameters(), conv_weights, true);
   auto params = worst_relative(fused.named_parameters(), other_fused->named_parameters(), conv_weights, false);
   auto buffers = worst_relative(fused.named_buffers(), other_fused->named_buffers(), conv_weights, false);
-  std::snprintf(line, sizeof line,
-                "compared with %s (max |a - b| / max |b|): train_loss %.3g over %zu epochs%s; fused conv kernels %.3g "
-                "(%s); other parameters %.3g (%s); buffers %.3g (%s)\n",
-                other_dir.c_str(), loss, std::min(la.size(), lb.size()),
-                la.size() == lb.size() ? "" : " (the runs have different epoch counts)", kernels.first,
-                kernels.second.c_str(), params.first, params.second.c_str(), buffers.first, buffers.second.c_str());
-  return text + line;
+  auto g = [&](double v) {
+    std::snprintf(line, sizeof line, "%.3g", v);
+    return std::string(line);
+  };
+  return text + "compared with " + other_dir + " (max |a - b| / max |b|): train_loss " + g(loss) + " over " +
+         std::to_string(std::min(la.size(), lb.size())) + " epochs" +
+         (la.size() == lb.size() ? "" : " (the runs have different epoch counts)") + "; fused conv kernels " +
+         g(kernels.first) + " (" + kernels.second + "); other parameters " + g(params.first) + " (" + params.second +
+         "); buffers " + g(buffers.first) + " (" + buffers.second + ")\n";
 }
 
 int run_fuse(const std::vector<std::string>& args) {

@@ -51,7 +51,8 @@ int run_run(const std::vector<std::string>& args) {
   sgs::exit_on_interrupts();
   if (vm.count("out") && out.empty()) throw sgs::ConfigError("--out: expected a directory, got an empty string");
   sgs::Json config = sgs::load_config(path, sets);  // validated before anything is written
-  if (!(dist_timeout > 0)) throw sgs::ConfigError("--dist-timeout: must be > 0 seconds");
+  if (!(dist_timeout > 0) || dist_timeout > 1e6)
+    throw sgs::ConfigError("--dist-timeout: must be > 0 and at most 1e6 seconds");
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000));
   sgs::World world = sgs::world_from_environment();
   if (vm.count("nproc")) {

@@ -108,6 +108,21 @@ void write_atomically(const fs::path& path, const std::string& text) {
   write_file_atomically(path, text);
 }
 
+FolderLock::FolderLock(const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  const fs::path file = out_dir / ".suite.lock";
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw_io_error(file, "cannot open", errno);
+  while (::flock(fd_, LOCK_EX) != 0)
+    if (errno != EINTR) {
+      const int err = errno;
+      ::close(fd_);
+      throw_io_error(file, "cannot lock", err);
+    }
+}
+
+FolderLock::~FolderLock() { ::close(fd_); }
+
 std::string last_line(const fs::path& file) {
   std::ifstream in(file);
   std::string line, last;
@@ -229,6 +244,7 @@ void check_conflicts(const std::vector<SuiteRun>& runs, const fs::path& out_dir)
 }
 
 void write_selections(const Suite& suite, const std::vector<Selection>& selections, const fs::path& out_dir) {
+  FolderLock lock(out_dir);  // read, update, write: another process of the suite may do the same
   const fs::path file = out_dir / "selection.json";
   Json all = Json::object();
   if (fs::exists(file)) {
@@ -288,6 +304,8 @@ void print_report(std::ostream& out, const fs::path& dir, size_t total, size_t c
 }  // namespace suite_detail
 
 using namespace suite_detail;
+
+void check_suite_conflicts(const Suite& suite, const fs::path& out_dir) { check_conflicts(suite.runs(1), out_dir); }
 
 // ---- RunState, Selection ----
 

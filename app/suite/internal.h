@@ -53,6 +53,19 @@ std::vector<Assignments> product(const std::vector<Axis>& axes) {
   return out;
 }
 void write_atomically(const fs::path& path, const std::string& text);
+// OUT/.suite.lock (flock, created with OUT), held while a suite process
+// compares and writes OUT's shared files (suite.json, plan.json,
+// selection.json): processes of one suite take turns.
+class FolderLock {
+ public:
+  explicit FolderLock(const fs::path& out_dir);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 std::string last_line(const fs::path& file);
 std::string shell_quote(const std::string& s);
 std::string format_seconds(double s);

@@ -20,8 +20,6 @@
 #include <set>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 namespace sgs {
@@ -409,28 +407,6 @@ std::string suite_digest(const Json& identity) {
   return buf;
 }
 
-// OUT/.suite.lock, held while a suite compares and writes OUT's suite files.
-class FolderLock {
- public:
-  explicit FolderLock(const fs::path& out_dir) {
-    fs::create_directories(out_dir);
-    const fs::path file = out_dir / ".suite.lock";
-    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_io_error(file, "cannot open", errno);
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR) {
-        int err = errno;
-        ::close(fd_);
-        throw_io_error(file, "cannot lock", err);
-      }
-  }
-  ~FolderLock() { ::close(fd_); }
-  FolderLock(const FolderLock&) = delete;
-  FolderLock& operator=(const FolderLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 }  // namespace
 
@@ -478,7 +454,7 @@ std::vector<Selection> record_selections(const Suite& suite, const fs::path& out
 int current_stage(const Suite& suite, const fs::path& out_dir) {
   for (int stage = 1; stage <= suite.stages(); ++stage)
     for (const auto& r : suite.runs(stage))
-      if (!read_run_state(out_dir / r.name).completed()) return stage;
+      if (!read_run_state(out_dir / r.name).completed() || !config_conflict(r, out_dir).empty()) return stage;
   return 0;
 }
 

@@ -78,6 +78,9 @@ std::vector<SuiteRun> stage_todo(const Suite& suite, const fs::path& out_dir, in
       if (!sel[run.variant].ready()) continue;
       run = suite.plan_final(run, sel[run.variant]);
     }
+    // Done only when it ran the planned config (a planned final run's too).
+    const std::string conflict = config_conflict(run, out_dir);
+    if (!conflict.empty()) throw ConfigError(conflict);
     if (read_run_state(out_dir / run.name).completed()) continue;
     indices.push_back(static_cast<int64_t>(i));
     out.push_back(std::move(run));

@@ -203,6 +203,10 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options);
 // `log`; returns every searched variant's selection (ready or not).
 std::vector<Selection> record_selections(const Suite& suite, const std::filesystem::path& out_dir, std::ostream& log);
 
+// Refuses (ConfigError, the first conflict and how many more) a run
+// directory of stage 1 that holds another config than the suite plans.
+void check_suite_conflicts(const Suite& suite, const std::filesystem::path& out_dir);
+
 // An output folder belongs to one suite, recorded in OUT/suite.json (the
 // resolved suite file). Returns why OUT belongs to another suite (its source
 // and digest, the first difference), "" when it is this one's or free;

@@ -47,15 +47,17 @@ std::string shape_text(const torch::Tensor& t) {
 
 void load_model_weights(Model& model, torch::serialize::InputArchive& archive, const std::string& file) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> built;
-  for (const auto& p : model.named_parameters()) built.emplace_back(p.key(), p.value().sizes().vec());
-  for (const auto& b : model.named_buffers()) built.emplace_back(b.key(), b.value().sizes().vec());
+  for (const auto& p : model.named_parameters())
+    if (p.value().defined()) built.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : model.named_buffers())
+    if (b.value().defined()) built.emplace_back(b.key(), b.value().sizes().vec());
   model.load(archive);
   std::map<std::string, torch::Tensor> loaded;
   for (const auto& p : model.named_parameters()) loaded[p.key()] = p.value();
   for (const auto& b : model.named_buffers()) loaded[b.key()] = b.value();
   for (const auto& [name, sizes] : built) {
     const auto& t = loaded.at(name);
-    if (t.sizes().vec() == sizes) continue;
+    if (!t.defined() || t.sizes().vec() == sizes) continue;
     std::string want = "[";
     for (size_t i = 0; i < sizes.size(); ++i) want += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
     throw ConfigError(file + ": model." + name + " holds a " + shape_text(t) + " tensor where the run's config builds " +

@@ -12,7 +12,10 @@ namespace sgs {
 
 fs::path temporary_path(const fs::path& target) {
   fs::path tmp = target;
-  tmp += ".tmp." + std::to_string(::getpid());
+  // Per host and process: processes of one suite on several nodes share a folder.
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  tmp += ".tmp." + std::string(host) + "." + std::to_string(::getpid());
   return tmp;
 }
 

@@ -238,7 +238,10 @@ std::string excerpt(const Json& value) {
 }
 
 std::string text_excerpt(const std::string& text) {
-  return text.size() > 40 ? text.substr(0, 37) + "..." : text;
+  if (text.size() <= 40) return text;
+  size_t cut = 37;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+  return text.substr(0, cut) + "...";
 }
 
 Json parse_value_text(const std::string& text, const std::string& path) {

@@ -27,6 +27,7 @@
 
 #include <torch/torch.h>
 
+#include <sched.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -132,13 +133,18 @@ void Trainer::build() {
   seed_ = static_cast<uint64_t>(settings_.seed);
   epochs_ = settings_.epochs;
   threads_ = settings_.threads;
-  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  if (threads_ == 0) threads_ = std::max<int64_t>(1, cores / std::max(1, options_.local_world_size));
+  // The cores this process may run on (its affinity: a Slurm or container
+  // allocation), shared by the local ranks.
+  int64_t cores = std::thread::hardware_concurrency();
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) cores = CPU_COUNT(&allowed);
+  cores = std::max<int64_t>(1, cores / std::max(1, options_.local_world_size));
+  if (threads_ == 0) threads_ = cores;
   if (threads_ > cores && !checking_) {
     // More threads than cores only slows every step (they wait for each
     // other); the results do not depend on the count.
-    progress_.message("threads: " + std::to_string(threads_) + " is more than this machine's " + std::to_string(cores) +
-                      " cores; using " + std::to_string(cores));
+    progress_.message("threads: " + std::to_string(threads_) + " is more than the " + std::to_string(cores) +
+                      " cores this run may use; using " + std::to_string(cores));
     threads_ = cores;
   }
   precision_ = parse_precision(settings_.precision);
@@ -576,7 +582,20 @@ void Trainer::check() {
 }
 
 RunResult Trainer::run() {
+  // Several ranks stop together: a signal is latched from the start (a rank
+  // ending at once would leave the others in a collective), and after the
+  // start-up the ranks agree whether one was caught, before anything is written.
+  if (comm_) latch_interrupts();
   together([&] { with_source([&] { build(); }); });
+  if (comm_) {
+    auto caught = torch::tensor(caught_interrupt() != 0 ? int64_t{1} : int64_t{0}, torch::kInt64);
+    comm_->all_reduce(caught, ReduceOp::Max);
+    if (caught.item<int64_t>() != 0) {
+      RunResult stopped;
+      stopped.status = RunStatus::Interrupted;
+      return stopped;
+    }
+  }
   const fs::path out(options_.out_dir);
   const fs::path h5 = out / "run.h5", ckpt = out / "checkpoint.pt", cfg = out / "config.json";
   try {
@@ -767,14 +786,17 @@ RunResult run_training(const Json& config, const RunOptions& options) {
   return trainer.run();
 }
 
-void check_run_config(const Json& config, DeviceRules rules) {
-  // The datasets of the configs checked in this process, read once each
-  // (a suite's runs mostly share one).
-  static std::map<std::string, std::shared_ptr<Dataset>> datasets;
-  const std::string key = config.value("dataset", Json()).dump();
-  auto& dataset = datasets[key];
+struct RunChecker::Datasets {
+  std::map<std::string, std::shared_ptr<Dataset>> by_config;  // the dataset slot's JSON -> its dataset
+};
+
+RunChecker::RunChecker(DeviceRules rules) : rules_(rules), datasets_(std::make_unique<Datasets>()) {}
+RunChecker::~RunChecker() = default;
+
+void RunChecker::check(const Json& config) {
+  auto& dataset = datasets_->by_config[config.value("dataset", Json()).dump()];
   if (!dataset) dataset = make_dataset(config);
-  Trainer(config, rules, dataset).check();
+  Trainer(config, rules_, dataset).check();
 }
 
 RunResult run_training_in(const World& world, const Json& config, RunOptions options,

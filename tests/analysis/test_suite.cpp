@@ -222,6 +222,22 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
     CHECK(bad.error.find("dataset.val_fraction") != std::string::npos);
   }
   SUBCASE("the CLI: --dry-run shows the choice, --emit-slurm writes stage 2 once stage 1 is complete") {
+    // Completed runs with their config.json, as their sgs run writes it: a
+    // completed run counts only with the planned config.
+    auto planned = [&](const std::string& name) {
+      for (const auto& run : s.runs(1))
+        if (run.name == name) return run.config;
+      for (const auto& run : s.runs(2))
+        if (run.name == name) return s.plan_final(run, s.select(run.variant, out)).config;
+      FAIL("no run " << name);
+      return Json();
+    };
+    auto done = [&](const std::string& name, double v) {
+      fake_run(out / name, v);
+      write_json(out / name / "config.json", planned(name));
+    };
+    for (const auto& run : s.runs(1))
+      if (fs::exists(out / run.name / "run.h5")) write_json(out / run.name / "config.json", run.config);
     auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --dry-run", tmp.path());
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("search/mi/k=5,seed=1") != std::string::npos);
@@ -244,12 +260,12 @@ TEST_CASE("suite: the search picks the best mean over the other axes, ties to th
     CHECK(fs::exists(out / "suite.json"));
     CHECK(fs::exists(out / "plan.json"));
 
-    fake_run(out / "final" / "baseline" / "seed=0", 0.5);
-    fake_run(out / "final" / "baseline" / "seed=2", 0.5);
+    done("final/baseline/seed=0", 0.5);
+    done("final/baseline/seed=2", 0.5);
     r = run_sgs("suite " + (tmp / "s.json").string() + emit, tmp.path());
     CHECK(read_text(tmp / "job.sh").find("#SBATCH --array=1\n") != std::string::npos);
-    fake_run(out / "final" / "baseline" / "seed=1", 0.5);
-    fake_run(out / "final" / "mi" / "seed=1", 0.5);
+    done("final/baseline/seed=1", 0.5);
+    done("final/mi/seed=1", 0.5);
     r = run_sgs("suite " + (tmp / "s.json").string() + emit, tmp.path());
     REQUIRE(r.exit_code == 0);
     script = read_text(tmp / "job.sh");
@@ -538,6 +554,13 @@ TEST_CASE("suite: a completed run counts as done only when its config.json shows
   CHECK(one_line(r.err));
   CHECK(r.err.find((out / "seed=1" / "config.json").string() + ": missing, so the completed run there cannot be told") !=
         std::string::npos);
+  // The Slurm path too: no script that would skip it.
+  r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --emit-slurm " +
+                  (tmp / "job.sh").string(),
+              tmp.path());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("config.json: missing") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp / "job.sh"));
   // What the suite compares when it takes a run's lock (after waiting for
   // another process): the same function.
   Suite suite = Suite::load((tmp / "s.json").string());

@@ -15,9 +15,10 @@
 
 namespace sgs {
 
-// The temporary name a file is written under before its rename: "F.tmp.PID",
-// so that two processes writing the same file (two suites sharing a folder)
-// never write into each other's temporary.
+// The temporary name a file is written under before its rename:
+// "F.tmp.HOST.PID", so that two processes writing the same file (a suite's
+// processes sharing a folder, on one node or several) never write into each
+// other's temporary.
 std::filesystem::path temporary_path(const std::filesystem::path& target);
 
 // Removes what a killed writer left of `target`: every "F.tmp" and "F.tmp.*".

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace sgs {
@@ -53,10 +54,24 @@ RunResult run_training(const Json& config, const RunOptions& options);
 // Slurm suite validated on a login node, whose devices say nothing).
 enum class DeviceRules { Here, ExplicitCpu };
 
-// Validates a resolved config as `sgs run` does at start-up: the device
+// Validates resolved configs as `sgs run` does at start-up: the device
 // rules, the dataset, the model and the strategy attached to it, built on the
-// CPU; writes nothing. Throws ConfigError (DataError: unreadable data).
-void check_run_config(const Json& config, DeviceRules rules);
+// CPU; writes nothing. Throws ConfigError (DataError: unreadable data). The
+// datasets it reads are kept (a suite's runs mostly share one) until it is
+// destroyed.
+class RunChecker {
+ public:
+  explicit RunChecker(DeviceRules rules);
+  ~RunChecker();
+  RunChecker(const RunChecker&) = delete;
+  RunChecker& operator=(const RunChecker&) = delete;
+  void check(const Json& config);
+
+ private:
+  struct Datasets;
+  DeviceRules rules_;
+  std::unique_ptr<Datasets> datasets_;
+};
 
 // This process as one rank of the job `world` describes (sgs/world.h): with
 // more than one rank, joins the others first (a c10d process group on the
