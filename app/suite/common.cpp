@@ -207,9 +207,8 @@ std::string first_difference(const Json& a, const Json& b) {
 }
 
 // A run directory that holds a run of another config is never resumed or
-// skipped: the suite (or --threads) changed since it ran.
-// A completed run counts as done only when its config.json shows it is the
-// planned one.
+// skipped (the suite or --threads changed since it ran), and a completed run
+// counts as done only when its config.json shows it is the planned one.
 std::string config_conflict(const SuiteRun& run, const fs::path& out_dir) {
   const fs::path file = out_dir / run.name / "config.json";
   if (run.config.is_null()) return "";

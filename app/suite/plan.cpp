@@ -6,6 +6,7 @@
 #include "app/suite/internal.h"
 #include "app/process.h"
 
+#include <sgs/checkpoint_file.h>
 #include <sgs/config.h>
 #include <sgs/errors.h>
 #include <sgs/run_file.h>
@@ -19,8 +20,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-
-#include <unistd.h>
 
 namespace sgs {
 
@@ -398,15 +397,8 @@ Json suite_identity(const Ordered& resolved) {
   return j;
 }
 
-// 16 hexadecimal digits (64-bit FNV-1a) of the identity's canonical text.
-std::string suite_digest(const Json& identity) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : identity.dump()) h = (h ^ c) * 1099511628211ULL;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
+// The digest a checkpoint records of config.json, of the identity's canonical text.
+std::string suite_digest(const Json& identity) { return config_digest(identity.dump()); }
 
 }  // namespace
 

@@ -37,9 +37,9 @@ ModelSpec model_spec(const Dataset& dataset) {
 
 namespace {
 
-std::string shape_text(const torch::Tensor& t) {
+std::string shape_text(const std::vector<int64_t>& sizes) {
   std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i > 0 ? ", " : "") + std::to_string(t.size(i));
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
   return s + "]";
 }
 
@@ -58,10 +58,9 @@ void load_model_weights(Model& model, torch::serialize::InputArchive& archive, c
   for (const auto& [name, sizes] : built) {
     const auto& t = loaded.at(name);
     if (!t.defined() || t.sizes().vec() == sizes) continue;
-    std::string want = "[";
-    for (size_t i = 0; i < sizes.size(); ++i) want += (i > 0 ? ", " : "") + std::to_string(sizes[i]);
-    throw ConfigError(file + ": model." + name + " holds a " + shape_text(t) + " tensor where the run's config builds " +
-                      want + "] (a checkpoint of another model or width than config.json says)");
+    throw ConfigError(file + ": model." + name + " holds a " + shape_text(t.sizes().vec()) +
+                      " tensor where the run's config builds " + shape_text(sizes) +
+                      " (a checkpoint of another model or width than config.json says)");
   }
 }
 

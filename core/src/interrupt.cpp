@@ -46,6 +46,4 @@ void latch_interrupts() { g_exit_now.store(false); }
 
 int caught_interrupt() { return g_caught.load(); }
 
-void clear_interrupt() { g_caught.store(0); }
-
 }  // namespace sgs

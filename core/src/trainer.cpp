@@ -59,7 +59,7 @@ class Trainer {
         rank_(comm_ ? comm_->rank() : 0),
         world_(comm_ ? comm_->world_size() : 1),
         progress_(options.progress, options.quiet || rank_ != 0, options.progress_every) {}
-  // check_run_config's: builds and attaches on the CPU, writes nothing.
+  // RunChecker's: builds and attaches on the CPU, writes nothing.
   Trainer(const Json& config, DeviceRules rules, std::shared_ptr<Dataset> dataset)
       : Trainer(config, quiet_options()) {
     checking_ = true;
@@ -116,7 +116,7 @@ class Trainer {
   std::map<std::string, double> last_metrics_;
   bool evaluate_val_ = false, evaluate_test_ = false;
   bool stop_requested_ = false;
-  bool checking_ = false;  // check_run_config
+  bool checking_ = false;  // RunChecker
   DeviceRules rules_ = DeviceRules::Here;
   static RunOptions quiet_options() {
     RunOptions o;

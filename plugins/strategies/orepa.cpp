@@ -140,7 +140,7 @@ class OrepaConv : public sgs::ConvBlock {
   // One kernel, or the large conv's: A = W0^T, then A = conv2d(A, W_j, padding 2)
   // for each later kernel, transposed back (blocks.py OREPA_LargeConv.weight_gen).
   torch::Tensor weight() {
-    if (kernels_.size() == 1 && spec_.kernel[0] < 7) return kernels_[0]->weight();
+    if (kernels_.size() == 1) return kernels_[0]->weight();
     auto w = kernels_[0]->weight().transpose(0, 1);
     for (size_t i = 1; i < kernels_.size(); ++i) w = torch::conv2d(w, kernels_[i]->weight(), {}, 1, 2);
     return w.transpose(0, 1);

@@ -216,7 +216,7 @@ TEST_CASE("config: numbers beyond their type, overflowing JSON, duplicate keys a
   refused("suite " + suite + " --threads 100000", "threads: must be <= 1024, got 100000");
   CHECK(sgs::load_config(good, {"threads=1024", "data_workers=256"})["threads"] == 1024);
   {  // An empty --out is refused, not read as "the default directory".
-    for (const std::string file : {good, suite}) {
+    for (const std::string& file : {good, suite}) {
       auto [rc, err] = sgs_cli((file == good ? "run " : "suite ") + file + " --out ''", dir);
       INFO(file << ": " << err);
       CHECK(rc == 2);

@@ -39,7 +39,7 @@ TEST_CASE("run identity: a checkpoint copied from another run is refused by --re
   fs::copy_file(dir / "a" / "checkpoint.pt", dir / "b" / "checkpoint.pt", fs::copy_options::overwrite_existing);
   const std::string h5_bytes = test::read_text(dir / "b" / "run.h5");
   const std::string ckpt = (dir / "b" / "checkpoint.pt").string();
-  for (const std::string args : {"run " + (dir / "c.json").string() + " --out " + (dir / "b").string() + " --resume",
+  for (const std::string& args : {"run " + (dir / "c.json").string() + " --out " + (dir / "b").string() + " --resume",
                                  "fuse " + (dir / "b").string() + " --out " + (dir / "f.pt").string(),
                                  "quantize " + (dir / "b").string(),
                                  "export " + (dir / "b").string() + " --out " + (dir / "m.onnx").string()}) {

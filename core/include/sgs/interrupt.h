@@ -20,9 +20,7 @@ void exit_on_interrupts();
 // signal caught before is kept.
 void latch_interrupts();
 
-// The signal caught since catch_interrupts() or clear_interrupt(), 0 if none.
+// The signal caught since catch_interrupts() or exit_on_interrupts(), 0 if none.
 int caught_interrupt();
-
-void clear_interrupt();
 
 }  // namespace sgs

@@ -48,7 +48,7 @@ struct RunResult {
 // is written first), DataError/ConfigError/other (status failed).
 RunResult run_training(const Json& config, const RunOptions& options);
 
-// Where check_run_config applies the rules that depend on the device (fp16
+// Where RunChecker applies the rules that depend on the device (fp16
 // needs CUDA; "cuda" needs a device): Here, on this machine's devices (the
 // run will train here); ExplicitCpu, only where the config says "cpu" (a
 // Slurm suite validated on a login node, whose devices say nothing).
