@@ -264,7 +264,7 @@ cuda_job=$!
 wait $cpu_job || status=1
 wait $cuda_job || status=1
 # Both c10d backends compiled in: the definitions on distributed.cpp's command line.
-for define in USE_C10D_NCCL USE_C10D_GLOO; do
+for define in SGS_C10D_NCCL SGS_C10D_GLOO; do
   if ! grep -q -- "-D$define .*core/src/distributed.cpp" "$cuda/build/compile_commands.json" 2>/dev/null; then
     echo "debian13 cuda: core/src/distributed.cpp was not compiled with $define" | tee -a "$logs/summary-cuda"
     status=1

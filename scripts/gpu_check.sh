@@ -144,12 +144,12 @@ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSGS_WITH_OPENC
   ${nccl_include:+"-DNCCL_INCLUDE_DIR=$nccl_include"} > "$out/configure.log" 2>&1 ||
   { tail -n 30 "$out/configure.log"; die "configure failed (log: $out/configure.log)"; }
 grep -E '^-- (OpenCV|gloo|nccl)|HDF5|Boost' "$out/configure.log" | head -n 10 || true
-grep -q -- '-DUSE_C10D_NCCL .*core/src/distributed.cpp' "$build/compile_commands.json" &&
-  echo "NCCL: core/src/distributed.cpp is compiled with USE_C10D_NCCL" || echo "NCCL: not found; CUDA ranks use Gloo"
+grep -q -- '-DSGS_C10D_NCCL .*core/src/distributed.cpp' "$build/compile_commands.json" &&
+  echo "NCCL: core/src/distributed.cpp is compiled with SGS_C10D_NCCL" || echo "NCCL: not found; CUDA ranks use Gloo"
 
 [ "${GPU_CHECK_UNTIL:-}" != configure ] || { step "done (GPU_CHECK_UNTIL=configure)"; exit 0; }
 step "build ($(nproc) jobs)"
-cmake --build "$build" -- -j"$(nproc)" > "$out/build.log" 2>&1 ||
+cmake --build "$build" -- -k 0 -j"$(nproc)" > "$out/build.log" 2>&1 ||
   { grep -E 'error:|FAILED:' "$out/build.log" | head -n 30; die "build failed (log: $out/build.log)"; }
 
 [ "${GPU_CHECK_UNTIL:-}" != build ] || { step "done (GPU_CHECK_UNTIL=build)"; exit 0; }

@@ -5,10 +5,10 @@
 #include <torch/version.h>
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_GLOO
+#ifdef SGS_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SGS_C10D_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -137,7 +137,7 @@ std::unique_ptr<Communicator> connect(const World& world, const torch::Device& d
   } catch (const std::exception& e) {
     throw std::runtime_error("distributed: rendezvous failed" + where + ": " + error_text(e));
   }
-#ifdef USE_C10D_NCCL
+#ifdef SGS_C10D_NCCL
   if (device.is_cuda()) {
     // Blocking waits make NCCL honour the timeout (a dead rank -> an error).
     setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
@@ -154,7 +154,7 @@ std::unique_ptr<Communicator> connect(const World& world, const torch::Device& d
     }
   }
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef SGS_C10D_GLOO
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"))
@@ -171,7 +171,7 @@ std::unique_ptr<Communicator> connect(const World& world, const torch::Device& d
   }
 #else
   (void)device;
-  throw ConfigError("distributed: this build has no c10d process group (built without USE_C10D_GLOO: gloo "
+  throw ConfigError("distributed: this build has no c10d process group (built without SGS_C10D_GLOO: gloo "
                     "headers not found); " + std::to_string(world.world_size) + " ranks requested");
 #endif
 }

@@ -111,7 +111,7 @@ World world_from_environment(const std::function<const char*(const char*)>& gete
 }
 
 bool distributed_available() {
-#ifdef USE_C10D_GLOO
+#ifdef SGS_C10D_GLOO
   return true;
 #else
   return false;

@@ -4,7 +4,7 @@
 //
 // A job is W processes (ranks). They meet through a c10d TCPStore served by
 // rank 0 at MASTER_ADDR:MASTER_PORT, then talk through a process group:
-// NCCL when training on CUDA and the build has it (USE_C10D_NCCL), Gloo
+// NCCL when training on CUDA and the build has it (SGS_C10D_NCCL), Gloo
 // otherwise. Every collective waits at most `timeout`: a rank that died makes
 // the others fail with an error naming the operation instead of hanging.
 #pragma once

@@ -34,7 +34,7 @@ World world_from_environment(const std::function<const char*(const char*)>& gete
 // The first host of a Slurm node list: "gpu[07-09,12],cpu1" -> "gpu07".
 std::string first_slurm_host(const std::string& nodelist);
 
-// True when this build has c10d's Gloo process group (USE_C10D_GLOO).
+// True when this build has c10d's Gloo process group (SGS_C10D_GLOO).
 bool distributed_available();
 
 }  // namespace sgs
