@@ -180,7 +180,8 @@ void truncate_table(H5::Group& g, const LogTable& table, int64_t epochs_done, bo
   std::vector<int32_t> epochs(rows(se));
   if (!epochs.empty()) se.read(epochs.data(), H5::PredType::NATIVE_INT32);
   hsize_t keep = 0;
-  while (keep < epochs.size() && epochs[keep] < epochs_done + (mid_epoch ? 1 : 0)) ++keep;
+  const bool kept_at = mid_epoch || table.rows == LogTable::Rows::kAtEpochEnd;
+  while (keep < epochs.size() && epochs[keep] < epochs_done + (kept_at ? 1 : 0)) ++keep;
   for (const auto& c : table.columns)
     if (has_link(g, c.name)) {
       auto ds = g.openDataSet(c.name);

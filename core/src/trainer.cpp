@@ -749,6 +749,8 @@ void Trainer::end_epoch(int64_t epoch, const fs::path& ckpt) {
   }
   pos_.train_seconds += pos_.epoch_seconds;
   pos_.epochs_done = epoch;
+  ctx_.epochs_done = epoch;
+  strategy_->on_epoch_end(ctx_);
   pos_.batch = 0;
   pos_.loss_sum = pos_.correct = pos_.seen = 0;
   pos_.epoch_seconds = 0;

@@ -41,30 +41,10 @@ struct RepvggOptions : br::BlockOptions {
   }
 };
 
-bool has_identity(const sgs::ConvSpec& s) {
-  return s.in_channels == s.out_channels && s.stride[0] == 1 && s.stride[1] == 1 &&
-         s.padding[0] == s.kernel[0] / 2 && s.padding[1] == s.kernel[1] / 2;
-}
-
-// The identity's kernel [out, in/groups, K, K]: 1 at the centre of channel
-// i's own input (i mod in/groups); with `average`, 1/K^2 over its window.
-torch::Tensor identity_kernel(const sgs::ConvSpec& s, const torch::TensorOptions& options, bool average) {
-  const int64_t c = s.out_channels, per_group = s.in_channels / s.groups;
-  auto id = torch::zeros({c, per_group, s.kernel[0], s.kernel[1]}, options);
-  auto rows = torch::arange(c, torch::kLong);
-  if (average) {
-    id.index_put_({rows, rows.remainder(per_group)},
-                  torch::full({s.kernel[0], s.kernel[1]}, 1.0 / static_cast<double>(s.kernel[0] * s.kernel[1]), options));
-  } else {
-    id.index_put_({rows, rows.remainder(per_group), s.kernel[0] / 2, s.kernel[1] / 2}, 1.0);
-  }
-  return id;
-}
-
 class RepvggConv : public sgs::ConvBlock {
  public:
   RepvggConv(const sgs::ConvSpec& spec, const RepvggOptions& o)
-      : ConvBlock(spec), qa_(o.variant != "repvgg"), average_(o.variant == "qarepvgg_v2" && has_identity(spec)) {
+      : ConvBlock(spec), qa_(o.variant != "repvgg"), average_(o.variant == "qarepvgg_v2" && br::has_identity(spec)) {
     br::require_supported(spec_, "repvgg", /*single_group=*/false);
     const int64_t in = spec_.in_channels, out = spec_.out_channels;
     const sgs::ConvSpec drawn = o.drawn(spec_);
@@ -75,7 +55,7 @@ class RepvggConv : public sgs::ConvBlock {
       bn = register_module("bn", sgs::BatchNorm2d(out));
     } else {
       one_bn = register_module("one_bn", sgs::BatchNorm2d(out));
-      if (has_identity(spec_)) identity_bn = register_module("identity_bn", sgs::BatchNorm2d(in));
+      if (br::has_identity(spec_)) identity_bn = register_module("identity_bn", sgs::BatchNorm2d(in));
     }
   }
 
@@ -88,7 +68,7 @@ class RepvggConv : public sgs::ConvBlock {
       return identity_bn ? y + identity_bn(x) : y;
     }
     y = y + br::centred_conv(x, one, spec_);
-    if (has_identity(spec_)) y = y + x;
+    if (br::has_identity(spec_)) y = y + x;
     if (average_)
       y = y + torch::avg_pool2d(x, {spec_.kernel[0], spec_.kernel[1]}, stride, padding, /*ceil_mode=*/false,
                                 /*count_include_pad=*/true);
@@ -103,15 +83,15 @@ class RepvggConv : public sgs::ConvBlock {
       w = w + br::pad_to_centre(w1, spec_.kernel);
       b = b + b1;
       if (identity_bn) {
-        auto [wi, bi] = br::fold_bn(identity_kernel(spec_, dense.options(), false), {}, identity_bn);
+        auto [wi, bi] = br::fold_bn(br::identity_kernel(spec_, dense.options(), false), {}, identity_bn);
         w = w + wi;
         b = b + bi;
       }
       return {w, b};
     }
     w = w + br::pad_to_centre(one, spec_.kernel);
-    if (has_identity(spec_)) w = w + identity_kernel(spec_, dense.options(), false);
-    if (average_) w = w + identity_kernel(spec_, dense.options(), true);
+    if (br::has_identity(spec_)) w = w + br::identity_kernel(spec_, dense.options(), false);
+    if (average_) w = w + br::identity_kernel(spec_, dense.options(), true);
     return br::fold_bn(w, b, bn);
   }
 

@@ -32,6 +32,11 @@ struct LogTable {
   // below when resuming within an epoch, whose start is not run again).
   std::string epoch_column;
   std::vector<LogColumn> columns;
+  // When its rows are written: at the start of an epoch (the rule above), or
+  // at the end of one (Strategy::on_epoch_end, row e after epoch e; an
+  // initial row 0 may come before the first step): on resume the rows at or
+  // below the completed epochs stay.
+  enum class Rows { kAtEpochStart, kAtEpochEnd } rows = Rows::kAtEpochStart;
 };
 
 }  // namespace sgs

@@ -109,6 +109,10 @@ class Strategy {
   // Once, after the model and optimizer exist (and after a resume's load()).
   virtual void attach(StrategyContext& ctx) {}
   virtual void on_epoch_begin(StrategyContext& ctx) {}
+  // After an epoch's last step and evaluation, before its metrics are
+  // committed and its checkpoint written (ctx.epochs_done counts it); not
+  // for an epoch an interrupt cut short.
+  virtual void on_epoch_end(StrategyContext& ctx) {}
   // Between backward() (and gradient clipping) and optimizer.step().
   virtual void after_backward(StrategyContext& ctx) {}
   virtual void after_step(StrategyContext& ctx) {}

@@ -15,6 +15,24 @@ ConvSpec BlockOptions::drawn(ConvSpec spec) const {
   return spec;
 }
 
+bool has_identity(const ConvSpec& s) {
+  return s.in_channels == s.out_channels && s.stride[0] == 1 && s.stride[1] == 1 &&
+         s.padding[0] == s.kernel[0] / 2 && s.padding[1] == s.kernel[1] / 2;
+}
+
+torch::Tensor identity_kernel(const ConvSpec& s, const torch::TensorOptions& options, bool average) {
+  const int64_t c = s.out_channels, per_group = s.in_channels / s.groups;
+  auto id = torch::zeros({c, per_group, s.kernel[0], s.kernel[1]}, options);
+  auto rows = torch::arange(c, torch::kLong);
+  if (average) {
+    id.index_put_({rows, rows.remainder(per_group)},
+                  torch::full({s.kernel[0], s.kernel[1]}, 1.0 / static_cast<double>(s.kernel[0] * s.kernel[1]), options));
+  } else {
+    id.index_put_({rows, rows.remainder(per_group), s.kernel[0] / 2, s.kernel[1] / 2}, 1.0);
+  }
+  return id;
+}
+
 torch::Tensor pad_to_centre(const torch::Tensor& weight, const std::array<int64_t, 2>& kernel) {
   const int64_t dh = kernel[0] - weight.size(2), dw = kernel[1] - weight.size(3);
   TORCH_CHECK(dh >= 0 && dw >= 0 && dh % 2 == 0 && dw % 2 == 0, "pad_to_centre: a ", weight.size(2), "x",

@@ -97,6 +97,15 @@ torch::Tensor centred_conv(const torch::Tensor& x, const torch::Tensor& weight, 
 torch::Tensor pad_with_values(const torch::Tensor& x, const torch::Tensor& values,
                               const std::array<int64_t, 2>& padding);
 
+// Whether a block of `spec` maps its input onto a map of the same shape (in
+// = out, stride 1, padding K/2): where RepVGG and RepOpt add an identity.
+bool has_identity(const ConvSpec& spec);
+
+// The identity as a kernel [out, in/groups, K, K]: 1 at the centre of
+// channel i's own input (i mod in/groups); with `average`, 1/K^2 over its
+// window (QARepVGG v2's average pool).
+torch::Tensor identity_kernel(const ConvSpec& spec, const torch::TensorOptions& options, bool average);
+
 // `spec` with other channels and kernel, stride and padding kept (for drawing
 // a branch's weight with init_conv).
 ConvSpec branch_spec(const ConvSpec& spec, int64_t in_channels, int64_t out_channels,
