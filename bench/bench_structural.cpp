@@ -11,6 +11,9 @@
 //   acb, dbb, repvgg    the branched models
 //   qarepvgg            repvgg's variant qarepvgg (QARepVGG's block)
 //   orepa               OREPA: its branches composed into one kernel every step, one conv
+//   repopt              RepOpt's search: LinearAddBlocks (3x3 and 1x1 convs, identity, scales)
+//   repopt_target       RepOpt's target: the plain model, its gradients multiplied by M
+//                       (scales of 1 from a search run file this benchmark writes)
 //   dyrep               the model after --dyrep-growths adjustments of DyRep
 //                       (grow_interval 1: one growth each, the conv of largest
 //                       synflow over a step; a quick run of 4 epochs grows 3)
@@ -29,7 +32,7 @@
 // share of a step.
 //
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
-//                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg,qarepvgg,dyrep,orepa]
+//                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg,qarepvgg,dyrep,orepa,repopt,repopt_target]
 //                                [--update-batches 2] [--dyrep-growths 3] [--device auto|cpu|cuda]
 #include "bench/bench_args.h"
 
@@ -37,6 +40,7 @@
 #include <sgs/model.h>
 #include <sgs/optimizer.h>
 #include <sgs/registry.h>
+#include <sgs/run_log.h>
 #include <sgs/strategy.h>
 
 #include <torch/torch.h>
@@ -50,6 +54,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -108,16 +113,47 @@ struct Measurement {
   double step_s = NAN, cpu_s = NAN, multiply_s = NAN, peak_mb = NAN, update_s = NAN, update_peak_mb = NAN;
 };
 
+// A completed repopt search run in `dir` whose scales are all 1 (the step's
+// cost does not depend on their values), for repopt's target mode.
+void write_unit_scales(const std::string& dir, const std::vector<std::shared_ptr<sgs::ConvBlock>>& convs) {
+  const sgs::Json config = {{"strategy", {{"name", "repopt"}, {"mode", "search"}}}};
+  auto search = sgs::Registry::global().factory<sgs::StrategyKind>("repopt")(
+      sgs::Options(sgs::resolve_object({{"name", "repopt"}}, "strategy",
+                                       sgs::Registry::global().get("strategy", "repopt").schema, {"name"}),
+                   "strategy"));
+  auto log = sgs::RunLog::create(dir + "/run.h5", config, "cpu", 1, search->log_tables());
+  int64_t index = 0;
+  for (const auto& b : convs) {
+    const auto& spec = b->spec();
+    if (spec.kernel[0] != 3 || spec.kernel[1] != 3) continue;
+    log->add_layer(b->path(), index++, spec);
+    const bool identity = spec.in_channels == spec.out_channels && spec.stride[0] == 1 && spec.stride[1] == 1 &&
+                          spec.padding[0] == 1 && spec.padding[1] == 1;
+    auto ones = torch::ones({spec.out_channels}, torch::kFloat64);
+    log->append("repopt", b->path(),
+                {ones, ones, identity ? ones : torch::full({spec.out_channels}, NAN, torch::kFloat64),
+                 torch::scalar_tensor(1, torch::kInt64)});
+  }
+  log->set_status(sgs::RunStatus::Completed);
+}
+
 // One configuration, in this (child) process. Prints one line of numbers.
 int child(const std::string& model_name, const std::string& strategy_name, int64_t batch, int steps, int warmup,
           int64_t update_batches, int64_t dyrep_growths, const torch::Device& device) {
   const auto& reg = sgs::Registry::global();
-  // "qarepvgg": the repvgg strategy's QARepVGG variant.
-  const std::string plugin = strategy_name == "qarepvgg" ? "repvgg" : strategy_name;
+  // "qarepvgg": the repvgg strategy's QARepVGG variant; "repopt_target": repopt's target mode.
+  const std::string plugin =
+      strategy_name == "qarepvgg" ? "repvgg" : strategy_name == "repopt_target" ? "repopt" : strategy_name;
   sgs::Json sk = {{"name", plugin}};
   if (strategy_name == "mutual_information") sk["batches"] = update_batches;
   if (strategy_name == "dyrep") sk["grow_interval"] = 1;
   if (strategy_name == "qarepvgg") sk["variant"] = "qarepvgg";
+  char search_dir[] = "/tmp/bench_structural_repopt.XXXXXX";
+  if (strategy_name == "repopt_target") {
+    if (mkdtemp(search_dir) == nullptr) throw std::runtime_error("cannot create a temporary folder");
+    sk["mode"] = "target";
+    sk["scales_from"] = search_dir;
+  }
   sgs::Options so(sgs::resolve_object(sk, "strategy", reg.get("strategy", plugin).schema, {"name"}), "strategy");
   auto strategy = reg.factory<sgs::StrategyKind>(plugin)(so);
   auto factory = strategy->conv_factory();
@@ -152,7 +188,9 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
     model->train();
     return pass.batches * gather_batch;
   };
+  if (strategy_name == "repopt_target") write_unit_scales(search_dir, ctx.convs);
   strategy->attach(ctx);
+  if (strategy_name == "repopt_target") std::filesystem::remove_all(search_dir);
   Measurement m;
   const bool sgs_run = strategy_name == "mutual_information";
   // Before DyRep's growth steps, which reach (almost) the timed steps' peak.
@@ -267,7 +305,7 @@ int main(int argc, char** argv) try {
   if (len <= 0) return 1;
   self[len] = '\0';
   const auto strategies =
-      split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb,repvgg,qarepvgg,dyrep,orepa"));
+      split(arg(argc, argv, "strategies", "none,mutual_information,acb,dbb,repvgg,qarepvgg,dyrep,orepa,repopt,repopt_target"));
   std::vector<int64_t> batches;
   for (const auto& b : split(arg(argc, argv, "batches", "64,128"))) batches.push_back(std::stoll(b));
 
@@ -336,6 +374,14 @@ int main(int argc, char** argv) try {
     std::printf("batch %lld: OREPA / DBB step time %.2f, peak memory %.2f (paper, ImageNet on GPU: OREPA trains about "
                 "2x faster than DBB with about 70%% less memory)\n",
                 static_cast<long long>(batch), o->second.step_s / d->second.step_s, o->second.peak_mb / d->second.peak_mb);
+  }
+  for (int64_t batch : batches) {
+    auto t = all.find({batch, "repopt_target"}), n = all.find({batch, "none"}), h = all.find({batch, "repopt"});
+    if (t == all.end() || n == all.end()) continue;
+    std::printf("batch %lld: RepOpt target / plain step time %.2f, peak memory %.2f; search / plain step time %.2f "
+                "(RepOpt's claim: the target trains at the plain model's cost)\n",
+                static_cast<long long>(batch), t->second.step_s / n->second.step_s, t->second.peak_mb / n->second.peak_mb,
+                h == all.end() ? NAN : h->second.step_s / n->second.step_s);
   }
   for (int64_t batch : batches) {
     auto y = all.find({batch, "dyrep"}), d = all.find({batch, "dbb"});

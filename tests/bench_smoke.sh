@@ -25,8 +25,8 @@ num='[0-9]+(\.[0-9]+)?'
 run bench_train --device cpu --model vgg11 --widths 0.25 --settings fp32 --batch 4 --steps 1 --rounds 1 --threads 1
 expect bench_train "^0\.25 +fp32 +$num "
 run bench_structural --device cpu --model vgg11 --batches 2 --rounds 1 --steps 1 --warmup 0 --threads 1 \
-  --strategies none,mutual_information,dbb,qarepvgg,orepa --update-batches 1
-for s in none mutual_information dbb qarepvgg orepa; do expect bench_structural "^2 +$s +$num +$num "; done
+  --strategies none,mutual_information,dbb,qarepvgg,orepa,repopt,repopt_target --update-batches 1
+for s in none mutual_information dbb qarepvgg orepa repopt repopt_target; do expect bench_structural "^2 +$s +$num +$num "; done
 expect bench_structural "^batch 2: SGS / DBB step time $num"
 expect bench_structural "^batch 2: OREPA / DBB step time $num"
 run bench_dependence --device cpu --images 2 --repeats 1 --threads 1

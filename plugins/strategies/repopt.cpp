@@ -1,8 +1,8 @@
 // repopt: RepOpt (Ding et al. 2023, Re-parameterizing Your Optimizers rather
 // than Architectures; DingXiaoH/RepOptimizers; docs/method.md 5). Two runs:
 //
-// mode search (the authors' Hyper-Search, "hs"): every KxK conv (K odd)
-// becomes the authors' LinearAddBlock, with the model's BatchNorm after the
+// mode search (the authors' Hyper-Search, "hs"): every 3x3 conv (others
+// stay plain: RepOpt is defined for 3x3) becomes the authors' LinearAddBlock, with the model's BatchNorm after the
 // sum:
 //   y = s_conv ⊙ (W * x) + s_1x1 ⊙ (K1 * x) + s_id ⊙ x
 // s_* per output channel and trained with the weights; the identity only
@@ -59,8 +59,13 @@ struct RepoptOptions : br::BlockOptions {
           "by this run's seed");
     d.key(&RepoptOptions::identity_scales_for_reinit, "identity_scales_for_reinit",
           "mode target: start the weight with the identity scaled by the searched s_id (false: by 1)");
-    declare_block(d);
+    d.choice(&RepoptOptions::init, "init", {"pytorch", "model"},
+             "how the KxK and 1x1 kernels are drawn (search: the block's convs; target: W3 and K1 of the start): "
+             "pytorch = nn.Conv2d's default, as the authors; model = as the model draws its plain convs");
   }
+  // RepOpt is defined for 3x3 kernels (its multipliers' centre, padding 1);
+  // other convs (1x1, a 7x7 stem) stay plain in both modes.
+  static bool converts(const sgs::ConvSpec& spec) { return spec.kernel[0] == 3 && spec.kernel[1] == 3; }
 };
 
 // Per output channel; `identity` undefined where the block has none.
@@ -257,7 +262,7 @@ class Repopt : public sgs::Strategy {
    public:
     explicit Factory(RepoptOptions o) : o_(std::move(o)) {}
     std::shared_ptr<sgs::ConvBlock> make(const sgs::ConvSpec& spec) override {
-      if (!o_.converts(spec)) return ConvFactory::make(spec);
+      if (!RepoptOptions::converts(spec)) return ConvFactory::make(spec);
       // The i-th block of a stage (0: the first, which changes the shape).
       index_ = br::has_identity(spec) ? index_ + 1 : 0;
       const double init = index_ == 0 ? 1.0 : std::sqrt(2.0 / static_cast<double>(index_));
@@ -333,7 +338,7 @@ class Repopt : public sgs::Strategy {
     }
     // The same model: every block the search converted, with its channels and identity.
     for (const auto& block : convs_) {
-      if (!o_.converts(block->spec())) continue;
+      if (!RepoptOptions::converts(block->spec())) continue;
       auto it = out.find(block->path());
       const auto& spec = block->spec();
       if (it == out.end())
@@ -384,6 +389,7 @@ class Repopt : public sgs::Strategy {
 }  // namespace
 
 SGS_REGISTER(sgs::StrategyKind, repopt,
-             "RepOpt (Ding et al. 2023): search trains LinearAddBlocks' per-channel scales (KxK, 1x1, identity), "
-             "target trains plain convs with those scales as gradient multipliers (sgd or adamw)",
+             "RepOpt (Ding et al. 2023): search trains LinearAddBlocks' per-channel scales (3x3, 1x1, identity), "
+             "target trains plain convs with those scales as gradient multipliers (sgd or adamw); 3x3 convs only, "
+             "others (1x1, a 7x7 stem) stay plain",
              RepoptOptions, [](const RepoptOptions& o) { return std::make_unique<Repopt>(o); });
