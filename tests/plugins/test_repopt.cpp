@@ -44,16 +44,6 @@ std::vector<Json> repopt_cases() {
   return out;
 }
 
-ConvSpec case_spec(const Json& c) {
-  ConvSpec spec;
-  spec.in_channels = c.at("in");
-  spec.out_channels = c.at("out");
-  const int64_t k = c.at("k"), stride = c.at("stride"), padding = c.at("padding");
-  spec.kernel = {k, k};
-  spec.stride = {stride, stride};
-  spec.padding = {padding, padding};
-  return spec;
-}
 
 const std::string kLayer = "stage0.conv";
 
@@ -65,7 +55,7 @@ void write_search_run(const fs::path& dir, const Json& c, const Json& strategy =
   Json config = test::tiny_config();
   config["strategy"] = strategy;
   auto log = RunLog::create((dir / "run.h5").string(), config, "cpu", 1, test::strategy_from("repopt")->log_tables());
-  log->add_layer(kLayer, 0, case_spec(c));
+  log->add_layer(kLayer, 0, test::reference_spec(c));
   const auto& s = c.at("scales");
   const int64_t out = c.at("out");
   auto identity = s.contains("identity") ? repopt_tensor(s.at("identity")) : torch::full({out}, NAN, torch::kFloat64);
@@ -84,7 +74,7 @@ struct Target {
 
   Target(const Json& c, const fs::path& run, const std::string& rule, const Json& hyper, const torch::Tensor& weight,
          Json keys = Json::object()) {
-    conv = std::make_shared<PlainConv>(case_spec(c));
+    conv = std::make_shared<PlainConv>(test::reference_spec(c));
     conv->set_path(kLayer);
     conv->to(torch::kFloat64);
     {
@@ -126,7 +116,7 @@ struct Target {
 
 // A search-mode block of `mode` (csla or search) in float64, its parameters set to the case's.
 std::shared_ptr<ConvBlock> branched_block(const Json& c, const std::string& mode, bool identity_scaled = true) {
-  auto block = test::strategy_from("repopt", {{"mode", mode}})->conv_factory()->make(case_spec(c));
+  auto block = test::strategy_from("repopt", {{"mode", mode}})->conv_factory()->make(test::reference_spec(c));
   block->to(torch::kFloat64);
   auto p = block->named_parameters();
   const auto& s = c.at("scales");
@@ -371,7 +361,7 @@ TEST_CASE("repopt: a target without scales, scales from a missing, foreign, unfi
   CHECK_THROWS_WITH_AS(Target(other, dir / "ok", "sgd", hyper, repopt_tensor(c.at("optimizer_steps").at("weight")).repeat({2, 1, 1, 1}).narrow(0, 0, other.at("out"))),
                        doctest::Contains("layer 'stage0.conv' has"), ConfigError);
   // Adam: no RepOptimizer (the hook sees the optimizer).
-  auto conv = std::make_shared<PlainConv>(case_spec(c));
+  auto conv = std::make_shared<PlainConv>(test::reference_spec(c));
   conv->set_path(kLayer);
   torch::optim::Adam adam(std::vector<torch::Tensor>{conv->weight});
   StrategyContext ctx;

@@ -85,14 +85,7 @@ std::shared_ptr<ConvBlock> our_block(const Json& c, Json keys) {
   const auto& info = Registry::global().get("strategy", strategy);
   auto s = Registry::global().factory<StrategyKind>(strategy)(
       Options(resolve_object(keys, "strategy", info.schema, {"name"}), "strategy"));
-  ConvSpec spec;
-  spec.in_channels = c.at("in");
-  spec.out_channels = c.at("out");
-  const int64_t k = c.at("k"), stride = c.at("stride"), padding = c.at("padding");
-  spec.kernel = {k, k};
-  spec.stride = {stride, stride};
-  spec.padding = {padding, padding};
-  auto block = s->conv_factory()->make(spec);
+  auto block = s->conv_factory()->make(test::reference_spec(c));
   if (c.at("block") == "DyRepDBB") {  // grown as DyRep grew it: its branches, a KxK conv with bias
     std::string graph = "g";
     for (int b : c.at("branches").get<std::vector<int>>()) graph += b ? '1' : '0';

@@ -172,6 +172,17 @@ std::shared_ptr<Model> make_model(const std::string& name, const ModelSpec& spec
   return Registry::global().factory<ModelKind>(name)(test_options("model", name, extra), spec, factory);
 }
 
+ConvSpec reference_spec(const Json& c) {
+  ConvSpec spec;
+  spec.in_channels = c.at("in");
+  spec.out_channels = c.at("out");
+  const int64_t k = c.at("k"), stride = c.at("stride"), padding = c.at("padding");
+  spec.kernel = {k, k};
+  spec.stride = {stride, stride};
+  spec.padding = {padding, padding};
+  return spec;
+}
+
 std::vector<std::string> structural_strategies() {
   std::vector<std::string> out;
   for (const auto& name : Registry::global().names("strategy"))

@@ -44,6 +44,10 @@ double rel_diff(const torch::Tensor& a, const torch::Tensor& b);
 std::shared_ptr<Model> make_model(const std::string& name, const ModelSpec& spec, ConvFactory& factory,
                                   const Json& extra = Json::object());
 
+// The conv of a case of the reference files (tests/reference/*.json): its
+// "in", "out", "k" (square), "stride" and "padding".
+ConvSpec reference_spec(const Json& c);
+
 // Names of the strategies whose conv_factory() is not null (structural
 // reparameterizations), built as make_strategy builds them.
 std::vector<std::string> structural_strategies();
