@@ -82,11 +82,11 @@ int run_suite_verb(const std::vector<std::string>& args) {
 
   sgs::Assignments extra;
   if (threads >= 0) extra.emplace_back("threads", threads);
-  const sgs::Suite suite = sgs::Suite::load(path, extra);  // every run validated before anything is written
-
   sgs::SuiteOptions o;
   if (vm.count("out") && out.empty()) throw sgs::ConfigError("--out: expected a directory, got an empty string");
   o.out_dir = out.empty() ? fs::path("runs") / fs::path(path).stem() : fs::path(out);
+  // Every run validated before anything is written.
+  const sgs::Suite suite = sgs::Suite::load(path, extra, o.out_dir);
   o.jobs = jobs;
   o.jobs_given = vm.count("jobs") > 0;
   o.threads = threads;

@@ -35,6 +35,8 @@ class LocalRunner {
 
   int run() {
     for (const auto& r : suite_.runs(1)) add(r);
+    for (const auto& r : suite_.runs(2))
+      if (!r.after.empty()) add(r);  // started once the run it follows has completed
     for (const auto& v : suite_.searched_variants()) {
       waiting_[v] = 0;
       for (const auto& r : suite_.runs(2)) waiting_[v] += r.variant == v;
@@ -73,7 +75,7 @@ class LocalRunner {
   }
 
  private:
-  enum class State { Pending, Running, Done, Already, Failed, Elsewhere, Interrupted };
+  enum class State { Pending, Running, Done, Already, Failed, Elsewhere, Interrupted, Blocked };
   struct Entry {
     SuiteRun run;
     State state = State::Pending;
@@ -127,6 +129,7 @@ class LocalRunner {
       if (count(State::Running) >= static_cast<size_t>(std::max<int64_t>(1, o_.jobs))) return;
       if (e.state == State::Elsewhere && Clock::now() - e.start < std::chrono::seconds(2)) continue;
       if (e.state != State::Pending && e.state != State::Elsewhere) continue;
+      if (!e.run.after.empty() && !followed_done(e)) continue;
       int lock = try_lock(dir(e));
       if (lock < 0) {
         if (e.state == State::Pending) event("running elsewhere, waiting for it: " + e.run.name);
@@ -163,6 +166,22 @@ class LocalRunner {
       e.state = State::Running;
       e.start = Clock::now();
     }
+  }
+
+  // Whether the run `e` follows has completed; a followed run that failed
+  // leaves `e` blocked (not run, with why).
+  bool followed_done(Entry& e) {
+    for (const auto& f : entries_) {
+      if (f.run.name != e.run.after) continue;
+      if (f.state == State::Done || f.state == State::Already) return true;
+      if (f.state == State::Failed || f.state == State::Blocked) {
+        e.state = State::Blocked;
+        e.error = "not started: the run it follows, " + f.run.name + ", failed";
+        event("not starting " + e.run.name + ": the run it follows, " + f.run.name + ", failed");
+      }
+      return false;
+    }
+    return false;
   }
 
   void reap(Entry& e) {
@@ -245,6 +264,7 @@ class LocalRunner {
       if (e.state == State::Failed) failed.emplace_back(e.run.name, e.error);
       if (e.state == State::Interrupted) not_run.emplace_back(e.run.name, "interrupted (resumes when the suite is run again)");
       if (e.state == State::Pending || e.state == State::Elsewhere) not_run.emplace_back(e.run.name, "not started");
+      if (e.state == State::Blocked) not_run.emplace_back(e.run.name, e.error);
     }
     for (const auto& [v, n] : waiting_)
       if (!planned_.count(v) && n > 0) {
@@ -292,7 +312,9 @@ int run_suite_index(const Suite& suite, const SuiteOptions& options, int stage, 
                       std::to_string(list.size()) + " runs (0-" + std::to_string(list.size() - 1) + ")");
   claim_suite_folder(suite, options.out_dir);
   SuiteRun run = list[static_cast<size_t>(index)];
-  if (stage == 2) run = suite.plan_final(run, suite.select(run.variant, options.out_dir));
+  if (stage == 2 && run.config.is_null()) run = suite.plan_final(run, suite.select(run.variant, options.out_dir));
+  if (const std::string waits = Suite::waits_for(run, options.out_dir); !waits.empty())
+    throw std::runtime_error(run.name + ": " + waits);
   auto conflict = config_conflict(run, options.out_dir);
   if (!conflict.empty()) throw ConfigError(conflict);
   const fs::path dir = options.out_dir / run.name;

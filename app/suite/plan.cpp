@@ -27,7 +27,7 @@ using namespace suite_detail;
 
 // ---- Suite ----
 
-Suite Suite::load(const std::string& path, const Assignments& extra) {
+Suite Suite::load(const std::string& path, const Assignments& extra, const fs::path& out_dir) {
   Suite s;
   s.path_ = path;
   s.extra_ = extra;
@@ -104,7 +104,7 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       const std::string where = "variants[" + std::to_string(i) + "]";
       const auto& v = vs[i];
       if (!v.is_object()) fail(path, where, "expected an object {\"name\": ..., \"set\": {...}, \"axes\": {...}}");
-      check_keys(v, path, where, {"name", "description", "set", "axes"});
+      check_keys(v, path, where, {"name", "description", "set", "axes", "after"});
       if (!v.contains("name") || !v["name"].is_string() || v["name"].get<std::string>().empty())
         fail(path, where + ".name", "missing (a name for the variant's run directories)");
       Variant var;
@@ -117,7 +117,31 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       std::vector<Axis> own;
       if (v.contains("axes")) own = read_axes(v["axes"], where + ".axes");
       var.axes = merge(own, suite_axes);
+      if (v.contains("after")) {
+        const auto& a = v["after"];
+        const std::string w = where + ".after";
+        if (!a.is_object()) fail(path, w, "expected {\"variant\": NAME, \"key\": KEY}, e.g. {\"variant\": \"search\", \"key\": \"strategy.scales_from\"}");
+        check_keys(a, path, w, {"variant", "key"});
+        for (const char* k : {"variant", "key"})
+          if (!a.contains(k) || !a[k].is_string() || a[k].get<std::string>().empty())
+            fail(path, w + "." + k, std::string("missing (") + (k == std::string("key") ? "the key set to the other run's directory" : "the variant whose runs this one follows") + ")");
+        var.after_variant = a["variant"].get<std::string>();
+        var.after_key = a["key"].get<std::string>();
+      }
       s.variants_.push_back(std::move(var));
+    }
+    // The variants followed: earlier or later in the list, not themselves following one.
+    for (const auto& var : s.variants_) {
+      if (var.after_variant.empty()) continue;
+      const std::string w = var.where + ".after.variant";
+      auto it = std::find_if(s.variants_.begin(), s.variants_.end(), [&](const Variant& o) { return o.name == var.after_variant; });
+      std::vector<std::string> known;
+      for (const auto& o : s.variants_) known.push_back(o.name);
+      if (it == s.variants_.end())
+        fail(path, w, "no variant '" + var.after_variant + "'" + did_you_mean(var.after_variant, known));
+      if (it->name == var.name) fail(path, w, "a variant cannot follow itself");
+      if (!it->after_variant.empty())
+        fail(path, w, "'" + it->name + "' itself follows '" + it->after_variant + "' (one step of \"after\" only)");
     }
   } else {
     Variant var;
@@ -165,6 +189,9 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       any = any || v.searched;
     }
     if (!any) fail(path, "search.over", "'" + s.search_.over[0] + "' is not an axis of any variant");
+    for (const auto& v : s.variants_)
+      if (!v.after_variant.empty())
+        fail(path, v.where + ".after", "a suite with a search cannot also have variants that follow others");
   }
 
   // Expansion: every run's config is resolved now (and every candidate final
@@ -177,6 +204,7 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
     to.push_back(std::move(run));
   };
   for (const auto& v : s.variants_) {
+    if (!v.after_variant.empty()) continue;  // stage 2, below
     if (!s.search_.present) {
       for (const auto& values : product(v.axes)) add(s.stage1_, s.make_run(v, "", 1, v.axes, values, {}, true));
     } else if (!v.searched) {
@@ -184,6 +212,34 @@ Suite Suite::load(const std::string& path, const Assignments& extra) {
       for (const auto& values : product(axes)) add(s.stage1_, s.make_run(v, "final", 1, axes, values, {}, true));
     } else {
       for (const auto& values : product(v.axes)) add(s.stage1_, s.make_run(v, "search", 1, v.axes, values, {}, true));
+    }
+  }
+  // Runs that follow a run of another variant: the one whose values agree on
+  // the axes both variants have.
+  for (const auto& v : s.variants_) {
+    if (v.after_variant.empty()) continue;
+    for (const auto& values : product(v.axes)) {
+      std::vector<const SuiteRun*> matches;
+      for (const auto& r : s.stage1_) {
+        if (r.variant != v.after_variant) continue;
+        bool same = true;
+        for (const auto& [k, x] : r.values)
+          for (const auto& [vk, vx] : values)
+            if (k == vk && x != vx) same = false;
+        if (same) matches.push_back(&r);
+      }
+      std::string label;
+      for (const auto& [k, x] : values) label += (label.empty() ? "" : ", ") + k + "=" + value_text(x);
+      if (matches.size() != 1)
+        fail(path, v.where + ".after",
+             "'" + v.after_variant + "' has " + std::to_string(matches.size()) + " runs with " +
+                 (label.empty() ? std::string("its values") : label) +
+                 " (a run follows exactly one: give both variants the axes that tell its runs apart)");
+      const fs::path dir = out_dir.empty() ? fs::path(matches[0]->name)
+                                           : (fs::absolute(out_dir) / matches[0]->name).lexically_normal();
+      SuiteRun run = s.make_run(v, "", 2, v.axes, values, {}, true, {{v.after_key, dir.string()}});
+      run.after = matches[0]->name;
+      add(s.stage2_, std::move(run));
     }
   }
   for (const auto& v : s.variants_) {
@@ -214,7 +270,8 @@ std::vector<Suite::Axis> Suite::final_axes(const Variant& v) const {
 }
 
 SuiteRun Suite::make_run(const Variant& v, const std::string& phase, int stage, const std::vector<Axis>& axes,
-                         const Assignments& values, const Assignments& chosen, bool resolve) const {
+                         const Assignments& values, const Assignments& chosen, bool resolve,
+                         const Assignments& follows) const {
   SuiteRun run;
   run.stage = stage;
   run.phase = phase;
@@ -237,6 +294,7 @@ SuiteRun Suite::make_run(const Variant& v, const std::string& phase, int stage, 
       {v.where.empty() ? "set" : v.where + ".set", &v.set},
       {stage_where, phase.empty() ? nullptr : &stage_set},
       {"search.over (the chosen value)", &chosen},
+      {v.where + ".after (the run it follows)", &follows},
       {"axes", &values},
   };
   for (const auto& [where, group] : groups)
@@ -352,6 +410,11 @@ Selection Suite::select(const std::string& name, const fs::path& out_dir) const 
   return sel;
 }
 
+std::string Suite::waits_for(const SuiteRun& run, const fs::path& out_dir) {
+  if (run.after.empty() || read_run_state(out_dir / run.after).completed()) return "";
+  return "waits for " + run.after + " to complete";
+}
+
 SuiteRun Suite::plan_final(const SuiteRun& run, const Selection& selection) const {
   if (!selection.ready()) throw std::runtime_error(run.name + ": cannot be planned: " + selection.error);
   const Variant& v = variant(run.variant);
@@ -375,6 +438,7 @@ Json Suite::plan_json() const {
       const auto& r = list[i];
       Json o{{"stage", stage}, {"index", i}, {"name", r.name}, {"phase", r.phase}, {"variant", r.variant},
              {"values", assignments_object(r.values)}, {"overrides", assignments_text(r.overrides)}};
+      if (!r.after.empty()) o["after"] = r.after;
       runs.push_back(o);
     }
   }
@@ -465,9 +529,12 @@ void print_suite_plan(const Suite& suite, const fs::path& out_dir, std::ostream&
   std::vector<std::string> order = suite.searched_variants();
   for (const auto& v : order) selections[v] = suite.select(v, out_dir);
   for (int stage = 1; stage <= suite.stages(); ++stage) {
-    if (suite.stages() == 2)
+    if (suite.stages() == 2 && suite.has_search())
       out << (stage == 1 ? "stage 1: the search runs, and the runs of variants without a search\n"
                          : "stage 2: the final runs of searched variants, once their search is complete\n");
+    else if (suite.stages() == 2)
+      out << (stage == 1 ? "stage 1: the runs that follow none\n"
+                         : "stage 2: the runs that follow a run of stage 1, once it has completed\n");
     struct Row {
       std::string index, name, status, overrides;
     };
@@ -477,11 +544,13 @@ void print_suite_plan(const Suite& suite, const fs::path& out_dir, std::ostream&
     for (size_t i = 0; i < list.size(); ++i) {
       SuiteRun run = list[i];
       std::string status;
-      if (stage == 2) {
+      if (stage == 2 && run.config.is_null()) {
         const auto& sel = selections.at(run.variant);
         if (sel.ready()) run = suite.plan_final(run, sel);
         else status = "waiting for the search";
       }
+      if (status.empty() && !Suite::waits_for(run, out_dir).empty() && !read_run_state(out_dir / run.name).completed())
+        status = "waiting for " + run.after;
       if (status.empty()) {
         auto st = read_run_state(out_dir / run.name);
         status = !st.has_file     ? "new"

@@ -73,11 +73,12 @@ std::vector<SuiteRun> stage_todo(const Suite& suite, const fs::path& out_dir, in
   const auto& list = suite.runs(stage);
   for (size_t i = 0; i < list.size(); ++i) {
     SuiteRun run = list[i];
-    if (stage == 2) {
+    if (stage == 2 && run.config.is_null()) {
       if (!sel.count(run.variant)) sel[run.variant] = suite.select(run.variant, out_dir);
       if (!sel[run.variant].ready()) continue;
       run = suite.plan_final(run, sel[run.variant]);
     }
+    if (!Suite::waits_for(run, out_dir).empty()) continue;  // the run it follows did not complete
     // Done only when it ran the planned config (a planned final run's too).
     const std::string conflict = config_conflict(run, out_dir);
     if (!conflict.empty()) throw ConfigError(conflict);
@@ -102,8 +103,9 @@ std::string slurm_script(const Suite& suite, const SuiteOptions& options, int st
     << "# Written by `sgs suite`: " << fs::path(suite.path()).filename().string() << ", stage " << stage
     << " of " << suite.stages()
     << (suite.stages() == 1 ? ""
-        : stage == 1        ? " (the search runs and the runs that need no search)"
-                            : " (final runs of the searched variants)")
+        : !suite.has_search() ? (stage == 1 ? " (the runs that follow none)" : " (the runs that follow a run of stage 1)")
+        : stage == 1          ? " (the search runs and the runs that need no search)"
+                              : " (final runs of the searched variants)")
     << ",\n# one array task per run not completed yet (" << todo.size() << " of " << suite.runs(stage).size()
     << "). Adapt the #SBATCH lines (partition, time, GPUs) here or\n# with `sgs suite --slurm-args '...'`.\n";
   if (cpus == 0)
@@ -204,6 +206,12 @@ int run_suite_slurm(const Suite& suite, const SuiteOptions& options) {
   for (const auto& r : suite.runs(1)) judge(r);
   std::map<std::string, Selection> sel;
   for (const auto& r : suite.runs(2)) {
+    if (!r.after.empty()) {
+      const std::string waits = Suite::waits_for(r, out);
+      if (waits.empty() || read_run_state(out / r.name).has_file) judge(r);
+      else not_run.emplace_back(r.name, waits);
+      continue;
+    }
     if (!sel.count(r.variant)) sel[r.variant] = suite.select(r.variant, out);
     if (sel[r.variant].ready()) judge(suite.plan_final(r, sel[r.variant]));
     else not_run.emplace_back(r.name, "waits for its search: " + sel[r.variant].error);

@@ -7,7 +7,8 @@
 // Suite file (README "Suites"):
 //   {"description": "...", "base": "config.json" | {...}, "set": {key: value},
 //    "axes": {key: [values]},
-//    "variants": [{"name": "mi", "set": {...}, "axes": {...}}, ...],
+//    "variants": [{"name": "mi", "set": {...}, "axes": {...}},
+//                 {"name": "t", "set": {...}, "after": {"variant": "mi", "key": "strategy.scales_from"}}, ...],
 //    "search": {"over": [keys], "metric": "val_acc" | "best_val_acc",
 //               "set": {...}, "final": {"set": {...}, "axes": {...}}}}
 // Keys in "set" and "axes" are those of `sgs run --set` (a slot name replaces
@@ -18,10 +19,15 @@
 //
 // A variant is searched over those of search.over's keys that are among its
 // axes (a variant with none of them is not searched).
+// A variant with "after" follows another: each of its runs sets `key` to the
+// directory of the other variant's run with the same values of the axes both
+// have (RepOpt's target runs take the scales of the search run of their
+// seed), and starts once that run has completed.
 // Stages: without a search every run is stage 1. With one, stage 1 holds the
 // search runs and the final runs of variants that are not searched; stage 2
 // holds the searched variants' final runs, whose configs are known only once
-// all of the variant's search runs have completed.
+// all of the variant's search runs have completed. Runs that follow another
+// are stage 2 too (their configs are known from the start).
 #pragma once
 
 #include <sgs/run_status.h>
@@ -51,6 +57,7 @@ struct SuiteRun {
   Assignments chosen;   // final runs of a searched variant: the values the search chose
   Assignments overrides;  // what is applied to the base beyond the suite's common "set", in order
   Json config;          // the resolved config; null for a stage-2 run not planned yet
+  std::string after;    // the run (its name) this one follows ("after"), or ""
 };
 
 // What a run directory holds, from its run.h5 (read without a lock).
@@ -93,12 +100,14 @@ class Suite {
   // config (for final runs of searched variants, with every candidate value),
   // so that a mistake is found before anything runs. `extra` is applied last
   // to every run (e.g. {"threads", 2}). Throws ConfigError naming the file
-  // and the key: "suite.json: axes.seed: no values".
-  static Suite load(const std::string& path, const Assignments& extra = {});
+  // and the key: "suite.json: axes.seed: no values". `out_dir`: where the
+  // runs go (a run that follows another is given that run's directory in it).
+  static Suite load(const std::string& path, const Assignments& extra = {},
+                    const std::filesystem::path& out_dir = {});
 
   const std::string& path() const { return path_; }
   bool has_search() const { return search_.present; }
-  int stages() const { return search_.present && !stage2_.empty() ? 2 : 1; }
+  int stages() const { return !stage2_.empty() ? 2 : 1; }
   const std::vector<SuiteRun>& runs(int stage) const { return stage == 2 ? stage2_ : stage1_; }
   const Assignments& common() const { return common_; }  // the suite's "set"
   const Assignments& extra() const { return extra_; }    // the command line's (--threads)
@@ -122,6 +131,9 @@ class Suite {
   Selection select(const std::string& variant, const std::filesystem::path& out_dir) const;
   // A stage-2 run of runs(2), planned with the selection's choice.
   SuiteRun plan_final(const SuiteRun& run, const Selection& selection) const;
+  // Why a run that follows another cannot start yet ("" when it can: the
+  // run it follows has completed in `out_dir`, or it follows none).
+  static std::string waits_for(const SuiteRun& run, const std::filesystem::path& out_dir);
 
   // The suite as written to OUT/suite.json: the file with the base inlined.
   nlohmann::ordered_json resolved_json() const;
@@ -139,6 +151,7 @@ class Suite {
     std::vector<Axis> axes;         // the variant's axes merged with the suite's
     std::vector<std::string> over;  // its axes among search.over (searched when not empty)
     bool searched = false;
+    std::string after_variant, after_key;  // "after": the variant it follows, the key set to its run's directory
   };
   struct Search {
     bool present = false;
@@ -149,7 +162,8 @@ class Suite {
   };
 
   SuiteRun make_run(const Variant& v, const std::string& phase, int stage, const std::vector<Axis>& axes,
-                    const Assignments& values, const Assignments& chosen, bool resolve) const;
+                    const Assignments& values, const Assignments& chosen, bool resolve,
+                    const Assignments& follows = {}) const;
   std::vector<Axis> final_axes(const Variant& v) const;
   const Variant& variant(const std::string& name) const;
 

@@ -570,3 +570,72 @@ TEST_CASE("suite: a completed run counts as done only when its config.json shows
   CHECK(suite_detail::config_conflict(suite.runs(1)[0], out).find("the completed run there cannot be told") !=
         std::string::npos);
 }
+
+TEST_CASE("suite: a variant that follows another (after) gets its run's directory and starts once that run completed: "
+          "RepOpt's search -> target chain, refusals, --index and --dry-run") {
+  TempDir tmp("suite_after");
+  Json chain{{"base", tiny_config(1)},
+             {"axes", {{"seed", {0, 1}}}},
+             {"variants",
+              {{{"name", "repopt_search"}, {"set", {{"strategy", "repopt"}}}},
+               {{"name", "repopt"},
+                {"set", {{"strategy", "repopt"}, {"strategy.mode", "target"}}},
+                {"after", {{"variant", "repopt_search"}, {"key", "strategy.scales_from"}}}}}}};
+  const fs::path out = tmp / "out";
+  write_json(tmp / "s.json", chain);
+  {
+    Suite s = Suite::load((tmp / "s.json").string(), {}, out);
+    CHECK(s.stages() == 2);
+    CHECK(names(s.runs(1)) == std::vector<std::string>{"repopt_search/seed=0", "repopt_search/seed=1"});
+    REQUIRE(names(s.runs(2)) == std::vector<std::string>{"repopt/seed=0", "repopt/seed=1"});
+    CHECK(s.runs(2)[1].after == "repopt_search/seed=1");
+    CHECK(s.runs(2)[1].config["strategy"]["scales_from"] ==
+          (fs::absolute(out) / "repopt_search" / "seed=1").lexically_normal().string());
+    CHECK(s.resolved_runs().size() == 2);  // checked before running: the runs that follow are not (no scales yet)
+  }
+  // A run that follows another, alone (a Slurm task of stage 2 before stage 1): refused, nothing written.
+  auto r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --stage 2 --index 0", tmp.path());
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("repopt/seed=0: waits for repopt_search/seed=0 to complete") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "repopt" / "seed=0"));
+  r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --dry-run", tmp.path());
+  CHECK(r.out.find("stage 2: the runs that follow a run of stage 1, once it has completed") != std::string::npos);
+  CHECK(r.out.find("waiting for repopt_search/seed=1") != std::string::npos);
+  // The whole chain, two at a time: each target starts once its search completed.
+  r = run_sgs("suite " + (tmp / "s.json").string() + " --out " + out.string() + " --jobs 2", tmp.path());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("4 runs, 4 completed") != std::string::npos);
+  for (int seed : {0, 1}) {
+    const std::string tail = "seed=" + std::to_string(seed);
+    const auto search = read_run_file((out / "repopt_search" / tail / "run.h5").string(), kRunLayers);
+    const auto target = read_run_file((out / "repopt" / tail / "run.h5").string(), kRunLayers);
+    const auto& searched = search.layers.at(0).columns.at("scale_conv");
+    const auto& used = target.layers.at(0).columns.at("scale_conv");
+    const int64_t n = searched.shape.at(1);
+    CHECK(std::vector<double>(searched.values.end() - n, searched.values.end()) == used.values);
+    CHECK(read_json_file((out / "plan.json").string())["runs"][2 + seed]["after"] == "repopt_search/" + tail);
+  }
+  // Refusals, each naming the key.
+  auto with_after = [&](const Json& after, const std::string& other = "") {
+    Json s = chain;
+    s["variants"][1]["after"] = after;
+    if (!other.empty()) s["variants"][0]["after"] = {{"variant", other}, {"key", "x"}};
+    return load_error(tmp / "bad.json", s);
+  };
+  CHECK(with_after({{"variant", "repopt_serch"}, {"key", "strategy.scales_from"}})
+            .find("variants[1].after.variant: no variant 'repopt_serch'; did you mean 'repopt_search'") != std::string::npos);
+  CHECK(with_after({{"variant", "repopt"}, {"key", "strategy.scales_from"}}).find("a variant cannot follow itself") !=
+        std::string::npos);
+  CHECK(with_after({{"variant", "repopt_search"}}).find("variants[1].after.key: missing") != std::string::npos);
+  CHECK(with_after({{"variant", "repopt_search"}, {"key", "strategy.scales_from"}}, "repopt")
+            .find("variants[0].after.variant: 'repopt' itself follows 'repopt_search' (one step of \"after\" only)") !=
+        std::string::npos);
+  Json ambiguous = chain;
+  ambiguous["variants"][0]["axes"] = {{"optimizer.lr", {0.05, 0.1}}};
+  CHECK(load_error(tmp / "bad.json", ambiguous)
+            .find("variants[1].after: 'repopt_search' has 2 runs with seed=0 (a run follows exactly one") != std::string::npos);
+  Json both = search_suite();
+  both["variants"][0]["after"] = {{"variant", "mi"}, {"key", "strategy.scales_from"}};
+  CHECK(load_error(tmp / "bad.json", both).find("a suite with a search cannot also have variants that follow others") !=
+        std::string::npos);
+}
