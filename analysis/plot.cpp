@@ -229,6 +229,88 @@ std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData
   return written;
 }
 
+// RepOpt's per-channel scales (table "repopt"; docs/run_file.md), averaged
+// over the output channels, per 3x3 layer in network order: at the first
+// row (dashed) and the last (solid). A target run has one row: the scales
+// it trained with.
+std::vector<std::string> plot_repopt_scales(const RunData& run, const std::string& out_dir) {
+  std::vector<std::string> written;
+  struct Row {
+    std::string layer;
+    int64_t index = 0, epoch = 0;
+    std::string which;
+    double conv = NAN, one = NAN, identity = NAN;
+  };
+  std::vector<Row> rows;
+  auto mean_of = [](const RunColumn& c, int64_t r) {
+    const int64_t n = c.shape.size() == 2 ? c.shape[1] : 0;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += c.values[static_cast<size_t>(r * n + i)];
+    return n > 0 ? sum / static_cast<double>(n) : NAN;
+  };
+  int64_t position = 0;
+  for (const auto& l : run.layers) {
+    auto conv = l.columns.find("scale_conv"), one = l.columns.find("scale_1x1"), id = l.columns.find("scale_identity"),
+         ep = l.columns.find("scales_epoch");
+    if (conv == l.columns.end() || one == l.columns.end() || id == l.columns.end() || ep == l.columns.end() ||
+        conv->second.rows() == 0 || conv->second.rows() != ep->second.rows())
+      continue;
+    ++position;
+    const int64_t last = conv->second.rows() - 1;
+    for (const auto& [which, r] : {std::pair<std::string, int64_t>{"first", 0}, {"last", last}}) {
+      if (which == "last" && r == 0) continue;
+      rows.push_back({l.name, position, static_cast<int64_t>(ep->second.value(r)), which, mean_of(conv->second, r),
+                      mean_of(one->second, r), mean_of(id->second, r)});
+    }
+  }
+  if (rows.empty()) return written;
+  const bool both = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.which == "last"; });
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& r : rows)
+    for (double v : {r.conv, r.one, r.identity})
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Axes axes;
+  axes.area = kChartArea;
+  axes.fit_x(1, static_cast<double>(position), /*integers=*/true);
+  axes.x0 = 0.5;
+  axes.x1 = static_cast<double>(position) + 0.5;
+  axes.fit_y(std::min(lo, 0.0), hi);
+  axes.draw(img, "RepOpt scales per 3x3 layer, mean over channels: " + run.name, "layer (network order)",
+            "scale (dashed: at the start)");
+  std::vector<draw::LegendEntry> entries;
+  size_t colour = 0;
+  for (const auto& [name, field] : {std::pair<std::string, double Row::*>{"s_conv (3x3)", &Row::conv},
+                                    {"s_1x1", &Row::one}, {"s_identity", &Row::identity}}) {
+    const auto c = draw::palette(colour++);
+    // With a first and a last row: the first dashed, the last solid; one row alone: solid.
+    for (const std::string which : {"first", "last"}) {
+      std::vector<double> x, y;
+      int64_t epoch = 0;
+      for (const auto& r : rows)
+        if (r.which == which && std::isfinite(r.*field)) {
+          x.push_back(static_cast<double>(r.index));
+          y.push_back(r.*field);
+          epoch = r.epoch;
+        }
+      if (x.empty()) continue;
+      const bool dashed = both && which == "first";
+      draw::polyline(img, axes, x, y, c, 2, dashed, true);
+      entries.push_back({name + ", " + epoch_caption(which, epoch), c, dashed, true});
+    }
+  }
+  draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+  const std::string stem = (fs::path(out_dir) / ("repopt_scales_" + file_part(run.name))).string();
+  write_png(stem + ".png", img, written);
+  std::ostringstream csv;
+  csv << "layer,index,which,scales_epoch,scale_conv_mean,scale_1x1_mean,scale_identity_mean\n";
+  for (const auto& r : rows)
+    csv << csv_field(r.layer) << "," << r.index << "," << r.which << "," << r.epoch << "," << num(r.conv) << ","
+        << num(r.one) << "," << num(r.identity) << "\n";
+  write_csv(stem + ".csv", csv.str(), written);
+  return written;
+}
+
 std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, const std::string& out_dir) {
   std::vector<std::string> written;
   std::vector<const RunData*> with_k, baselines;
@@ -586,8 +668,10 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
   if (!fs::is_directory(out_dir)) throw DataError(out_dir + ": cannot create the output directory");
   std::vector<std::string> written;
   auto add = [&](std::vector<std::string> files) { written.insert(written.end(), files.begin(), files.end()); };
-  for (const auto& r : runs)
+  for (const auto& r : runs) {
     if (r.has_scalings()) add(plot_scalings(r, out_dir));
+    add(plot_repopt_scales(r, out_dir));
+  }
   // Kernel magnitudes: every run beside the baseline most like it (same layers; same seed and config first).
   auto has_magnitudes = [](const RunData& r) {
     return std::any_of(r.layers.begin(), r.layers.end(), [](const LayerData& l) { return !l.kernel_magnitude.empty(); });

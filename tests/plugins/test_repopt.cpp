@@ -17,6 +17,7 @@
 #include <sgs/run_file.h>
 #include <sgs/run_log.h>
 #include <sgs/strategy.h>
+#include <sgs/version.h>
 
 #include <torch/torch.h>
 
@@ -334,6 +335,22 @@ TEST_CASE("repopt: the search logs its scales per epoch and resumes them, a targ
   const auto tc = read_run_file((dir / "target_cut" / "run.h5").string(), kRunEverything);
   CHECK(tc.metrics.at("train_loss") == t.metrics.at("train_loss"));
   CHECK(tc.layers.at(0).columns.at("scales_epoch").rows() == 1);
+#if SGS_WITH_OPENCV
+  // sgs plot: the scales per layer, first and last row of the search, the target's one row.
+  const auto r = test::run_sgs("plot " + (dir / "search").string() + " " + (dir / "target").string() + " --out " +
+                                   (dir / "figures").string(),
+                               dir.path());
+  CHECK(r.exit_code == 0);
+  for (const char* run : {"search_seed5", "target"}) {
+    INFO(run);
+    const fs::path csv = dir / "figures" / (std::string("repopt_scales_") + run + ".csv");
+    REQUIRE(fs::exists(csv));
+    CHECK(fs::exists(dir / "figures" / (std::string("repopt_scales_") + run + ".png")));
+    const std::string text = test::read_text(csv);
+    const auto rows = std::count(text.begin(), text.end(), '\n') - 1;
+    CHECK(rows == static_cast<long>(s.layers.size()) * (std::string(run) == "target" ? 1 : 2));  // first and last row
+  }
+#endif
 }
 
 TEST_CASE("repopt: a target without scales, scales from a missing, foreign, unfinished or other-model run, and "
