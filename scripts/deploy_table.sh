@@ -4,11 +4,12 @@
 # sgs export --check, then sgs quantize with per-channel and per-tensor
 # weights and in OpenCV's configuration with --opencv; prints one Markdown
 # row per run. Every figure also lands in the run's run.h5 (/deploy).
-#   scripts/deploy_table.sh RUNS_DIR ONNX_DIR [THREADS]
+#   scripts/deploy_table.sh RUNS_DIR ONNX_DIR [THREADS [RUN...]]   (RUN...: only these runs, by folder name)
 set -euo pipefail
 runs=${1:?usage: scripts/deploy_table.sh RUNS_DIR ONNX_DIR [THREADS]}
 onnx=${2:?usage: scripts/deploy_table.sh RUNS_DIR ONNX_DIR [THREADS]}
 threads=${3:-2}
+only=("${@:4}")
 sgs=$(dirname "$0")/../build/sgs
 mkdir -p "$onnx"
 # The line of a verb's output that starts with $1 (tab-separated fields).
@@ -19,6 +20,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for h5 in $(find "$runs" -name run.h5 | sort); do
   dir=$(dirname "$h5")
   name=$(basename "$dir")
+  if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qxF "$name"; then continue; fi
   out=$("$sgs" export "$dir" --out "$onnx/$name.onnx" --check --threads "$threads")
   strategy=$(echo "$out" | sed -n 's/.*strategy \([a-z_]*\),.*/\1/p')
   check=$(echo "$out" | row opencv_dnn)
