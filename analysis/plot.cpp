@@ -49,21 +49,16 @@ std::string num(double v) {
   return buf;
 }
 
-void two_line_title(cv::Mat& img, const std::string& title, const std::string& subtitle) {
+void two_line_title(draw::Canvas& img, const std::string& title, const std::string& subtitle) {
   std::string t = title, s = subtitle;
-  const double ts = draw::fit(t, img.cols - 2 * kMargin, 0.65, 0.4);
-  draw::text(img, t, {img.cols / 2, 26}, ts, draw::kBlack, Align::Centre, Align::End, 2);
-  const double ss = draw::fit(s, img.cols - 2 * kMargin, 0.5, 0.35);
-  draw::text(img, s, {img.cols / 2, 50}, ss, draw::kBlack, Align::Centre, Align::End);
+  const double ts = draw::fit(t, img.width() - 2 * kMargin, 0.65, 0.4);
+  draw::text(img, t, {img.width() / 2, 26}, ts, draw::kBlack, Align::Centre, Align::End, 2);
+  const double ss = draw::fit(s, img.width() - 2 * kMargin, 0.5, 0.35);
+  draw::text(img, s, {img.width() / 2, 50}, ss, draw::kBlack, Align::Centre, Align::End);
 }
 
 void write_csv(const std::string& path, const std::string& content, std::vector<std::string>& written) {
   write_file_atomically(path, content);
-  written.push_back(path);
-}
-
-void write_png(const std::string& path, const cv::Mat& img, std::vector<std::string>& written) {
-  draw::save_png(img, path);
   written.push_back(path);
 }
 
@@ -122,7 +117,7 @@ void write_matrix_figure(const std::string& out_dir, const std::string& base, co
   }
   draw::widen(lo, hi);
   const cv::Size size = matrix_grid_size(panels.size(), per, max_kernel);
-  cv::Mat img(size, CV_8UC3, draw::kWhite);
+  draw::Canvas img(size);
   const auto newline = title.find('\n');
   two_line_title(img, title.substr(0, newline), newline == std::string::npos ? "" : title.substr(newline + 1));
   const int box = box_size(max_kernel), pw = panel_width(per, box), ph = panel_height(box);
@@ -148,7 +143,7 @@ void write_matrix_figure(const std::string& out_dir, const std::string& base, co
                      grid_rows * ph - kPanelTitle - kCaption - kPad);
   draw::colour_bar(img, bar, lo, hi, colour_label);
   const std::string stem = (fs::path(out_dir) / base).string();
-  write_png(stem + ".png", img, written);
+  img.save(stem, written);
   std::ostringstream csv;
   csv << "layer,index,which,epoch,row,col,value\n";
   for (const auto& r : rows)
@@ -269,7 +264,7 @@ std::vector<std::string> plot_repopt_scales(const RunData& run, const std::strin
   for (const auto& r : rows)
     for (double v : {r.conv, r.one, r.identity})
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Canvas img(line_chart_size());
   draw::Axes axes;
   axes.area = kChartArea;
   axes.fit_x(1, static_cast<double>(position), /*integers=*/true);
@@ -301,7 +296,7 @@ std::vector<std::string> plot_repopt_scales(const RunData& run, const std::strin
   }
   draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
   const std::string stem = (fs::path(out_dir) / ("repopt_scales_" + file_part(run.name))).string();
-  write_png(stem + ".png", img, written);
+  img.save(stem, written);
   std::ostringstream csv;
   csv << "layer,index,which,scales_epoch,scale_conv_mean,scale_1x1_mean,scale_identity_mean\n";
   for (const auto& r : rows)
@@ -386,7 +381,7 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
   };
   const bool integer_k =
       std::all_of(ks.begin(), ks.end(), [](double k) { return std::abs(k - std::round(k)) < 1e-9; });
-  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Canvas img(line_chart_size());
   draw::Axes axes;
   axes.area = kChartArea;
   axes.fit_x(*ks.begin(), *ks.rbegin(), integer_k);
@@ -395,8 +390,6 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
                                                                                           : "final test accuracy (%)";
   axes.draw(img, "Accuracy vs k (mean +/- sample std over seeds)", "k", ylabel);
   std::vector<draw::LegendEntry> entries;
-  cv::Mat clip = img(axes.area);
-  const cv::Point2d origin(axes.area.x, axes.area.y);
   size_t colour = 0;
   for (const auto& s : series) {
     const auto c = draw::palette(colour++);
@@ -404,14 +397,8 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
     for (const auto& p : s.points) {
       x.push_back(p.k);
       y.push_back(p.stat.mean);
-      if (p.stat.n() > 1) {
-        const cv::Point2d a = axes.map(p.k, p.stat.mean - p.stat.std) - origin,
-                          b = axes.map(p.k, p.stat.mean + p.stat.std) - origin;
-        cv::line(clip, cv::Point(cvRound(a.x), cvRound(a.y)), cv::Point(cvRound(b.x), cvRound(b.y)), c, 2, cv::LINE_AA);
-        for (const auto& e : {a, b})
-          cv::line(clip, cv::Point(cvRound(e.x) - 6, cvRound(e.y)), cv::Point(cvRound(e.x) + 6, cvRound(e.y)), c, 2,
-                   cv::LINE_AA);
-      }
+      if (p.stat.n() > 1)
+        draw::error_bar(img, axes, {p.k, p.stat.mean - p.stat.std}, {p.k, p.stat.mean + p.stat.std}, c);
     }
     draw::polyline(img, axes, x, y, c, 2, false, true);
     entries.push_back({legend_label(s), c, false, true});
@@ -423,7 +410,7 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
   }
   draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
   const std::string stem = (fs::path(out_dir) / "accuracy_vs_k").string();
-  write_png(stem + ".png", img, written);
+  img.save(stem, written);
   std::ostringstream csv;
   csv << "series,k,metric,n,mean,std\n";
   for (const auto& s : series)
@@ -476,7 +463,7 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
       }
     }
     if (lines.empty()) continue;
-    cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+    draw::Canvas img(line_chart_size());
     draw::Axes axes;
     axes.area = kChartArea;
     axes.fit_x(static_cast<double>(min_epoch), static_cast<double>(max_epoch), true);
@@ -508,7 +495,7 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
     }
     draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
     const std::string stem = (fs::path(out_dir) / ("curves_" + what)).string();
-    write_png(stem + ".png", img, written);
+    img.save(stem, written);
     write_csv(stem + ".csv", csv.str(), written);
   }
   return written;
@@ -527,7 +514,7 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
     lo = std::min({lo, c.difference, c.tested() ? c.ci_low : c.difference});
     hi = std::max({hi, c.difference, c.tested() ? c.ci_high : c.difference});
   }
-  cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+  draw::Canvas img(line_chart_size());
   draw::Axes axes;
   axes.area = kChartArea;
   axes.fit_x(1, static_cast<double>(shown.size()), /*integers=*/true);
@@ -537,8 +524,6 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
   axes.draw(img, "Final test accuracy minus " + report.against + " (95 % interval)", "method (legend)",
             "difference (percentage points)");
   draw::polyline(img, axes, {axes.x0, axes.x1}, {0.0, 0.0}, draw::kBlack, 1, true, false);
-  cv::Mat clip = img(axes.area);
-  const cv::Point2d origin(axes.area.x, axes.area.y);
   std::vector<draw::LegendEntry> entries;
   char buf[160];
   for (size_t i = 0; i < shown.size(); ++i) {
@@ -546,12 +531,7 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
     const auto colour = draw::palette(i);
     const double x = static_cast<double>(i + 1);
     if (c.tested()) {
-      const cv::Point2d a = axes.map(x, c.ci_low) - origin, b = axes.map(x, c.ci_high) - origin;
-      cv::line(clip, cv::Point(cvRound(a.x), cvRound(a.y)), cv::Point(cvRound(b.x), cvRound(b.y)), colour, 2,
-               cv::LINE_AA);
-      for (const auto& e : {a, b})
-        cv::line(clip, cv::Point(cvRound(e.x) - 8, cvRound(e.y)), cv::Point(cvRound(e.x) + 8, cvRound(e.y)), colour, 2,
-                 cv::LINE_AA);
+      draw::error_bar(img, axes, {x, c.ci_low}, {x, c.ci_high}, colour, 8);
       std::snprintf(buf, sizeof buf, "%zu %s: %+.2f [%+.2f, %+.2f], p %.2g (Holm %.2g)", i + 1, shown[i]->label.c_str(),
                     c.difference, c.ci_low, c.ci_high, c.p, c.p_holm);
     } else {
@@ -563,7 +543,7 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
   }
   draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
   const std::string stem = (fs::path(out_dir) / "accuracy_difference").string();
-  write_png(stem + ".png", img, written);
+  img.save(stem, written);
   std::ostringstream csv;
   csv << "method,against,difference,ci_low,ci_high,p,p_holm,test,n,note\n";
   for (const auto* g : shown) {
@@ -571,6 +551,145 @@ std::vector<std::string> plot_differences(const std::vector<RunData>& runs, cons
     csv << csv_field(g->label) << "," << csv_field(report.against) << "," << num(c.difference) << "," << num(c.ci_low)
         << "," << num(c.ci_high) << "," << num(c.p) << "," << num(c.p_holm) << "," << c.test << "," << c.n << ","
         << csv_field(c.note) << "\n";
+  }
+  write_csv(stem + ".csv", csv.str(), written);
+  return written;
+}
+
+namespace {
+
+// A group's mean with its 95 % interval (NaN half width for one run).
+struct Estimate {
+  double mean = NAN, half = NAN;
+  double lo() const { return std::isfinite(half) ? mean - half : mean; }
+  double hi() const { return std::isfinite(half) ? mean + half : mean; }
+};
+Estimate estimate(const Stat& s) { return {s.mean, mean_interval_half_width(s.values)}; }
+
+std::string estimate_text(const Estimate& e, const char* format) {
+  char a[64], b[64];
+  std::snprintf(a, sizeof a, format, e.mean);
+  if (!std::isfinite(e.half)) return a;
+  std::snprintf(b, sizeof b, format, e.half);
+  return std::string(a) + " +/- " + b;
+}
+
+// One point per group with error bars both ways; `x`, `y` give each point.
+struct ScatterPoint {
+  std::string label;
+  Estimate x, y;
+  size_t colour = 0;
+  bool hollow = false;
+};
+void scatter(draw::Canvas& img, const draw::Axes& axes, const std::vector<ScatterPoint>& points) {
+  for (const auto& p : points) {
+    const auto c = draw::palette(p.colour);
+    if (std::isfinite(p.y.half)) draw::error_bar(img, axes, {p.x.mean, p.y.lo()}, {p.x.mean, p.y.hi()}, c, 5);
+    if (std::isfinite(p.x.half)) draw::error_bar(img, axes, {p.x.lo(), p.y.mean}, {p.x.hi(), p.y.mean}, c, 5);
+    img.clip(axes.area);
+    img.circle(axes.map(p.x.mean, p.y.mean), p.hollow ? 6 : 5, c, !p.hollow, 2);
+    img.clip_off();
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> plot_accuracy_vs_cost(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::vector<std::string> written;
+  const Report report = make_report(runs);
+  std::vector<ScatterPoint> points;
+  std::vector<const ReportGroup*> groups;
+  for (const auto& g : report.groups) {
+    if (g.final_test_acc.n() == 0 || g.epoch_seconds.n() == 0) continue;
+    points.push_back({g.label, estimate(g.epoch_seconds), estimate(g.final_test_acc), points.size(), false});
+    groups.push_back(&g);
+  }
+  if (points.size() < 2) return written;
+  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
+  for (const auto& p : points) {
+    x_lo = std::min(x_lo, p.x.lo()), x_hi = std::max(x_hi, p.x.hi());
+    y_lo = std::min(y_lo, p.y.lo()), y_hi = std::max(y_hi, p.y.hi());
+  }
+  draw::Canvas img(line_chart_size());
+  draw::Axes axes;
+  axes.area = kChartArea;
+  axes.fit_x(std::min(0.0, x_lo), x_hi);
+  axes.fit_y(y_lo, y_hi);
+  axes.draw(img, "Final test accuracy vs training time per epoch (mean, 95 % interval)",
+            "training seconds per epoch (train_seconds / epochs)", "final test accuracy (%)");
+  scatter(img, axes, points);
+  std::vector<draw::LegendEntry> entries;
+  for (const auto& p : points)
+    entries.push_back({p.label + ": " + estimate_text(p.y, "%.2f") + " %, " + estimate_text(p.x, "%.1f") + " s",
+                       draw::palette(p.colour), false, true, false});
+  draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+  const std::string stem = (fs::path(out_dir) / "accuracy_vs_cost").string();
+  img.save(stem, written);
+  std::ostringstream csv;
+  csv << "method,n,final_test_acc_mean,final_test_acc_ci_half,epoch_seconds_mean,epoch_seconds_ci_half,train_hours\n";
+  for (size_t i = 0; i < points.size(); ++i)
+    csv << csv_field(points[i].label) << "," << groups[i]->runs.size() << "," << num(points[i].y.mean) << ","
+        << num(points[i].y.half) << "," << num(points[i].x.mean) << "," << num(points[i].x.half) << ","
+        << num(groups[i]->train_hours) << "\n";
+  write_csv(stem + ".csv", csv.str(), written);
+  return written;
+}
+
+std::vector<std::string> plot_fp32_vs_int8(const std::vector<RunData>& runs, const std::string& out_dir) {
+  std::vector<std::string> written;
+  const Report report = make_report(runs);
+  std::vector<ScatterPoint> points;
+  std::vector<std::pair<const ReportGroup*, size_t>> sources;  // group, configuration
+  for (size_t gi = 0; gi < report.groups.size(); ++gi) {
+    const auto& g = report.groups[gi];
+    for (size_t q = 0; q < g.int8.size(); ++q) {
+      if (g.int8[q].acc.n() == 0) continue;
+      // fp32: the final test accuracy of the runs that were quantized.
+      std::vector<double> fp32;
+      for (size_t i = 0; i < g.seeds.size(); ++i)
+        if (std::isfinite(g.int8[q].run_acc[i])) fp32.push_back(g.run_test_acc[i]);
+      points.push_back({g.label + ", " + report.int8[q], estimate(make_stat(fp32)), estimate(g.int8[q].acc), gi, q > 0});
+      sources.push_back({&g, q});
+    }
+  }
+  if (points.empty()) return written;
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& p : points)
+    lo = std::min({lo, p.x.lo(), p.y.lo()}), hi = std::max({hi, p.x.hi(), p.y.hi()});
+  draw::Canvas img(line_chart_size());
+  draw::Axes axes;
+  axes.area = kChartArea;
+  axes.fit_x(lo, hi);
+  axes.fit_y(lo, hi);
+  axes.draw(img, "Int8 vs fp32 test accuracy of the fused model (mean, 95 % interval)", "fp32 test accuracy (%)",
+            "int8 test accuracy (%)");
+  draw::polyline(img, axes, {axes.x0, axes.x1}, {axes.x0, axes.x1}, draw::kGrey, 1, true, false);  // no loss
+  scatter(img, axes, points);
+  std::vector<draw::LegendEntry> entries;
+  for (size_t q = 0; q < report.int8.size() && q < 2; ++q)
+    entries.push_back({report.int8[q] + (q == 0 ? " (filled)" : " (hollow)"), draw::kBlack, false, true, false, q > 0});
+  if (report.int8.size() > 2) entries.back().label = "others (hollow)";
+  entries.push_back({"dashed: int8 = fp32", draw::kGrey, true, false});
+  std::set<size_t> named;
+  for (const auto& [g, q] : sources) {
+    const size_t colour = static_cast<size_t>(g - report.groups.data());
+    if (!named.insert(colour).second) continue;
+    std::string text = g->label + ":";
+    for (size_t k = 0; k < g->int8.size(); ++k)
+      if (g->int8[k].acc.n() > 0) text += " " + estimate_text(estimate(g->int8[k].acc), "%.2f");
+    entries.push_back({text, draw::palette(colour), false, true, false});
+  }
+  draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
+  const std::string stem = (fs::path(out_dir) / "fp32_vs_int8").string();
+  img.save(stem, written);
+  std::ostringstream csv;
+  csv << "method,configuration,n,fp32_test_acc_mean,fp32_test_acc_ci_half,int8_test_acc_mean,int8_test_acc_ci_half,"
+         "int8_drop_mean\n";
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& [g, q] = sources[i];
+    csv << csv_field(g->label) << "," << report.int8[q] << "," << g->int8[q].acc.n() << "," << num(points[i].x.mean)
+        << "," << num(points[i].x.half) << "," << num(points[i].y.mean) << "," << num(points[i].y.half) << ","
+        << num(g->int8[q].drop.mean) << "\n";
   }
   write_csv(stem + ".csv", csv.str(), written);
   return written;
@@ -602,7 +721,7 @@ std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::
         for (double v : line)
           if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
     if (!std::isfinite(lo)) return;
-    cv::Mat img(line_chart_size(), CV_8UC3, draw::kWhite);
+    draw::Canvas img(line_chart_size());
     draw::Axes axes;
     axes.area = kChartArea;
     axes.fit_x(0, static_cast<double>(layers - 1), true);
@@ -617,7 +736,7 @@ std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::
       entries.push_back({label(*shown[i].first, *shown[i].second), draw::palette(i), false, true});
     }
     draw::legend(img, {kChartArea.br().x + 25, kChartArea.y}, kLegendW, entries);
-    write_png((fs::path(out_dir) / (stem + ".png")).string(), img, written);
+    img.save((fs::path(out_dir) / stem).string(), written);
   };
   // SQNR of weights (solid) and inputs (dashed).
   std::vector<std::vector<double>> weights(shown.size()), inputs(shown.size()), spread(shown.size());
@@ -707,6 +826,8 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
     if (!paired.count(b)) add(plot_kernel_magnitude(*b, nullptr, out_dir));
   add(plot_accuracy_vs_k(runs, out_dir));
   add(plot_differences(runs, out_dir));
+  add(plot_accuracy_vs_cost(runs, out_dir));
+  add(plot_fp32_vs_int8(runs, out_dir));
   add(plot_curves(runs, out_dir));
   add(plot_int8(runs, out_dir, int8));
   if (written.empty()) throw DataError("nothing to plot: the runs have no finished epoch, scaling or kernel magnitude");

@@ -1,11 +1,16 @@
-// `sgs plot`: the paper's figures from run.h5 files, drawn with OpenCV, each
-// also written as a CSV of the plotted numbers (same basename):
+// `sgs plot`: the paper's figures from run.h5 files, each as PNG (drawn with
+// OpenCV) and SVG (vector graphics, from the same drawing calls), and a CSV
+// of the plotted numbers (same basename):
 //   scalings_<run>.png          per-layer scaling G_l at the first and the last update (Figs. 4, 5)
 //   kernel_magnitude_<run>.png  per-layer kernel magnitude after the last epoch of a completed
 //                               run, beside a baseline run's when the inputs hold one (Fig. 6)
 //   accuracy_vs_k.png           accuracy against strategy.k, mean ± std over seeds (Fig. 8)
 //   accuracy_difference.png     each group's final test accuracy minus the baseline group's, with
 //                               its 95 % interval (sgs report --against's numbers), zero marked
+//   accuracy_vs_cost.png        each group's final test accuracy against its training seconds per
+//                               epoch, mean and 95 % interval both ways
+//   fp32_vs_int8.png            each group's int8 test accuracy against its fp32 one, mean and 95 %
+//                               interval both ways, one point per int8 configuration recorded
 //   curves_loss.png, curves_accuracy.png   training curves of every run
 //   int8_sqnr.png               per quantized layer, the SQNR of its int8 weights and inputs (sgs
 //                               quantize's record of one int8 configuration), a line per run
@@ -48,7 +53,7 @@ void write_matrix_figure(const std::string& out_dir, const std::string& base, co
                          const std::string& colour_label, const std::vector<MatrixPanel>& panels,
                          const std::vector<MatrixRow>& rows, std::vector<std::string>& written);
 
-// Each returns the files it wrote (PNG then CSV), none when the runs do not support the figure.
+// Each returns the files it wrote (PNG, SVG, then CSV), none when the runs do not support the figure.
 std::vector<std::string> plot_scalings(const RunData& run, const std::string& out_dir);
 // `baseline`: a run without SGS to show beside `run`, or null.
 std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData* baseline,
@@ -57,6 +62,10 @@ std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, co
 std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std::string& out_dir);
 // Against the baseline group (strategy none); none when there is no such group.
 std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir);
+// Two groups or more with training time and test accuracy.
+std::vector<std::string> plot_accuracy_vs_cost(const std::vector<RunData>& runs, const std::string& out_dir);
+// Groups with int8 records (sgs quantize), every configuration recorded.
+std::vector<std::string> plot_fp32_vs_int8(const std::vector<RunData>& runs, const std::string& out_dir);
 
 // The runs' records /deploy/int8/<int8> (sgs quantize).
 std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::string& out_dir,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -33,6 +34,13 @@ std::string fixed2(double v) {
   if (!std::isfinite(v)) return "-";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+std::string fixed1(double v) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
   return buf;
 }
 
@@ -131,6 +139,36 @@ std::string best_header(const Report& r) {
   return "best acc (%)";
 }
 
+// An int8 configuration as a column header: the weights alone for sgs
+// quantize's default activations and calibration ("per-channel"), else the
+// whole name.
+std::string int8_short(const std::string& config) {
+  const std::string tail = "_symmetric_minmax";
+  if (config.size() > tail.size() && config.compare(config.size() - tail.size(), tail.size(), tail) == 0)
+    return config.substr(0, config.size() - tail.size());
+  return config;
+}
+
+// One "Against" table: each group's comparison, `slot(g)`.
+template <class Slot>
+void against_table(std::ostringstream& out, const Report& r, const std::string& what, Slot slot) {
+  size_t tests = 0;
+  for (const auto& g : r.groups) tests += !g.is_reference && slot(g).tested() ? 1 : 0;
+  out << "\n## Against " << md_cell(r.against) << ": " << what
+      << ", difference in percentage points\n\n"
+         "| method | difference | 95 % interval | p | p (Holm) | test |\n|---|---|---|---|---|---|\n";
+  for (const auto& g : r.groups) {
+    if (g.is_reference) continue;
+    const Comparison& c = slot(g);
+    out << "| " << md_cell(g.label) << " | " << signed2(c.difference) << " | "
+        << (c.tested() ? "[" + signed2(c.ci_low) + ", " + signed2(c.ci_high) + "]" : "-") << " | " << p_text(c.p)
+        << " | " << p_text(c.p_holm) << " | " << (c.tested() ? c.test + ", " : "") << md_cell(c.note) << " |\n";
+  }
+  out << "\nTwo-sided t-tests: paired over the seeds both groups ran (the same seed gives the same initial "
+         "weights, data order and augmentation), Welch's where they share none; p (Holm) adjusted over the "
+      << tests << " test" << (tests == 1 ? "" : "s") << " of this table.\n";
+}
+
 bool any_val(const Report& r) {
   return std::any_of(r.groups.begin(), r.groups.end(), [](const ReportGroup& g) { return g.final_val_acc.n() > 0; });
 }
@@ -144,8 +182,54 @@ std::string mean_std_text(const Stat& s) {
 
 namespace {
 
-// Each group against the reference: paired over the seeds both ran, else
-// Welch; Holm over the table's comparisons.
+// One family of comparisons with the reference group: `values(g)` gives a
+// group's per-run values in the order of its seeds (NaN: none), `slot(g)`
+// where its comparison goes. Paired over the seeds both ran, else Welch;
+// Holm over the family. Returns false when the reference has no value.
+template <class Values, class Slot>
+bool compare_family(Report& report, const ReportGroup& reference, Values values, Slot slot) {
+  std::map<std::string, double> by_seed;
+  std::vector<double> all_ref;
+  const auto& ref_values = values(reference);
+  for (size_t i = 0; i < reference.seeds.size(); ++i) {
+    if (!std::isfinite(ref_values[i])) continue;
+    by_seed.emplace(value_label(reference.seeds[i]), ref_values[i]);
+    all_ref.push_back(ref_values[i]);
+  }
+  if (all_ref.empty()) return false;
+  std::vector<Comparison*> family;
+  for (auto& g : report.groups) {
+    if (&g == &reference) continue;
+    const auto& v = values(g);
+    std::vector<double> mine, paired_mine, paired_ref;
+    std::set<std::string> used;
+    for (size_t i = 0; i < g.seeds.size(); ++i) {
+      if (!std::isfinite(v[i])) continue;
+      mine.push_back(v[i]);
+      const std::string seed = value_label(g.seeds[i]);
+      auto it = by_seed.find(seed);
+      if (it != by_seed.end() && used.insert(seed).second) {
+        paired_mine.push_back(v[i]);
+        paired_ref.push_back(it->second);
+      }
+    }
+    Comparison& c = slot(g);
+    if (mine.empty()) {
+      c.note = "no run with a value";
+    } else if (!paired_mine.empty()) {
+      c = paired_t(paired_mine, paired_ref);
+      if (c.tested()) c.note = std::to_string(paired_mine.size()) + " shared seeds";
+    } else {
+      c = welch_t(mine, all_ref);
+      if (c.tested()) c.note = "no shared seed; " + std::to_string(mine.size()) + " vs " + std::to_string(all_ref.size()) + " runs";
+    }
+    family.push_back(&c);
+  }
+  holm(family);
+  return true;
+}
+
+// Each group against the reference, in fp32 and in every int8 configuration.
 void compare_groups(Report& report, const std::string& against, const std::vector<bool>& baseline) {
   size_t ref = report.groups.size();
   if (!against.empty()) {
@@ -167,14 +251,10 @@ void compare_groups(Report& report, const std::string& against, const std::vecto
     if (found != 1) return;
   }
   auto& reference = report.groups[ref];
-  std::map<std::string, double> by_seed;
-  std::vector<double> all_ref;
-  for (size_t i = 0; i < reference.seeds.size(); ++i) {
-    if (!std::isfinite(reference.run_test_acc[i])) continue;
-    by_seed.emplace(value_label(reference.seeds[i]), reference.run_test_acc[i]);
-    all_ref.push_back(reference.run_test_acc[i]);
-  }
-  if (all_ref.empty()) {
+  const bool compared = compare_family(
+      report, reference, [](const ReportGroup& g) -> const std::vector<double>& { return g.run_test_acc; },
+      [](ReportGroup& g) -> Comparison& { return g.against; });
+  if (!compared) {
     // The comparison is of final test accuracies: a reference without any has nothing to compare with.
     const std::string why = "'" + reference.label +
                             "': none of its runs has a final test accuracy (evaluate without test?), so nothing "
@@ -185,41 +265,30 @@ void compare_groups(Report& report, const std::string& against, const std::vecto
   }
   reference.is_reference = true;
   report.against = reference.label;
-  std::vector<Comparison*> family;
-  for (auto& g : report.groups) {
-    if (g.is_reference) continue;
-    std::vector<double> mine, paired_mine, paired_ref;
-    std::set<std::string> used;
-    for (size_t i = 0; i < g.seeds.size(); ++i) {
-      const double v = g.run_test_acc[i];
-      if (!std::isfinite(v)) continue;
-      mine.push_back(v);
-      const std::string seed = value_label(g.seeds[i]);
-      auto it = by_seed.find(seed);
-      if (it != by_seed.end() && used.insert(seed).second) {
-        paired_mine.push_back(v);
-        paired_ref.push_back(it->second);
-      }
-    }
-    if (!paired_mine.empty()) {
-      g.against = paired_t(paired_mine, paired_ref);
-      if (g.against.tested()) g.against.note = std::to_string(paired_mine.size()) + " shared seeds";
-    } else {
-      g.against = welch_t(mine, all_ref);
-      if (g.against.tested())
-        g.against.note = "no shared seed; " + std::to_string(mine.size()) + " vs " + std::to_string(all_ref.size()) + " runs";
-    }
-    family.push_back(&g.against);
-  }
-  holm(family);
+  for (size_t q = 0; q < report.int8.size(); ++q)
+    if (!compare_family(
+            report, reference, [q](const ReportGroup& g) -> const std::vector<double>& { return g.int8[q].run_acc; },
+            [q](ReportGroup& g) -> Comparison& { return g.int8[q].against; }))
+      for (auto& g : report.groups) g.int8[q].against.note = "'" + reference.label + "' was not quantized";
 }
 
 }  // namespace
 
 Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by, const std::string& against,
-                   const std::string& int8) {
+                   const std::vector<std::string>& int8) {
   Report report;
-  report.int8 = int8;
+  std::set<std::string> recorded;  // int8 configurations of the completed runs
+  for (const auto& r : runs)
+    if (r.completed())
+      for (const auto& [key, record] : r.deploy)
+        if (key.rfind("int8/", 0) == 0) recorded.insert(key.substr(5));
+  report.int8 = int8.empty() ? std::vector<std::string>(recorded.begin(), recorded.end()) : int8;
+  for (const auto& q : int8)
+    if (!recorded.count(q)) {
+      std::vector<std::string> known(recorded.begin(), recorded.end());
+      throw ConfigError("--int8: no completed run has a record of '" + q + "' (sgs quantize writes them); " +
+                        (known.empty() ? std::string("none has any") : "recorded: " + join(known, ", ")));
+    }
   std::vector<const RunData*> completed;
   for (const auto& r : runs) {
     if (r.completed()) {
@@ -243,7 +312,9 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     ReportGroup out;
     out.label = g.label;
     out.values = g.values;
-    std::vector<double> test, val, train, best, int8_acc, int8_drop;
+    std::vector<double> test, val, train, best, epoch_seconds;
+    std::vector<std::vector<double>> int8_drop(report.int8.size());
+    out.int8.resize(report.int8.size());
     std::set<std::string> best_on;
     std::vector<std::string> seen_seeds;
     std::set<std::string> repeated;  // seeds of more than one run in the group
@@ -268,10 +339,13 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
         best_on.insert("test");
       }
       seconds += r.train_seconds();
-      auto q = r.deploy.find("int8/" + int8);
-      if (q != r.deploy.end()) {
-        int8_acc.push_back(100 * q->second.value("int8_acc"));
-        int8_drop.push_back(100 * q->second.value("int8_drop"));
+      const double epochs = std::isfinite(r.summary_value("epochs_completed")) ? r.summary_value("epochs_completed")
+                                                                                : static_cast<double>(r.epochs.size());
+      epoch_seconds.push_back(epochs > 0 ? r.train_seconds() / epochs : NAN);
+      for (size_t q = 0; q < report.int8.size(); ++q) {
+        auto it = r.deploy.find("int8/" + report.int8[q]);
+        out.int8[q].run_acc.push_back(it == r.deploy.end() ? NAN : 100 * it->second.value("int8_acc"));
+        int8_drop[q].push_back(it == r.deploy.end() ? NAN : 100 * it->second.value("int8_drop"));
       }
       for (const auto& layer : r.layers)
         for (const auto& c : structure_changes(layer)) {
@@ -285,8 +359,11 @@ Report make_report(const std::vector<RunData>& runs, const std::vector<std::stri
     out.final_val_acc = make_stat(val);
     out.final_train_acc = make_stat(train);
     out.best_acc = make_stat(best);
-    out.int8_test_acc = make_stat(int8_acc);
-    out.int8_drop = make_stat(int8_drop);
+    out.epoch_seconds = make_stat(epoch_seconds);
+    for (size_t q = 0; q < report.int8.size(); ++q) {
+      out.int8[q].acc = make_stat(out.int8[q].run_acc);
+      out.int8[q].drop = make_stat(int8_drop[q]);
+    }
     out.best_on = join(std::vector<std::string>(best_on.rbegin(), best_on.rend()), "/");  // "val", "test", "val/test"
     out.train_hours = seconds / 3600.0;
     const RunData& first = *completed[g.members[0]];
@@ -321,55 +398,41 @@ std::string format_markdown(const Report& r) {
         << " group" << (r.groups.size() == 1 ? "" : "s") << "\n\n";
   const bool val = any_val(r);
   bool changes = false;  // some group's graph grew or was cut (dyrep)
-  bool int8 = false;     // some group's runs were quantized
-  for (const auto& g : r.groups) {
-    changes = changes || g.growths > 0 || g.cuts > 0;
-    int8 = int8 || g.int8_test_acc.n() > 0;
-  }
+  for (const auto& g : r.groups) changes = changes || g.growths > 0 || g.cuts > 0;
   if (!r.groups.empty()) {
     out << "| method | n | final test acc (%) | " << (val ? "final val acc (%) | " : "") << best_header(r)
-        << " | train hours | parameters | parameters fused |" << (changes ? " growths | cuts |" : "")
-        << (int8 ? " int8 test acc (%) | int8 drop (points) |" : "") << "\n";
-    out << "|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|" << (changes ? "---|---|" : "")
-        << (int8 ? "---|---|" : "") << "\n";
+        << " | train hours | train s/epoch | parameters | parameters fused |" << (changes ? " growths | cuts |" : "");
+    for (const auto& q : r.int8) out << " int8 " << int8_short(q) << " (%) | drop (points) |";
+    out << "\n|---|---|---|" << (val ? "---|" : "") << "---|---|---|---|---|" << (changes ? "---|---|" : "");
+    for (size_t q = 0; q < r.int8.size(); ++q) out << "---|---|";
+    out << "\n";
     const bool mixed = best_header(r) == "best acc (%)";
     for (const auto& g : r.groups) {
       out << "| " << md_cell(g.label) << " | " << g.runs.size() << " | " << mean_std_text(g.final_test_acc) << " | ";
       if (val) out << mean_std_text(g.final_val_acc) << " | ";
       out << mean_std_text(g.best_acc) << (mixed && !g.best_on.empty() ? " (" + g.best_on + ")" : "") << " | "
-          << hours_text(g.train_hours) << " | " << count_text(g.parameters) << " | " << count_text(g.parameters_fused)
-          << " |";
+          << hours_text(g.train_hours) << " | " << fixed1(g.epoch_seconds.mean) << " | " << count_text(g.parameters)
+          << " | " << count_text(g.parameters_fused) << " |";
       if (changes) out << " " << number_text(g.growths) << " | " << number_text(g.cuts) << " |";
-      if (int8) out << " " << mean_std_text(g.int8_test_acc) << " | " << mean_std_text(g.int8_drop) << " |";
+      for (const auto& q : g.int8) out << " " << mean_std_text(q.acc) << " | " << mean_std_text(q.drop) << " |";
       out << "\n";
     }
     out << "\nn = runs in the group; mean ± sample standard deviation over them (\"-\": one run); final = last epoch, "
-           "best = highest over epochs; train hours summed over the runs."
+           "best = highest over epochs; train hours summed over the runs, s/epoch their mean."
         << (changes ? " Growths and cuts: DyRep's graph changes per run, mean over the seeds; parameters as the "
                       "group's first run ended."
                     : "")
-        << (int8 ? " Int8: post-training quantization (sgs quantize, configuration " + r.int8 +
-                       "), the drop from the fp32 model in percentage points, over the runs quantized."
-                 : "")
+        << (r.int8.empty() ? ""
+                           : " Int8: post-training quantization of the fused model (sgs quantize; configuration " +
+                                 join(r.int8, ", ") +
+                                 "), test accuracy and the drop from its fp32 accuracy, over the runs quantized.")
         << "\n";
   }
   if (!r.against.empty()) {
-    size_t tests = 0;
-    for (const auto& g : r.groups) tests += g.against.tested() ? 1 : 0;
-    out << "\n## Against " << md_cell(r.against)
-        << ": final test accuracy, difference in percentage points\n\n"
-           "| method | difference | 95 % interval | p | p (Holm) | test |\n|---|---|---|---|---|---|\n";
-    for (const auto& g : r.groups) {
-      if (g.is_reference) continue;
-      const auto& c = g.against;
-      out << "| " << md_cell(g.label) << " | " << signed2(c.difference) << " | "
-          << (c.tested() ? "[" + signed2(c.ci_low) + ", " + signed2(c.ci_high) + "]" : "-") << " | "
-          << p_text(c.p) << " | " << p_text(c.p_holm) << " | " << (c.tested() ? c.test + ", " : "") << md_cell(c.note)
-          << " |\n";
-    }
-    out << "\nTwo-sided t-tests: paired over the seeds both groups ran (the same seed gives the same initial "
-           "weights, data order and augmentation), Welch's where they share none; p (Holm) adjusted over the "
-        << tests << " test" << (tests == 1 ? "" : "s") << " of this table.\n";
+    against_table(out, r, "final test accuracy", [](const ReportGroup& g) -> const Comparison& { return g.against; });
+    for (size_t q = 0; q < r.int8.size(); ++q)
+      against_table(out, r, "int8 test accuracy (" + r.int8[q] + ")",
+                    [q](const ReportGroup& g) -> const Comparison& { return g.int8[q].against; });
   }
   if (!r.excluded.empty()) {
     out << "\n## Not averaged: " << r.excluded.size() << " run" << (r.excluded.size() == 1 ? "" : "s")
@@ -385,10 +448,15 @@ std::string format_csv(const Report& r) {
   std::vector<std::string> header{"status", "group"};
   for (const auto& k : r.keys) header.push_back(k);
   for (const char* h : {"n", "seeds", "final_test_acc_mean", "final_test_acc_std", "final_val_acc_mean",
-                        "final_val_acc_std", "best_acc_mean", "best_acc_std", "best_on", "train_hours", "parameters",
-                        "parameters_fused", "epochs", "error", "against", "difference", "ci_low", "ci_high", "p",
-                        "p_holm", "test", "test_n", "test_note", "int8_test_acc", "int8_drop"})
+                        "final_val_acc_std", "best_acc_mean", "best_acc_std", "best_on", "train_hours",
+                        "train_seconds_per_epoch", "parameters", "parameters_fused", "epochs", "error", "against",
+                        "difference", "ci_low", "ci_high", "p", "p_holm", "test", "test_n", "test_note"})
     header.push_back(h);
+  // Per int8 configuration: its accuracy, drop and comparison with the reference.
+  const std::vector<std::string> int8_columns{"int8_test_acc", "int8_drop", "int8_difference", "int8_ci_low",
+                                              "int8_ci_high",  "int8_p",    "int8_p_holm"};
+  for (const auto& q : r.int8)
+    for (const auto& h : int8_columns) header.push_back(h + "." + q);
   for (auto& h : header) h = csv_field(h);
   out << join(header, ",") << "\n";
   auto hours = [](double h) {
@@ -414,6 +482,7 @@ std::string format_csv(const Report& r) {
                {std::to_string(g.runs.size()), seeds_text(g.seeds, " ")});
     row.push_back(g.best_on);
     row.push_back(hours(g.train_hours));
+    row.push_back(full(g.epoch_seconds.mean));
     row.push_back(integer_text(g.parameters));
     row.push_back(integer_text(g.parameters_fused));
     row.push_back("");
@@ -425,18 +494,22 @@ std::string format_csv(const Report& r) {
     row.push_back(compared ? c.test : "");
     row.push_back(compared ? std::to_string(c.n) : "");
     row.push_back(compared ? c.note : "");
-    row.push_back(mean_text(g.int8_test_acc));
-    row.push_back(mean_text(g.int8_drop));
+    for (const auto& q : g.int8) {
+      row.push_back(mean_text(q.acc));
+      row.push_back(mean_text(q.drop));
+      const auto& d = q.against;
+      for (double v : {d.difference, d.ci_low, d.ci_high, d.p, d.p_holm}) row.push_back(compared ? full(v) : "");
+    }
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
   for (const auto& e : r.excluded) {
     std::vector<std::string> row{e.status, e.name};
     for (size_t k = 0; k < r.keys.size(); ++k) row.push_back("");
-    for (int i = 0; i < 12; ++i) row.push_back("");
+    for (int i = 0; i < 13; ++i) row.push_back("");
     row.push_back(std::to_string(e.epochs));
     row.push_back(e.error);
-    for (int i = 0; i < 11; ++i) row.push_back("");
+    for (size_t i = 0; i < 9 + int8_columns.size() * r.int8.size(); ++i) row.push_back("");
     for (auto& f : row) f = csv_field(f);
     out << join(row, ",") << "\n";
   }
@@ -446,9 +519,21 @@ std::string format_csv(const Report& r) {
 Json format_json(const Report& r) {
   auto num = [](double v) { return std::isfinite(v) ? Json(v) : Json(); };
   Json groups = Json::array();
+  auto comparison_json = [&](const ReportGroup& g, const Comparison& c) {
+    if (g.is_reference || r.against.empty()) return Json();
+    return Json{{"difference", num(c.difference)}, {"ci_low", num(c.ci_low)}, {"ci_high", num(c.ci_high)},
+                {"t", num(c.t)},                   {"df", num(c.df)},         {"p", num(c.p)},
+                {"p_holm", num(c.p_holm)},         {"test", c.test},          {"n", c.n},
+                {"n_reference", c.n_reference},    {"note", c.note}};
+  };
   for (const auto& g : r.groups) {
     Json keys = Json::object();
     for (const auto& [k, v] : g.values) keys[k] = v;
+    Json int8 = Json::object();
+    for (size_t q = 0; q < r.int8.size(); ++q)
+      int8[r.int8[q]] = Json{{"test_acc", stat_json(g.int8[q].acc)},
+                             {"drop", stat_json(g.int8[q].drop)},
+                             {"against", comparison_json(g, g.int8[q].against)}};
     groups.push_back(Json{{"label", g.label},
                           {"keys", keys},
                           {"n", g.runs.size()},
@@ -464,21 +549,9 @@ Json format_json(const Report& r) {
                           {"parameters_fused", num(g.parameters_fused)},
                           {"growths", g.growths},
                           {"cuts", g.cuts},
-                          {"int8_test_acc", stat_json(g.int8_test_acc)},
-                          {"int8_drop", stat_json(g.int8_drop)},
-                          {"against", g.is_reference || r.against.empty()
-                                          ? Json()
-                                          : Json{{"difference", num(g.against.difference)},
-                                                 {"ci_low", num(g.against.ci_low)},
-                                                 {"ci_high", num(g.against.ci_high)},
-                                                 {"t", num(g.against.t)},
-                                                 {"df", num(g.against.df)},
-                                                 {"p", num(g.against.p)},
-                                                 {"p_holm", num(g.against.p_holm)},
-                                                 {"test", g.against.test},
-                                                 {"n", g.against.n},
-                                                 {"n_reference", g.against.n_reference},
-                                                 {"note", g.against.note}}}});
+                          {"train_seconds_per_epoch", stat_json(g.epoch_seconds)},
+                          {"int8", int8},
+                          {"against", comparison_json(g, g.against)}});
   }
   Json excluded = Json::array();
   for (const auto& e : r.excluded)

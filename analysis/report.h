@@ -35,16 +35,24 @@ struct ReportGroup {
   Stat best_acc;        // max over epochs of val_acc when the runs have it, else of test_acc
   std::string best_on;  // "val", "test" or "" (neither)
   double train_hours = 0;  // train_seconds summed over the group's runs, in hours
+  Stat epoch_seconds;      // each run's train_seconds / its epochs
   double parameters = NAN, parameters_fused = NAN;  // of the group's first run
   // Graph changes (dyrep): growths and cuts per run, mean over the group's runs.
   double growths = 0, cuts = 0;
-  // Post-training int8 (sgs quantize; the record Report::int8 names), in
-  // percent and percentage points; runs without that record add nothing.
-  Stat int8_test_acc, int8_drop;
   // Against the reference group (Report::against): final test accuracy,
   // this group minus the reference, in percentage points. Untested
   // (test "") for the reference itself and where there are too few runs.
   Comparison against;
+  // Post-training int8 (sgs quantize), one per configuration of
+  // Report::int8: the records' test accuracy (percent) and drop from fp32
+  // (points), each run's accuracy as `seeds` (NaN: not quantized), and the
+  // int8 accuracy against the reference group's, paired as `against`.
+  struct Int8 {
+    Stat acc, drop;
+    std::vector<double> run_acc;
+    Comparison against;
+  };
+  std::vector<Int8> int8;
   bool is_reference = false;
 };
 
@@ -59,16 +67,19 @@ struct Report {
   std::vector<ExcludedRun> excluded;  // not completed, ordered by name
   std::vector<std::string> warnings;  // e.g. a group holding two runs of one seed
   std::string against;  // the reference group's label; "" when there is none
-  std::string int8;     // the int8 configuration reported ("per-channel_symmetric_minmax")
+  std::vector<std::string> int8;  // the int8 configurations reported ("per-channel_symmetric_minmax", ...)
 };
 
 // `by`: group by these config keys instead of "everything but the seed".
 // `against`: the label of the group the others are compared with; empty:
 // the baseline group (strategy none) when there is exactly one, else no
 // comparison. Throws ConfigError naming the labels when no group has it.
-// `int8`: the int8 configuration whose records give the int8 columns.
+// `int8`: the int8 configurations whose records give the int8 columns and
+// comparisons (each its own Holm family); empty: every configuration some
+// completed run recorded, in name order. A configuration no run recorded
+// throws ConfigError naming the ones recorded.
 Report make_report(const std::vector<RunData>& runs, const std::vector<std::string>& by = {},
-                   const std::string& against = "", const std::string& int8 = kDefaultInt8);
+                   const std::string& against = "", const std::vector<std::string>& int8 = {});
 
 std::string format_markdown(const Report& report);
 std::string format_csv(const Report& report);

@@ -81,6 +81,14 @@ Comparison welch_t(const std::vector<double>& a, const std::vector<double>& b) {
   return c;
 }
 
+double mean_interval_half_width(const std::vector<double>& values) {
+  const size_t n = values.size();
+  if (n < 2) return NAN;
+  const double sd = std::sqrt(variance_of(values, mean_of(values)));
+  boost::math::students_t dist(static_cast<double>(n - 1));
+  return boost::math::quantile(dist, 0.975) * sd / std::sqrt(static_cast<double>(n));
+}
+
 void holm(std::vector<Comparison*>& comparisons) {
   std::vector<Comparison*> tested;
   for (auto* c : comparisons)

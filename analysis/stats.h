@@ -42,4 +42,8 @@ Comparison welch_t(const std::vector<double>& a, const std::vector<double>& b);
 // with the m p-values sorted, p_(i) * (m - i + 1), made non-decreasing, at most 1.
 void holm(std::vector<Comparison*>& comparisons);
 
+// The half width of the 95 % t interval of the mean of `values`:
+// t_{0.975, n-1} * s / sqrt(n); NaN for fewer than 2 values.
+double mean_interval_half_width(const std::vector<double>& values);
+
 }  // namespace sgs::analysis

@@ -9,7 +9,9 @@
 //                      (Net::quantize, as `sgs quantize --opencv`), calibrated
 //                      on --calib-batches batches of 16 random images
 // Strategies: none (the plain baseline: its "branched" model is the plain one
-// too), acb, dbb, repvgg, and dyrep after --dyrep-growths growths (grow
+// too), acb, dbb, repvgg, qarepvgg (repvgg's QARepVGG variant), orepa, repopt
+// (RepOpt's search block; its target trains the plain model: none's rows),
+// and dyrep after --dyrep-growths growths (grow
 // interval 1: a recorded training step on random images, then a growth, as
 // bench_structural does; BN recalibration on 2 batches only). Every model's
 // BatchNorms then get random affine parameters and the running statistics of
@@ -30,7 +32,7 @@
 // OpenCV's core). Without ONNX or OpenCV's DNN in the build, the opencv rows
 // are skipped (a line says so) and the LibTorch ones still timed.
 //
-//   build/bench/bench_deploy [--models vgg11,resnet18] [--strategies none,acb,dbb,repvgg,dyrep]
+//   build/bench/bench_deploy [--models vgg11,resnet18] [--strategies none,acb,dbb,repvgg,dyrep,...]
 //                            [--batches 1,64] [--rounds 3] [--iters 0] [--min-time 0.3] [--warmup 1]
 //                            [--threads 2] [--input 3x32x32] [--classes 10] [--width 1]
 //                            [--dyrep-growths 3] [--calib-batches 2] [--device cpu]
@@ -193,7 +195,8 @@ Deployed deploy(const std::string& model_name, const std::string& strategy, doub
       {"dataset", {{"name", "synthetic"}, {"size", shape.height}, {"channels", shape.channels},
                    {"classes", shape.classes}}},
       {"model", {{"name", model_name}, {"width", width}}},
-      {"strategy", {{"name", strategy}}}};
+      {"strategy", {{"name", strategy == "qarepvgg" ? std::string("repvgg") : strategy}}}};
+  if (strategy == "qarepvgg") raw["strategy"]["variant"] = "qarepvgg";  // repvgg's QARepVGG variant
   if (strategy == "dyrep") {
     raw["strategy"]["grow_interval"] = 1;
     raw["strategy"]["recal_bn_batches"] = 2;  // of 8 images; exercise_batch_norms sets every BN's statistics after

@@ -1,6 +1,7 @@
 // bench_structural: the training cost of the structural baselines against SGS
 // (paper section 4.1: "SGS ... only requiring a third of [DBB's] training
-// time"). For VGG-16 on CIFAR shapes (3x32x32, 10 classes) at each batch
+// time"). For VGG-16 on CIFAR shapes (3x32x32, 10 classes; --input, --classes
+// and --width for others, e.g. the study's 1x28x28 at width 0.125) at each batch
 // size, one training step (forward, cross-entropy, backward, SGD with momentum
 // and weight decay) of
 //   none                the plain model
@@ -34,6 +35,7 @@
 //   build/bench/bench_structural [--model vgg16] [--batches 64,128] [--rounds 2] [--steps 2] [--warmup 1]
 //                                [--threads 2] [--strategies none,mutual_information,acb,dbb,repvgg,qarepvgg,dyrep,orepa,repopt,repopt_target]
 //                                [--update-batches 2] [--dyrep-growths 3] [--device auto|cpu|cuda]
+//                                [--input 3x32x32] [--classes 10] [--width 1]
 #include "bench/bench_args.h"
 
 #include <sgs/config.h>
@@ -52,6 +54,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -137,9 +140,26 @@ void write_unit_scales(const std::string& dir, const std::vector<std::shared_ptr
   log->set_status(sgs::RunStatus::Completed);
 }
 
+// The input and the model's width (--input CxHxW, --classes, --width).
+struct Shape {
+  int64_t channels = 3, height = 32, width = 32, classes = 10;
+  double width_multiplier = 1;
+};
+
+Shape parse_shape(const std::string& input, int64_t classes, double width) {
+  Shape s;
+  if (std::sscanf(input.c_str(), "%" SCNd64 "x%" SCNd64 "x%" SCNd64, &s.channels, &s.height, &s.width) != 3)
+    throw std::invalid_argument("--input: '" + input + "' is not CxHxW (e.g. 3x32x32)");
+  s.classes = classes;
+  s.width_multiplier = width;
+  if (s.channels < 1 || s.height < 1 || s.width < 1 || s.classes < 1 || !(width > 0))
+    throw std::invalid_argument("--input, --classes, --width: sizes must be positive");
+  return s;
+}
+
 // One configuration, in this (child) process. Prints one line of numbers.
 int child(const std::string& model_name, const std::string& strategy_name, int64_t batch, int steps, int warmup,
-          int64_t update_batches, int64_t dyrep_growths, const torch::Device& device) {
+          int64_t update_batches, int64_t dyrep_growths, const torch::Device& device, const Shape& shape) {
   const auto& reg = sgs::Registry::global();
   // "qarepvgg": the repvgg strategy's QARepVGG variant; "repopt_target": repopt's target mode.
   const std::string plugin =
@@ -158,17 +178,18 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   auto strategy = reg.factory<sgs::StrategyKind>(plugin)(so);
   auto factory = strategy->conv_factory();
   sgs::ConvFactory plain;
-  sgs::Json mk = {{"name", model_name}};
+  sgs::Json mk = {{"name", model_name}, {"width", shape.width_multiplier}};
   sgs::Options mo(sgs::resolve_object(mk, "model", reg.get("model", model_name).schema, {"name"}), "model");
   torch::manual_seed(0);
-  auto model = reg.factory<sgs::ModelKind>(model_name)(mo, {3, 10, 32, 32}, factory ? *factory : plain);
+  auto model = reg.factory<sgs::ModelKind>(model_name)(mo, {shape.channels, shape.classes, shape.height, shape.width},
+                                                        factory ? *factory : plain);
   model->to(device);
   sgs::Json ok = {{"name", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"weight_decay", 1e-4}};
   sgs::Options oo(sgs::resolve_object(ok, "optimizer", reg.get("optimizer", "sgd").schema, {"name"}), "optimizer");
   auto params = model->parameters();
   auto optimizer = reg.factory<sgs::OptimizerKind>("sgd")(oo, params);
-  auto x = torch::randn({batch, 3, 32, 32}, device);
-  auto y = torch::randint(0, 10, {batch}, torch::TensorOptions(device).dtype(torch::kInt64));
+  auto x = torch::randn({batch, shape.channels, shape.height, shape.width}, device);
+  auto y = torch::randint(0, shape.classes, {batch}, torch::TensorOptions(device).dtype(torch::kInt64));
 
   sgs::StrategyContext ctx;
   ctx.model = model.get();
@@ -183,7 +204,7 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
     model->eval();
     if (pass.prepare) pass.prepare();
     for (auto& b : ctx.convs) b->set_capture(pass.sink);
-    for (int64_t i = 0; i < pass.batches; ++i) model->forward(torch::randn({gather_batch, 3, 32, 32}, device));
+    for (int64_t i = 0; i < pass.batches; ++i) model->forward(torch::randn({gather_batch, shape.channels, shape.height, shape.width}, device));
     for (auto& b : ctx.convs) b->set_capture(nullptr);
     model->train();
     return pass.batches * gather_batch;
@@ -258,13 +279,16 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
 
 Measurement spawn(const std::string& self, const std::string& model, const std::string& strategy, int64_t batch,
                   int steps, int warmup, int threads, int64_t update_batches, int64_t dyrep_growths,
-                  const torch::Device& device) {
+                  const torch::Device& device, const Shape& shape) {
   char cmd[1024];
   std::snprintf(cmd, sizeof cmd, "%s --child %s --model %s --batch %lld --steps %d --warmup %d --threads %d "
-                                 "--update-batches %lld --dyrep-growths %lld --device %s",
+                                 "--update-batches %lld --dyrep-growths %lld --device %s --input %lldx%lldx%lld "
+                                 "--classes %lld --width %.17g",
                 self.c_str(), strategy.c_str(), model.c_str(), static_cast<long long>(batch), steps, warmup, threads,
                 static_cast<long long>(update_batches), static_cast<long long>(dyrep_growths),
-                device.is_cuda() ? "cuda" : "cpu");
+                device.is_cuda() ? "cuda" : "cpu", static_cast<long long>(shape.channels),
+                static_cast<long long>(shape.height), static_cast<long long>(shape.width),
+                static_cast<long long>(shape.classes), shape.width_multiplier);
   Measurement m;
   FILE* p = popen(cmd, "r");
   if (p == nullptr) return m;
@@ -294,11 +318,13 @@ int main(int argc, char** argv) try {
   const int64_t update_batches = std::stoll(arg(argc, argv, "update-batches", "2"));
   const int64_t dyrep_growths = std::stoll(arg(argc, argv, "dyrep-growths", "3"));
   const torch::Device device = sgs::bench::device_arg(argc, argv);
+  const Shape shape = parse_shape(arg(argc, argv, "input", "3x32x32"), std::stoll(arg(argc, argv, "classes", "10")),
+                                  std::stod(arg(argc, argv, "width", "1")));
   at::set_num_threads(threads);
   const std::string child_strategy = arg(argc, argv, "child", "");
   if (!child_strategy.empty())
     return child(model, child_strategy, std::stoll(arg(argc, argv, "batch", "128")), steps, warmup, update_batches,
-                 dyrep_growths, device);
+                 dyrep_growths, device, shape);
 
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -309,9 +335,11 @@ int main(int argc, char** argv) try {
   std::vector<int64_t> batches;
   for (const auto& b : split(arg(argc, argv, "batches", "64,128"))) batches.push_back(std::stoll(b));
 
-  std::printf("%s training step on CIFAR shapes (3x32x32, 10 classes), %s, %d threads; step_s (wall) and cpu_s "
-              "(process CPU time): best of %d rounds x %d steps after %d warm-up; peak = %s over the steps\n",
-              model.c_str(), device.str().c_str(), threads, rounds, steps, warmup,
+  std::printf("%s (width %g) training step on %lldx%lldx%lld inputs, %lld classes, %s, %d threads; step_s (wall) and "
+              "cpu_s (process CPU time): best of %d rounds x %d steps after %d warm-up; peak = %s over the steps\n",
+              model.c_str(), shape.width_multiplier, static_cast<long long>(shape.channels),
+              static_cast<long long>(shape.height), static_cast<long long>(shape.width),
+              static_cast<long long>(shape.classes), device.str().c_str(), threads, rounds, steps, warmup,
               device.is_cuda() ? "CUDA allocator's peak allocation growth" : "max-RSS growth");
   std::printf("%-6s %-20s %9s %8s %9s %8s %12s %9s %8s\n", "batch", "strategy", "step_s", "x_plain", "cpu_s",
               "x_plain", "G*grad_ms", "peak_MB", "x_plain");
@@ -321,7 +349,7 @@ int main(int argc, char** argv) try {
     for (int64_t batch : batches) {
       for (const auto& s : strategies) {
         std::fprintf(stderr, "round %d/%d: %s, batch %lld\n", r + 1, rounds, s.c_str(), static_cast<long long>(batch));
-        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths, device);
+        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths, device, shape);
         auto it = all.find({batch, s});
         if (it == all.end()) {
           all[{batch, s}] = m;

@@ -1,8 +1,10 @@
-// sgs report DIR... [--format md|csv|json] [--by KEYS] [--against GROUP]: a
-// table of every run.h5 below the directories, runs differing only by seed
-// grouped (mean ± sample std), each group's final test accuracy against the
-// reference group's (difference, 95 % interval, p, Holm; analysis/stats.h),
-// unfinished and failed runs listed apart (analysis/report.h).
+// sgs report DIR... [--format md|csv|json] [--by KEYS] [--against GROUP]
+// [--int8 CONFIGS]: a table of every run.h5 below the directories, runs
+// differing only by seed grouped (mean ± sample std), each group's final
+// test accuracy, and its int8 accuracy in every configuration sgs quantize
+// recorded, against the reference group's (difference, 95 % interval, p,
+// Holm; analysis/stats.h), unfinished and failed runs listed apart
+// (analysis/report.h).
 #include "verb.h"
 
 #include "analysis/report.h"
@@ -14,13 +16,13 @@
 
 namespace {
 
-std::vector<std::string> split_keys(const std::string& s) {
+std::vector<std::string> split_list(const std::string& s, const std::string& option, const std::string& example) {
   std::vector<std::string> keys;
   std::stringstream in(s);
   std::string key;
   while (std::getline(in, key, ','))
     if (!key.empty()) keys.push_back(key);
-  if (keys.empty()) throw sgs::ConfigError("--by: expected config keys, e.g. --by strategy.name,strategy.k");
+  if (keys.empty()) throw sgs::ConfigError(option + ": expected a comma-separated list, e.g. " + option + " " + example);
   return keys;
 }
 
@@ -28,7 +30,7 @@ int run_report(const std::vector<std::string>& args) {
   namespace po = sgs::cli::po;
   po::options_description opts("options");
   std::vector<std::string> inputs;
-  std::string format = "md", by, against, int8 = sgs::kDefaultInt8;
+  std::string format = "md", by, against, int8;
   opts.add_options()("runs", po::value(&inputs)->required(), "run directories, directories of runs or run.h5 files")(
       "format", po::value(&format), "md (default) | csv | json")(
       "by", po::value(&by), "group by these config keys (comma-separated, e.g. strategy.name,strategy.k) "
@@ -37,11 +39,12 @@ int run_report(const std::vector<std::string>& args) {
       "compare every group with this one (its label as the table prints it; default: the baseline group, "
       "strategy none, when there is one)")(
       "int8", po::value(&int8),
-      "the int8 configuration of the int8 columns, as sgs quantize names it (default per-channel_symmetric_minmax)");
+      "the int8 configurations of the int8 columns and comparisons, comma-separated, as sgs quantize names them "
+      "(default: every configuration the runs recorded)");
   po::positional_options_description pos;
   pos.add("runs", -1);
   po::variables_map vm;
-  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS] [--against GROUP] [--int8 CONFIG]", args, opts, pos,
+  if (!sgs::cli::parse_args("report", "DIR... [--format md|csv|json] [--by KEYS] [--against GROUP] [--int8 CONFIGS]", args, opts, pos,
                             vm))
     return 0;
   if (vm.count("against") && against.empty()) throw sgs::ConfigError("--against: expected a group's label");
@@ -50,8 +53,11 @@ int run_report(const std::vector<std::string>& args) {
   auto found = sgs::analysis::find_runs(inputs);
   for (const auto& w : found.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (found.runs.empty()) throw sgs::DataError("no readable run.h5 in " + sgs::join(inputs, ", "));
-  auto report =
-      sgs::analysis::make_report(found.runs, vm.count("by") ? split_keys(by) : std::vector<std::string>{}, against, int8);
+  auto report = sgs::analysis::make_report(
+      found.runs, vm.count("by") ? split_list(by, "--by", "strategy.name,strategy.k") : std::vector<std::string>{},
+      against,
+      vm.count("int8") ? split_list(int8, "--int8", "per-channel_symmetric_minmax,per-tensor_symmetric_minmax")
+                       : std::vector<std::string>{});
   for (const auto& w : report.warnings) std::cerr << "sgs report: warning: " << w << "\n";
   if (format == "md")
     std::cout << sgs::analysis::format_markdown(report);

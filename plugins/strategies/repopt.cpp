@@ -57,7 +57,10 @@ struct RepoptOptions : br::BlockOptions {
              "scales of a search run (scales_from) through gradient multipliers (RepOptimizer)");
     d.key(&RepoptOptions::scales_from, "scales_from",
           "mode target: the directory of a completed search run, whose last scales are used; {seed} is replaced "
-          "by this run's seed");
+          "by this run's seed")
+        // Like the seed: each target follows its own search run (in a suite, the one of its seed), so
+        // sgs report groups targets that differ only in it.
+        .specific_to_run();
     d.key(&RepoptOptions::identity_scales_for_reinit, "identity_scales_for_reinit",
           "mode target: start the weight with the identity scaled by the searched s_id (false: by 1)");
     d.choice(&RepoptOptions::init, "init", {"pytorch", "model"},

@@ -31,6 +31,9 @@ struct FakeRun {
   int64_t scaling_updates = 0;   // scaling rows per layer, at epochs 1, 2, ...
   double train_seconds = 360;
   int64_t parameters = 1000, parameters_fused = 1000;
+  // Int8 records (/deploy/int8/<configuration>) of a completed run: the
+  // int8 test accuracy in [0, 1]; fp32_acc is the last test_acc.
+  std::map<std::string, double> int8_acc;
 };
 
 inline Json fake_config(const std::string& strategy, int64_t seed, double k = 5) {
@@ -97,6 +100,12 @@ inline std::filesystem::path write_fake_run(const std::filesystem::path& dir, co
                       {"parameters", static_cast<double>(run.parameters)},
                       {"parameters_fused", static_cast<double>(run.parameters_fused)}});
   log->set_status(status, run.error);
+  log.reset();
+  for (const auto& [configuration, acc] : run.int8_acc) {
+    DeployRecord record;
+    record.values = {{"fp32_acc", run.test_acc.back()}, {"int8_acc", acc}, {"int8_drop", run.test_acc.back() - acc}};
+    RunLog::write_deploy(file.string(), "int8/" + configuration, record);
+  }
   return file;
 }
 

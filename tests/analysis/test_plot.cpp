@@ -11,6 +11,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -32,13 +34,46 @@ std::vector<std::string> lines(const fs::path& file) {
   return out;
 }
 
-// The PNG's size, and that it is drawn on (coloured pixels, not only white).
+std::string read_all(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+size_t count_of(const std::string& s, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + part.size())) ++n;
+  return n;
+}
+
+// The SVG drawn beside a PNG: its size, closed elements, and drawn on
+// (lines or shapes, and text).
+void check_svg(const fs::path& png, cv::Size size) {
+  fs::path svg = png;
+  svg.replace_extension(".svg");
+  REQUIRE(fs::exists(svg));
+  const std::string text = read_all(svg);
+  CHECK(text.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+                       std::to_string(size.width) + "\" height=\"" + std::to_string(size.height) + "\"",
+                   0) == 0);
+  CHECK(text.size() > 7);
+  CHECK(text.substr(text.size() - 7) == "</svg>\n");
+  CHECK(count_of(text, "<text ") == count_of(text, "</text>"));
+  CHECK(count_of(text, "<text ") > 3);
+  CHECK(count_of(text, "<line ") + count_of(text, "<rect ") > 20);
+  CHECK(text.find('&') == text.find("&amp;"));  // every & escaped (or none at all)
+}
+
+// The PNG's size, that it is drawn on (coloured pixels, not only white),
+// and its SVG twin.
 cv::Size png_size(const fs::path& file) {
   cv::Mat img = cv::imread(file.string(), cv::IMREAD_COLOR);
   REQUIRE_FALSE(img.empty());
   cv::Mat grey;
   cv::extractChannel(img, grey, 0);
   CHECK(cv::countNonZero(grey < 250) > 500);
+  check_svg(file, img.size());
   return img.size();
 }
 
@@ -82,10 +117,11 @@ TEST_CASE("plot: scaling heatmaps at the first and last update, with their numbe
   auto run = read_run((dir / "mi" / "seed=0" / "run.h5").string());
   run.name = "mi/seed=0";
   auto files = plot_scalings(run, dir.path().string());
-  REQUIRE(files.size() == 2);
+  REQUIRE(files.size() == 3);
   CHECK(files[0] == (dir / "scalings_mi_seed0.png").string());
+  CHECK(files[1] == (dir / "scalings_mi_seed0.svg").string());
   CHECK(png_size(files[0]) == cv::Size(1276, 306));
-  auto csv = lines(files[1]);
+  auto csv = lines(files[2]);
   REQUIRE(csv.size() == 1 + 3 * 2 * 9);
   CHECK(csv[0] == "layer,index,which,epoch,row,col,value");
   CHECK(csv[1] == "features.0,0,first,1,0,0,0.6");   // 0.5 + 0.1 * epoch 1
@@ -103,9 +139,9 @@ TEST_CASE("plot: scaling heatmaps at the first and last update, with their numbe
   auto one = read_run(write_fake_run(dir / "fixed", fixed).string());
   one.name = "fixed";
   auto f = plot_scalings(one, dir.path().string());
-  REQUIRE(f.size() == 2);
+  REQUIRE(f.size() == 3);
   CHECK(png_size(f[0]) == matrix_grid_size(2, 1, 7));
-  CHECK(lines(f[1]).size() == 1 + 49 + 9);
+  CHECK(lines(f[2]).size() == 1 + 49 + 9);
 }
 
 TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes beside the baseline, curves") {
@@ -120,13 +156,11 @@ TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes besid
   auto found = find_runs({(dir / "runs").string()});
   REQUIRE(found.runs.size() == 5);
   auto files = make_plots(found.runs, (dir / "out").string());
-  const std::set<std::string> expected{
-      "scalings_mi_seed0.png",         "scalings_mi_seed0.csv",         "scalings_mi_seed1.png",
-      "scalings_mi_seed1.csv",         "scalings_mi_seed2.png",         "scalings_mi_seed2.csv",
-      "kernel_magnitude_mi_seed0.png", "kernel_magnitude_mi_seed0.csv",
-      "kernel_magnitude_mi_seed1.png", "kernel_magnitude_mi_seed1.csv", "curves_loss.png",
-      "curves_loss.csv",               "curves_accuracy.png",           "curves_accuracy.csv",
-      "accuracy_difference.png",       "accuracy_difference.csv"};
+  std::set<std::string> expected;
+  for (const char* stem : {"scalings_mi_seed0", "scalings_mi_seed1", "scalings_mi_seed2", "kernel_magnitude_mi_seed0",
+                           "kernel_magnitude_mi_seed1", "curves_loss", "curves_accuracy", "accuracy_difference",
+                           "accuracy_vs_cost"})
+    for (const char* ext : {".png", ".svg", ".csv"}) expected.insert(std::string(stem) + ext);
   CHECK(names_in(dir / "out") == expected);  // no temporary files left, no accuracy_vs_k (one k)
   CHECK(files.size() == expected.size());
   // The difference from the baseline group, as sgs report --against computes it.
@@ -153,10 +187,10 @@ TEST_CASE("plot: make_plots draws what the runs support: kernel magnitudes besid
 
   // Without an SGS run, the baseline's kernel magnitudes stand alone.
   auto solo = make_plots({found.runs[0]}, (dir / "solo").string());
-  CHECK(names_in(dir / "solo") == std::set<std::string>{"kernel_magnitude_baseline_seed0.png",
-                                                         "kernel_magnitude_baseline_seed0.csv", "curves_loss.png",
-                                                         "curves_loss.csv", "curves_accuracy.png",
-                                                         "curves_accuracy.csv"});
+  std::set<std::string> solo_files;
+  for (const char* stem : {"kernel_magnitude_baseline_seed0", "curves_loss", "curves_accuracy"})
+    for (const char* ext : {".png", ".svg", ".csv"}) solo_files.insert(std::string(stem) + ext);
+  CHECK(names_in(dir / "solo") == solo_files);
   CHECK(png_size(dir / "solo" / "kernel_magnitude_baseline_seed0.png") == matrix_grid_size(3, 1, 3));
 }
 
@@ -199,13 +233,10 @@ TEST_CASE("plot: the CLI lists the files, a path without runs is one line and ex
   auto out = run_sgs("plot " + (dir / "runs" / "mi" / "seed=0").string() + " --out " + (dir / "out").string(),
                      dir.path());
   CHECK(out.exit_code == 0);
-  CHECK(out.out == (dir / "out" / "scalings_seed0.png").string() + "\n" +
-                       (dir / "out" / "scalings_seed0.csv").string() + "\n" +
-                       (dir / "out" / "kernel_magnitude_seed0.png").string() + "\n" +
-                       (dir / "out" / "kernel_magnitude_seed0.csv").string() + "\n" +
-                       (dir / "out" / "curves_loss.png").string() + "\n" + (dir / "out" / "curves_loss.csv").string() +
-                       "\n" + (dir / "out" / "curves_accuracy.png").string() + "\n" +
-                       (dir / "out" / "curves_accuracy.csv").string() + "\n");
+  std::string listed;
+  for (const char* stem : {"scalings_seed0", "kernel_magnitude_seed0", "curves_loss", "curves_accuracy"})
+    for (const char* ext : {".png", ".svg", ".csv"}) listed += (dir / "out" / (std::string(stem) + ext)).string() + "\n";
+  CHECK(out.out == listed);
   fs::create_directories(dir / "empty");
   auto empty = run_sgs("plot " + (dir / "empty").string() + " --out " + (dir / "out2").string(), dir.path());
   CHECK(empty.exit_code == 2);
@@ -226,10 +257,66 @@ TEST_CASE("plot: a chart with more groups than its legend holds") {
     write_fake_run(dir / "runs" / ("lr" + std::to_string(i)), r);
   }
   auto files = make_plots(find_runs({(dir / "runs").string()}).runs, (dir / "out").string());
-  CHECK(names_in(dir / "out") ==
-        std::set<std::string>{"curves_loss.png", "curves_loss.csv", "curves_accuracy.png", "curves_accuracy.csv"});
+  std::set<std::string> expected;
+  for (const char* stem : {"curves_loss", "curves_accuracy", "accuracy_vs_cost"})
+    for (const char* ext : {".png", ".svg", ".csv"}) expected.insert(std::string(stem) + ext);
+  CHECK(names_in(dir / "out") == expected);
   CHECK(png_size(dir / "out" / "curves_loss.png") == line_chart_size());
   CHECK(lines(dir / "out" / "curves_loss.csv").size() == 1 + 30 * 2 * 2);
+}
+
+TEST_CASE("plot: accuracy vs training cost and int8 vs fp32, group means with 95 % intervals, PNG and SVG") {
+  TempDir dir("plot_cost_int8");
+  // Three seeds of a baseline and of RepVGG, quantized per channel; RepVGG's per tensor too.
+  const double fp32[2][3] = {{0.90, 0.91, 0.92}, {0.91, 0.93, 0.92}};
+  const double int8[2][3] = {{0.89, 0.90, 0.91}, {0.90, 0.91, 0.93}};
+  for (int m = 0; m < 2; ++m)
+    for (int seed = 0; seed < 3; ++seed) {
+      FakeRun r{fake_config(m == 0 ? "none" : "repvgg", seed)};
+      r.test_acc = {0.5, 0.6, fp32[m][seed]};
+      r.train_seconds = (m == 0 ? 30 : 60) + 3 * seed;  // 3 epochs: 10, 11, 12 s (baseline), 20, 21, 22 s
+      r.int8_acc["per-channel_symmetric_minmax"] = int8[m][seed];
+      if (m == 1) r.int8_acc["per-tensor_symmetric_minmax"] = 0.5;
+      write_fake_run(dir / "runs" / (m == 0 ? "baseline" : "repvgg") / ("seed=" + std::to_string(seed)), r);
+    }
+  auto runs = find_runs({(dir / "runs").string()}).runs;
+  const auto files = make_plots(runs, (dir / "out").string());
+  for (const char* name : {"accuracy_vs_cost.png", "fp32_vs_int8.png"}) {
+    CHECK(std::count(files.begin(), files.end(), (dir / "out" / name).string()) == 1);
+    CHECK(png_size(dir / "out" / name) == line_chart_size());
+  }
+  // t_{0.975, 2} = 4.302652730, times the standard error (std 1 / sqrt 3).
+  const double half = 4.302652730 / std::sqrt(3.0);
+  auto cost = lines(dir / "out" / "accuracy_vs_cost.csv");
+  REQUIRE(cost.size() == 3);
+  CHECK(cost[0] ==
+        "method,n,final_test_acc_mean,final_test_acc_ci_half,epoch_seconds_mean,epoch_seconds_ci_half,train_hours");
+  CHECK(cost[1].rfind("strategy=none,3,91,", 0) == 0);
+  CHECK(cost[2].rfind("strategy=repvgg,3,92,", 0) == 0);
+  auto field = [](const std::string& line, size_t i) {
+    std::stringstream in(line);
+    std::string f;
+    for (size_t k = 0; k <= i; ++k) std::getline(in, f, ',');
+    return std::stod(f);
+  };
+  CHECK(field(cost[1], 3) == doctest::Approx(half).epsilon(1e-8));  // accuracies 90, 91, 92: std 1
+  CHECK(field(cost[1], 4) == doctest::Approx(11.0));
+  CHECK(field(cost[2], 4) == doctest::Approx(21.0));
+  CHECK(field(cost[2], 5) == doctest::Approx(half).epsilon(1e-8));
+
+  auto q = lines(dir / "out" / "fp32_vs_int8.csv");
+  REQUIRE(q.size() == 4);  // baseline per channel, RepVGG per channel and per tensor
+  CHECK(q[0] == "method,configuration,n,fp32_test_acc_mean,fp32_test_acc_ci_half,int8_test_acc_mean,"
+                "int8_test_acc_ci_half,int8_drop_mean");
+  CHECK(q[1].rfind("strategy=none,per-channel_symmetric_minmax,3,91,", 0) == 0);
+  CHECK(field(q[1], 5) == doctest::Approx(90.0));
+  CHECK(field(q[1], 6) == doctest::Approx(half).epsilon(1e-8));
+  CHECK(q[3].rfind("strategy=repvgg,per-tensor_symmetric_minmax,3,92,", 0) == 0);
+  CHECK(field(q[3], 5) == doctest::Approx(50.0));
+  // The SVG carries the figure's text.
+  const std::string svg = read_all(dir / "out" / "fp32_vs_int8.svg");
+  CHECK(svg.find(">Int8 vs fp32 test accuracy of the fused model (mean, 95 % interval)</text>") != std::string::npos);
+  CHECK(count_of(svg, "<circle ") >= 3);
 }
 
 #else

@@ -291,3 +291,106 @@ TEST_CASE("report: a run recorded before a key existed groups with later runs th
   CHECK(report.groups[1].label == "precision=fp32");
   CHECK(report.groups[1].final_test_acc.n() == 4);
 }
+
+TEST_CASE("report: int8 accuracy in every configuration recorded, against the baseline, paired, Holm per table") {
+  TempDir dir("report_int8");
+  // Final test accuracy and per-channel int8 accuracy per seed; per-tensor only for seeds 0 and 1.
+  const double none[] = {0.90, 0.91, 0.95}, mi[] = {0.93, 0.94, 0.92}, acb[] = {0.92, 0.925, 0.955};
+  const double none8[] = {0.89, 0.905, 0.94}, mi8[] = {0.925, 0.93, 0.915}, acb8[] = {0.80, 0.85, 0.83};
+  auto write = [&](const std::string& strategy, const double* acc, const double* acc8, int seed) {
+    FakeRun r{fake_config(strategy, seed)};
+    r.test_acc = {0.5, acc[seed]};
+    r.train_seconds = 100 + 10 * seed;  // 2 epochs: 50, 55, 60 s per epoch
+    r.int8_acc["per-channel_symmetric_minmax"] = acc8[seed];
+    if (seed < 2) r.int8_acc["per-tensor_symmetric_minmax"] = acc8[seed] - 0.1;
+    write_fake_run(dir / strategy / ("seed=" + std::to_string(seed)), r);
+  };
+  for (int seed = 0; seed < 3; ++seed) {
+    write("none", none, none8, seed);
+    write("mutual_information", mi, mi8, seed);
+    write("acb", acb, acb8, seed);
+  }
+  const auto runs = find_runs({dir.path().string()}).runs;
+  auto report = make_report(runs);
+  REQUIRE(report.int8 == std::vector<std::string>{"per-channel_symmetric_minmax", "per-tensor_symmetric_minmax"});
+  REQUIRE(report.groups.size() == 3);
+  CHECK(report.against == "strategy=none");
+  auto percent = [](const double* v, double shift = 0) {
+    return std::vector<double>{100 * (v[0] + shift), 100 * (v[1] + shift), 100 * (v[2] + shift)};
+  };
+  const ReportGroup* g_mi = nullptr;
+  const ReportGroup* g_acb = nullptr;
+  for (const auto& g : report.groups) {
+    if (g.label == "strategy=mutual_information") g_mi = &g;
+    if (g.label == "strategy=acb") g_acb = &g;
+    CHECK(g.epoch_seconds.mean == doctest::Approx(55.0));
+  }
+  REQUIRE(g_mi != nullptr);
+  REQUIRE(g_acb != nullptr);
+  REQUIRE(g_mi->int8.size() == 2);
+  CHECK(g_mi->int8[0].acc.mean == doctest::Approx((92.5 + 93 + 91.5) / 3));
+  CHECK(g_mi->int8[0].drop.mean == doctest::Approx((0.5 + 1 + 0.5) / 3));
+  CHECK(g_mi->int8[1].acc.n() == 2);
+  // Each int8 family: paired over the seeds, Holm over its own two tests.
+  for (size_t q = 0; q < 2; ++q) {
+    const size_t n = q == 0 ? 3 : 2;
+    const double shift = q == 0 ? 0 : -0.1;
+    auto cut = [n](std::vector<double> v) { return std::vector<double>(v.begin(), v.begin() + static_cast<long>(n)); };
+    Comparison mi_c = paired_t(cut(percent(mi8, shift)), cut(percent(none8, shift)));
+    Comparison acb_c = paired_t(cut(percent(acb8, shift)), cut(percent(none8, shift)));
+    std::vector<Comparison*> family{&mi_c, &acb_c};
+    holm(family);
+    CHECK(g_mi->int8[q].against.test == "paired t");
+    CHECK(g_mi->int8[q].against.n == static_cast<int64_t>(n));
+    CHECK(g_mi->int8[q].against.difference == doctest::Approx(mi_c.difference));
+    CHECK(g_mi->int8[q].against.ci_low == doctest::Approx(mi_c.ci_low));
+    CHECK(g_mi->int8[q].against.p == doctest::Approx(mi_c.p));
+    CHECK(g_mi->int8[q].against.p_holm == doctest::Approx(mi_c.p_holm));
+    CHECK(g_acb->int8[q].against.p_holm == doctest::Approx(acb_c.p_holm));
+  }
+  // The fp32 family is its own.
+  Comparison fp32 = paired_t(percent(mi), percent(none));
+  CHECK(g_mi->against.difference == doctest::Approx(fp32.difference));
+
+  const std::string md = format_markdown(report);
+  CHECK(md.find("| int8 per-channel (%) | drop (points) | int8 per-tensor (%) | drop (points) |") != std::string::npos);
+  CHECK(md.find("## Against strategy=none: int8 test accuracy (per-channel_symmetric_minmax), difference") !=
+        std::string::npos);
+  CHECK(md.find("## Against strategy=none: int8 test accuracy (per-tensor_symmetric_minmax), difference") !=
+        std::string::npos);
+  CHECK(md.find("train s/epoch") != std::string::npos);
+
+  auto rows = parse_csv(format_csv(report));
+  const auto& h = rows[0];
+  for (const auto& r : rows) CHECK(r.size() == h.size());
+  size_t mi_row = 0;
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i][column(h, "group")] == "strategy=mutual_information") mi_row = i;
+  REQUIRE(mi_row > 0);
+  CHECK(std::stod(rows[mi_row][column(h, "int8_difference.per-channel_symmetric_minmax")]) ==
+        doctest::Approx(g_mi->int8[0].against.difference));
+  CHECK(std::stod(rows[mi_row][column(h, "train_seconds_per_epoch")]) == doctest::Approx(55.0));
+  auto json = Json::parse(format_json(report).dump());
+  CHECK(json["groups"][1]["int8"]["per-tensor_symmetric_minmax"]["test_acc"]["n"] == 2);
+
+  // Asked for one configuration: only its columns; one no run recorded: refused, naming those recorded.
+  auto one = make_report(runs, {}, "", {"per-tensor_symmetric_minmax"});
+  CHECK(one.int8.size() == 1);
+  CHECK(format_markdown(one).find("per-channel") == std::string::npos);
+  CHECK_THROWS_WITH_AS(make_report(runs, {}, "", {"per-channel_asymmetric_mse"}),
+                       "--int8: no completed run has a record of 'per-channel_asymmetric_mse' (sgs quantize writes "
+                       "them); recorded: per-channel_symmetric_minmax, per-tensor_symmetric_minmax",
+                       ConfigError);
+  // A reference that was not quantized: no int8 test, and the table says why.
+  for (int seed = 0; seed < 3; ++seed) {
+    FakeRun r{fake_config("repvgg", seed)};
+    r.test_acc = {0.5, 0.9};
+    write_fake_run(dir / "repvgg" / ("seed=" + std::to_string(seed)), r);
+  }
+  auto plain = make_report(find_runs({dir.path().string()}).runs, {}, "strategy=repvgg");
+  REQUIRE(plain.groups.size() == 4);
+  for (const auto& g : plain.groups) {
+    CHECK_FALSE(g.int8[0].against.tested());
+    if (!g.is_reference) CHECK(g.int8[0].against.note == "'strategy=repvgg' was not quantized");
+  }
+}

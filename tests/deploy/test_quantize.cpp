@@ -271,18 +271,21 @@ TEST_CASE("sgs quantize: the record goes under /deploy/int8/<configuration>, a r
   CHECK(after.deploy.at("int8/per-channel_symmetric_minmax").value("calib_images") == 16);
   CHECK(after.deploy.at("int8/per-tensor_symmetric_mse").text.at("calibration") == "mse");
   CHECK(test::read_string_attr(h5, "/", "status") == "completed");
-  // sgs report's int8 columns (default configuration, or the one asked for).
+  // sgs report's int8 columns (every configuration recorded, or those asked for).
   auto csv = test::run_sgs("report " + run.string() + " --format csv", dir.path());
   REQUIRE(csv.exit_code == 0);
-  CHECK(csv.out.find("int8_test_acc,int8_drop") != std::string::npos);
+  CHECK(csv.out.find("int8_test_acc.per-channel_symmetric_minmax,int8_drop.per-channel_symmetric_minmax") !=
+        std::string::npos);
+  CHECK(csv.out.find("int8_test_acc.per-tensor_symmetric_mse") != std::string::npos);
   auto md = test::run_sgs("report " + run.string() + " --int8 per-tensor_symmetric_mse", dir.path());
-  CHECK(md.out.find("int8 test acc (%)") != std::string::npos);
-  CHECK(md.out.find("per-tensor_symmetric_mse") != std::string::npos);
+  CHECK(md.out.find("int8 per-tensor_symmetric_mse (%)") != std::string::npos);
+  CHECK(md.out.find("per-channel") == std::string::npos);
 #if SGS_WITH_OPENCV
   auto plot = test::run_sgs("plot " + run.string() + " --out " + (dir / "figures").string(), dir.path());
   INFO(plot.out << plot.err);
   CHECK(plot.exit_code == 0);
-  for (const char* f : {"int8_sqnr.png", "int8_sqnr.csv", "int8_weight_range.png", "int8_weight_range.csv"})
+  for (const char* f : {"int8_sqnr.png", "int8_sqnr.svg", "int8_sqnr.csv", "int8_weight_range.png",
+                        "int8_weight_range.csv", "fp32_vs_int8.png", "fp32_vs_int8.svg", "fp32_vs_int8.csv"})
     CHECK(fs::exists(dir / "figures" / f));
   CHECK(test::read_text(dir / "figures" / "int8_weight_range.csv").find("run,configuration,index,layer,channel") == 0);
 #endif
