@@ -73,7 +73,7 @@ awk -v b="${test[baseline]}" -v s="${test[sgs]}" 'BEGIN {
 echo "wall time: $((SECONDS - start)) s"
 echo "run files: $out/baseline/run.h5, $out/sgs/run.h5 (docs/run_file.md); logs: $out/*.log"
 if build/sgs plot "$out/baseline" "$out/sgs" --out "$out/figures" >/dev/null 2>"$out/plot.log"; then
-  echo "figures:   $out/figures/ (curves, scalings, kernel magnitudes: PNG + CSV)"
+  echo "figures:   $out/figures/ (curves, scalings, kernel magnitudes: PNG + SVG + CSV)"
 else
   echo "figures:   not drawn ($(tail -n 1 "$out/plot.log"))"
 fi
