@@ -501,9 +501,8 @@ std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std
   return written;
 }
 
-std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir) {
+std::vector<std::string> plot_differences(const Report& report, const std::string& out_dir) {
   std::vector<std::string> written;
-  const Report report = make_report(runs);
   std::vector<const ReportGroup*> shown;
   for (const auto& g : report.groups)
     if (!g.is_reference && std::isfinite(g.against.difference)) shown.push_back(&g);
@@ -594,9 +593,8 @@ void scatter(draw::Canvas& img, const draw::Axes& axes, const std::vector<Scatte
 
 }  // namespace
 
-std::vector<std::string> plot_accuracy_vs_cost(const std::vector<RunData>& runs, const std::string& out_dir) {
+std::vector<std::string> plot_accuracy_vs_cost(const Report& report, const std::string& out_dir) {
   std::vector<std::string> written;
-  const Report report = make_report(runs);
   std::vector<ScatterPoint> points;
   std::vector<const ReportGroup*> groups;
   for (const auto& g : report.groups) {
@@ -635,9 +633,8 @@ std::vector<std::string> plot_accuracy_vs_cost(const std::vector<RunData>& runs,
   return written;
 }
 
-std::vector<std::string> plot_fp32_vs_int8(const std::vector<RunData>& runs, const std::string& out_dir) {
+std::vector<std::string> plot_fp32_vs_int8(const Report& report, const std::string& out_dir) {
   std::vector<std::string> written;
-  const Report report = make_report(runs);
   std::vector<ScatterPoint> points;
   std::vector<std::pair<const ReportGroup*, size_t>> sources;  // group, configuration
   for (size_t gi = 0; gi < report.groups.size(); ++gi) {
@@ -825,9 +822,10 @@ std::vector<std::string> make_plots(const std::vector<RunData>& runs, const std:
   for (const auto* b : baselines)
     if (!paired.count(b)) add(plot_kernel_magnitude(*b, nullptr, out_dir));
   add(plot_accuracy_vs_k(runs, out_dir));
-  add(plot_differences(runs, out_dir));
-  add(plot_accuracy_vs_cost(runs, out_dir));
-  add(plot_fp32_vs_int8(runs, out_dir));
+  const Report report = make_report(runs);  // the groups of the three figures below
+  add(plot_differences(report, out_dir));
+  add(plot_accuracy_vs_cost(report, out_dir));
+  add(plot_fp32_vs_int8(report, out_dir));
   add(plot_curves(runs, out_dir));
   add(plot_int8(runs, out_dir, int8));
   if (written.empty()) throw DataError("nothing to plot: the runs have no finished epoch, scaling or kernel magnitude");

@@ -20,6 +20,7 @@
 // Only the figures the runs support are made.
 #pragma once
 
+#include "report.h"
 #include "runs.h"
 
 #include <sgs/config.h>
@@ -60,12 +61,13 @@ std::vector<std::string> plot_kernel_magnitude(const RunData& run, const RunData
                                                const std::string& out_dir);
 std::vector<std::string> plot_accuracy_vs_k(const std::vector<RunData>& runs, const std::string& out_dir);
 std::vector<std::string> plot_curves(const std::vector<RunData>& runs, const std::string& out_dir);
-// Against the baseline group (strategy none); none when there is no such group.
-std::vector<std::string> plot_differences(const std::vector<RunData>& runs, const std::string& out_dir);
-// Two groups or more with training time and test accuracy.
-std::vector<std::string> plot_accuracy_vs_cost(const std::vector<RunData>& runs, const std::string& out_dir);
-// Groups with int8 records (sgs quantize), every configuration recorded.
-std::vector<std::string> plot_fp32_vs_int8(const std::vector<RunData>& runs, const std::string& out_dir);
+// From the runs' report (make_report with its defaults):
+// against the reference group (the baseline, strategy none); none when there is no such group;
+std::vector<std::string> plot_differences(const Report& report, const std::string& out_dir);
+// two groups or more with training time and test accuracy;
+std::vector<std::string> plot_accuracy_vs_cost(const Report& report, const std::string& out_dir);
+// groups with int8 records (sgs quantize), every configuration recorded.
+std::vector<std::string> plot_fp32_vs_int8(const Report& report, const std::string& out_dir);
 
 // The runs' records /deploy/int8/<int8> (sgs quantize).
 std::vector<std::string> plot_int8(const std::vector<RunData>& runs, const std::string& out_dir,

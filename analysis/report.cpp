@@ -30,17 +30,11 @@ Stat make_stat(const std::vector<double>& values) {
 
 namespace {
 
-std::string fixed2(double v) {
+// `v` with `decimals` decimals, "-" for NaN.
+std::string fixed(double v, int decimals = 2) {
   if (!std::isfinite(v)) return "-";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
-  return buf;
-}
-
-std::string fixed1(double v) {
-  if (!std::isfinite(v)) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
 
@@ -177,7 +171,7 @@ bool any_val(const Report& r) {
 
 std::string mean_std_text(const Stat& s) {
   if (s.n() == 0) return "-";
-  return fixed2(s.mean) + " ± " + (s.n() > 1 ? fixed2(s.std) : std::string("-"));
+  return fixed(s.mean) + " ± " + (s.n() > 1 ? fixed(s.std) : std::string("-"));
 }
 
 namespace {
@@ -214,9 +208,7 @@ bool compare_family(Report& report, const ReportGroup& reference, Values values,
       }
     }
     Comparison& c = slot(g);
-    if (mine.empty()) {
-      c.note = "no run with a value";
-    } else if (!paired_mine.empty()) {
+    if (!paired_mine.empty()) {
       c = paired_t(paired_mine, paired_ref);
       if (c.tested()) c.note = std::to_string(paired_mine.size()) + " shared seeds";
     } else {
@@ -411,7 +403,7 @@ std::string format_markdown(const Report& r) {
       out << "| " << md_cell(g.label) << " | " << g.runs.size() << " | " << mean_std_text(g.final_test_acc) << " | ";
       if (val) out << mean_std_text(g.final_val_acc) << " | ";
       out << mean_std_text(g.best_acc) << (mixed && !g.best_on.empty() ? " (" + g.best_on + ")" : "") << " | "
-          << hours_text(g.train_hours) << " | " << fixed1(g.epoch_seconds.mean) << " | " << count_text(g.parameters)
+          << hours_text(g.train_hours) << " | " << fixed(g.epoch_seconds.mean, 1) << " | " << count_text(g.parameters)
           << " | " << count_text(g.parameters_fused) << " |";
       if (changes) out << " " << number_text(g.growths) << " | " << number_text(g.cuts) << " |";
       for (const auto& q : g.int8) out << " " << mean_std_text(q.acc) << " | " << mean_std_text(q.drop) << " |";
@@ -464,14 +456,14 @@ std::string format_csv(const Report& r) {
     std::snprintf(buf, sizeof buf, "%.6g", h);
     return std::string(buf);
   };
-  auto std_text = [](const Stat& s) { return s.n() > 1 ? fixed2(s.std) : std::string(); };
+  auto std_text = [](const Stat& s) { return s.n() > 1 ? fixed(s.std) : std::string(); };
   auto full = [](double v) {  // unrounded
     if (!std::isfinite(v)) return std::string();
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", v);
     return std::string(buf);
   };
-  auto mean_text = [](const Stat& s) { return s.n() > 0 ? fixed2(s.mean) : std::string(); };
+  auto mean_text = [](const Stat& s) { return s.n() > 0 ? fixed(s.mean) : std::string(); };
   for (const auto& g : r.groups) {
     std::vector<std::string> row{to_string(RunStatus::Completed), g.label};
     for (const auto& kv : g.values) row.push_back(kv.second.is_null() ? "" : value_label(kv.second));

@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,20 @@ inline std::vector<std::string> split(const std::string& s, char sep = ',') {
   for (std::string item; std::getline(ss, item, sep);)
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// --input CxHxW and --classes: the shape of the images and labels a benchmark feeds its models.
+struct Shape {
+  int64_t channels = 3, height = 32, width = 32, classes = 10;
+};
+
+inline Shape parse_shape(const std::string& input, int64_t classes) {
+  const auto parts = split(input, 'x');
+  if (parts.size() != 3) throw std::invalid_argument("--input: '" + input + "' is not CxHxW (e.g. 3x32x32)");
+  Shape s{std::stoll(parts[0]), std::stoll(parts[1]), std::stoll(parts[2]), classes};
+  if (s.channels < 1 || s.height < 1 || s.width < 1 || s.classes < 1)
+    throw std::invalid_argument("--input/--classes: sizes must be positive");
+  return s;
 }
 
 using Clock = std::chrono::steady_clock;

@@ -72,6 +72,8 @@ namespace {
 using sgs::bench::arg;
 using sgs::bench::Clock;
 using sgs::bench::seconds_since;
+using sgs::bench::parse_shape;
+using sgs::bench::Shape;
 using sgs::bench::split;
 
 std::string fmt(const char* f, double v) {
@@ -104,19 +106,6 @@ struct Deployed {
     return int8->forward(x);
   }
 };
-
-struct Shape {
-  int64_t channels = 3, height = 32, width = 32, classes = 10;
-};
-
-Shape parse_shape(const std::string& input, int64_t classes) {
-  const auto parts = split(input, 'x');
-  if (parts.size() != 3) throw std::invalid_argument("--input: '" + input + "' is not CxHxW (e.g. 3x32x32)");
-  Shape s{std::stoll(parts[0]), std::stoll(parts[1]), std::stoll(parts[2]), classes};
-  if (s.channels < 1 || s.height < 1 || s.width < 1 || s.classes < 1)
-    throw std::invalid_argument("--input/--classes: sizes must be positive");
-  return s;
-}
 
 // Random affine parameters on every BatchNorm, then running statistics: those
 // of a training-mode pass over 8 random images (the affine parameters first,

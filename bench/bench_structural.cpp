@@ -54,7 +54,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -68,6 +67,8 @@ namespace {
 using sgs::bench::arg;
 using sgs::bench::Clock;
 using sgs::bench::seconds_since;
+using sgs::bench::parse_shape;
+using sgs::bench::Shape;
 using sgs::bench::split;
 
 double cpu_seconds() {
@@ -140,26 +141,10 @@ void write_unit_scales(const std::string& dir, const std::vector<std::shared_ptr
   log->set_status(sgs::RunStatus::Completed);
 }
 
-// The input and the model's width (--input CxHxW, --classes, --width).
-struct Shape {
-  int64_t channels = 3, height = 32, width = 32, classes = 10;
-  double width_multiplier = 1;
-};
-
-Shape parse_shape(const std::string& input, int64_t classes, double width) {
-  Shape s;
-  if (std::sscanf(input.c_str(), "%" SCNd64 "x%" SCNd64 "x%" SCNd64, &s.channels, &s.height, &s.width) != 3)
-    throw std::invalid_argument("--input: '" + input + "' is not CxHxW (e.g. 3x32x32)");
-  s.classes = classes;
-  s.width_multiplier = width;
-  if (s.channels < 1 || s.height < 1 || s.width < 1 || s.classes < 1 || !(width > 0))
-    throw std::invalid_argument("--input, --classes, --width: sizes must be positive");
-  return s;
-}
-
 // One configuration, in this (child) process. Prints one line of numbers.
 int child(const std::string& model_name, const std::string& strategy_name, int64_t batch, int steps, int warmup,
-          int64_t update_batches, int64_t dyrep_growths, const torch::Device& device, const Shape& shape) {
+          int64_t update_batches, int64_t dyrep_growths, const torch::Device& device, const Shape& shape,
+          double width) {
   const auto& reg = sgs::Registry::global();
   // "qarepvgg": the repvgg strategy's QARepVGG variant; "repopt_target": repopt's target mode.
   const std::string plugin =
@@ -178,7 +163,7 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
   auto strategy = reg.factory<sgs::StrategyKind>(plugin)(so);
   auto factory = strategy->conv_factory();
   sgs::ConvFactory plain;
-  sgs::Json mk = {{"name", model_name}, {"width", shape.width_multiplier}};
+  sgs::Json mk = {{"name", model_name}, {"width", width}};
   sgs::Options mo(sgs::resolve_object(mk, "model", reg.get("model", model_name).schema, {"name"}), "model");
   torch::manual_seed(0);
   auto model = reg.factory<sgs::ModelKind>(model_name)(mo, {shape.channels, shape.classes, shape.height, shape.width},
@@ -279,7 +264,7 @@ int child(const std::string& model_name, const std::string& strategy_name, int64
 
 Measurement spawn(const std::string& self, const std::string& model, const std::string& strategy, int64_t batch,
                   int steps, int warmup, int threads, int64_t update_batches, int64_t dyrep_growths,
-                  const torch::Device& device, const Shape& shape) {
+                  const torch::Device& device, const Shape& shape, double width) {
   char cmd[1024];
   std::snprintf(cmd, sizeof cmd, "%s --child %s --model %s --batch %lld --steps %d --warmup %d --threads %d "
                                  "--update-batches %lld --dyrep-growths %lld --device %s --input %lldx%lldx%lld "
@@ -288,7 +273,7 @@ Measurement spawn(const std::string& self, const std::string& model, const std::
                 static_cast<long long>(update_batches), static_cast<long long>(dyrep_growths),
                 device.is_cuda() ? "cuda" : "cpu", static_cast<long long>(shape.channels),
                 static_cast<long long>(shape.height), static_cast<long long>(shape.width),
-                static_cast<long long>(shape.classes), shape.width_multiplier);
+                static_cast<long long>(shape.classes), width);
   Measurement m;
   FILE* p = popen(cmd, "r");
   if (p == nullptr) return m;
@@ -318,13 +303,14 @@ int main(int argc, char** argv) try {
   const int64_t update_batches = std::stoll(arg(argc, argv, "update-batches", "2"));
   const int64_t dyrep_growths = std::stoll(arg(argc, argv, "dyrep-growths", "3"));
   const torch::Device device = sgs::bench::device_arg(argc, argv);
-  const Shape shape = parse_shape(arg(argc, argv, "input", "3x32x32"), std::stoll(arg(argc, argv, "classes", "10")),
-                                  std::stod(arg(argc, argv, "width", "1")));
+  const Shape shape = parse_shape(arg(argc, argv, "input", "3x32x32"), std::stoll(arg(argc, argv, "classes", "10")));
+  const double width = std::stod(arg(argc, argv, "width", "1"));
+  if (!(width > 0)) throw std::invalid_argument("--width: must be positive");
   at::set_num_threads(threads);
   const std::string child_strategy = arg(argc, argv, "child", "");
   if (!child_strategy.empty())
     return child(model, child_strategy, std::stoll(arg(argc, argv, "batch", "128")), steps, warmup, update_batches,
-                 dyrep_growths, device, shape);
+                 dyrep_growths, device, shape, width);
 
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -337,7 +323,7 @@ int main(int argc, char** argv) try {
 
   std::printf("%s (width %g) training step on %lldx%lldx%lld inputs, %lld classes, %s, %d threads; step_s (wall) and "
               "cpu_s (process CPU time): best of %d rounds x %d steps after %d warm-up; peak = %s over the steps\n",
-              model.c_str(), shape.width_multiplier, static_cast<long long>(shape.channels),
+              model.c_str(), width, static_cast<long long>(shape.channels),
               static_cast<long long>(shape.height), static_cast<long long>(shape.width),
               static_cast<long long>(shape.classes), device.str().c_str(), threads, rounds, steps, warmup,
               device.is_cuda() ? "CUDA allocator's peak allocation growth" : "max-RSS growth");
@@ -349,7 +335,7 @@ int main(int argc, char** argv) try {
     for (int64_t batch : batches) {
       for (const auto& s : strategies) {
         std::fprintf(stderr, "round %d/%d: %s, batch %lld\n", r + 1, rounds, s.c_str(), static_cast<long long>(batch));
-        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths, device, shape);
+        auto m = spawn(self, model, s, batch, steps, warmup, threads, update_batches, dyrep_growths, device, shape, width);
         auto it = all.find({batch, s});
         if (it == all.end()) {
           all[{batch, s}] = m;
